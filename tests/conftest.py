@@ -1,0 +1,138 @@
+"""Fixtures in the Flask tutorial's style: app, client, runner, auth — on SQLite or PostgreSQL.
+
+`TEST_DATABASE_URL=postgresql+psycopg://…/postgres` runs the whole suite on PostgreSQL: the
+session creates its own database from that server and drops it at the end.
+"""
+from __future__ import annotations
+
+import os
+import re
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from webapp import create_app
+from webapp.config import TestConfig, normalise_database_url
+from webapp.extensions import db
+
+from . import factories
+
+PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL")
+
+
+def make_database(tmp_path_factory, label: str) -> tuple[str, callable]:
+    """A fresh empty database URL and a function that drops it."""
+    if PG_ADMIN_URL:
+        admin_url = sa.engine.make_url(normalise_database_url(PG_ADMIN_URL))
+        name = f"abx_{label}_{uuid.uuid4().hex[:10]}"
+        admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+
+        def drop() -> None:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+        return admin_url.set(database=name).render_as_string(hide_password=False), drop
+    path = tmp_path_factory.mktemp(label) / "test.db"
+    return f"sqlite:///{path}", lambda: None
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    url, drop = make_database(tmp_path_factory, "suite")
+    yield url
+    drop()
+
+
+@pytest.fixture(scope="session")
+def app(database_url):
+    app = create_app(type("SuiteConfig", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": database_url}))
+    with app.app_context():
+        db.create_all()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _clean_tables(request):
+    """Each test starts from empty tables (only for tests that use the app)."""
+    yield
+    if "app" not in request.fixturenames:
+        return
+    app = request.getfixturevalue("app")
+    with app.app_context():
+        db.session.remove()
+        tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+        with db.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            else:
+                for table in tables:
+                    conn.execute(sa.text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture
+def ctx(app):
+    """An app context for service-level tests."""
+    with app.app_context():
+        yield
+        db.session.remove()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+def csrf_token(client) -> str:
+    """The session's CSRF token, read from the <meta> of any page (a 404 page will do)."""
+    html = client.get("/__csrf__").get_data(as_text=True)
+    match = CSRF_META.search(html)
+    assert match, "no csrf-token meta on the page"
+    return match.group(1)
+
+
+class AuthActions:
+    def __init__(self, client):
+        self._client = client
+
+    def login(self, email: str, password: str = factories.PASSWORD):
+        token = csrf_token(self._client)
+        return self._client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+
+    def logout(self):
+        return self._client.post("/logout", data={"csrf_token": csrf_token(self._client)})
+
+    def post(self, url: str, data: dict | None = None, **kwargs):
+        """A form POST with a valid CSRF token."""
+        return self._client.post(url, data={**(data or {}), "csrf_token": csrf_token(self._client)}, **kwargs)
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
+
+
+@pytest.fixture
+def world(app):
+    """Two workspaces: `acme` with owner/admin/editor and an agent, `other` with its owner and agent.
+
+    Returns plain ids and emails, built in an app context that is closed again.
+    """
+    with app.app_context():
+        built = factories.world()
+        db.session.remove()
+    return built

@@ -1,0 +1,44 @@
+"""Small factory helpers built on the service layer (so tests exercise the real rules)."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from webapp import authz
+from webapp.extensions import db
+from webapp.models import Workspace
+from webapp.services import accounts, agents, api_keys
+
+PASSWORD = "correct-horse-battery"
+
+
+def user(email: str, workspace: str, role: str) -> int:
+    return accounts.create_user(email, PASSWORD, workspace, role).id
+
+
+def agent(workspace_id: int, name: str = "Helper", persona_name: str = "Sam", tone: str = "friendly") -> int:
+    return agents.create_agent(None, workspace_id, name, persona_name, tone, "Be helpful.").id
+
+
+def workspace_id(slug: str) -> int:
+    return db.session.query(Workspace).filter_by(slug=slug).one().id
+
+
+def world() -> SimpleNamespace:
+    """acme (owner, admin, editor, one agent, one API key) and other (owner, one agent)."""
+    w = SimpleNamespace()
+    w.owner_id = user("owner@acme.test", "acme", "owner")
+    w.admin_id = user("admin@acme.test", "acme", "admin")
+    w.editor_id = user("editor@acme.test", "acme", "editor")
+    w.outsider_id = user("owner@other.test", "other", "owner")
+    w.workspace_id = workspace_id("acme")
+    w.other_workspace_id = workspace_id("other")
+    w.agent_id = agent(w.workspace_id)
+    w.other_agent_id = agent(w.other_workspace_id, name="Other agent")
+    key, w.api_key = api_keys.create_key(None, w.workspace_id, "test key")
+    w.api_key_id = key.id
+    other_key, w.other_api_key = api_keys.create_key(None, w.other_workspace_id, "other key")
+    w.other_api_key_id = other_key.id
+    w.editor_membership_id = authz.membership(w.editor_id, w.workspace_id).id
+    w.emails = {"owner": "owner@acme.test", "admin": "admin@acme.test", "editor": "editor@acme.test",
+                "outsider": "owner@other.test"}
+    return w

@@ -1,0 +1,94 @@
+import pytest
+import sqlalchemy as sa
+
+from webapp.extensions import db
+from webapp.models import AuditEvent, Membership, User
+from webapp.services import accounts, agents, api_keys
+from webapp.services.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationError
+
+
+def test_emails_are_case_insensitive_and_passwords_hashed(ctx):
+    accounts.create_user("Mixed@Case.Test", "long-enough", "acme", "owner")
+    user = db.session.scalar(sa.select(User))
+    assert user.email == "mixed@case.test"
+    assert "long-enough" not in user.password_hash
+    assert accounts.authenticate("MIXED@case.test", "long-enough") == user
+    assert accounts.authenticate("mixed@case.test", "wrong") is None
+
+
+@pytest.mark.parametrize("email,password,slug,role,field", [
+    ("not-an-email", "long-enough", "acme", "owner", "email"),
+    ("a@b.test", "short", "acme", "owner", "password"),
+    ("a@b.test", "long-enough", "Bad Slug!", "owner", "workspace"),
+    ("a@b.test", "long-enough", "acme", "superuser", "role"),
+])
+def test_create_user_rejects_bad_input(ctx, email, password, slug, role, field):
+    with pytest.raises(ValidationError) as error:
+        accounts.create_user(email, password, slug, role)
+    assert field in error.value.fields
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 0
+
+
+def test_last_owner_cannot_be_demoted_or_removed(ctx, world):
+    owner = accounts.workspace_for(world.owner_id, "acme")[0]
+    mine = db.session.scalar(sa.select(Membership).where(Membership.user_id == world.owner_id))
+    with pytest.raises(Conflict):
+        accounts.change_role(world.owner_id, owner.id, mine.id, "admin")
+    with pytest.raises(Conflict):
+        accounts.remove_member(world.owner_id, owner.id, mine.id)
+    assert mine.role == "owner"
+    admin = db.session.scalar(sa.select(Membership).where(Membership.user_id == world.admin_id))
+    accounts.change_role(world.owner_id, owner.id, admin.id, "owner")
+    accounts.change_role(world.owner_id, owner.id, mine.id, "editor")  # now allowed: another owner exists
+    assert mine.role == "editor"
+    actions = set(db.session.scalars(sa.select(AuditEvent.action)))
+    assert "member.role_changed" in actions
+
+
+def test_member_management_is_owner_only(ctx, world):
+    with pytest.raises(Forbidden):
+        accounts.add_member(world.admin_id, world.workspace_id, "owner@other.test", "editor")
+    with pytest.raises(NotFound):
+        accounts.add_member(world.outsider_id, world.workspace_id, "owner@other.test", "editor")
+    with pytest.raises(ValidationError) as error:
+        accounts.add_member(world.owner_id, world.workspace_id, "nobody@nowhere.test", "editor")
+    assert "email" in error.value.fields
+    with pytest.raises(ValidationError):
+        accounts.add_member(world.owner_id, world.workspace_id, "admin@acme.test", "editor")  # already a member
+    membership = accounts.add_member(world.owner_id, world.workspace_id, "owner@other.test", "editor")
+    assert membership.role == "editor"
+
+
+def test_memberships_of_other_workspace_are_not_found(ctx, world):
+    other = db.session.scalar(sa.select(Membership).where(Membership.user_id == world.outsider_id))
+    with pytest.raises(NotFound):
+        accounts.change_role(world.owner_id, world.workspace_id, other.id, "editor")
+
+
+def test_agent_settings_validation_and_roles(ctx, world):
+    with pytest.raises(ValidationError) as error:
+        agents.update_settings(world.editor_id, world.agent_id, {"name": "x", "persona_name": "", "persona_tone": "t" * 201})
+    assert set(error.value.fields) == {"persona_name", "persona_tone"}
+    agent = agents.update_settings(world.editor_id, world.agent_id,
+                                   {"name": "Renamed", "persona_name": "Aria", "persona_tone": "warm"})
+    assert (agent.persona_name, agent.persona_tone) == ("Aria", "warm")
+    with pytest.raises(NotFound):
+        agents.update_settings(world.outsider_id, world.agent_id, {"persona_name": "X"})
+    with pytest.raises(Forbidden):
+        agents.create_agent(world.editor_id, world.workspace_id, "Not mine")
+
+
+def test_api_keys_are_hashed_revocable_and_track_use(ctx, world):
+    key, plaintext = api_keys.create_key(world.admin_id, world.workspace_id, "widget")
+    assert plaintext not in key.key_hash and key.prefix == plaintext[:10]
+    assert api_keys.authenticate(plaintext).id == key.id
+    assert key.last_used_at is not None
+    api_keys.revoke_key(world.owner_id, world.workspace_id, key.id)
+    with pytest.raises(Unauthorized):
+        api_keys.authenticate(plaintext)
+    with pytest.raises(Unauthorized):
+        api_keys.authenticate("abx_not-a-key")
+    with pytest.raises(Forbidden):
+        api_keys.create_key(world.editor_id, world.workspace_id, "nope")
+    with pytest.raises(NotFound):
+        api_keys.revoke_key(world.owner_id, world.workspace_id, world.other_api_key_id)

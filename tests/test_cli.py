@@ -1,0 +1,54 @@
+import sqlalchemy as sa
+
+from webapp.extensions import db
+from webapp.models import Agent, ApiKey, User
+from webapp.services import api_keys
+
+
+def test_users_create_and_bad_flags(runner, app):
+    result = runner.invoke(args=["users", "create", "new@acme.test", "--password", "long-enough",
+                                 "--workspace", "acme", "--role", "admin"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(args=["users", "create", "new@acme.test", "--password", "long-enough",
+                                 "--workspace", "acme", "--role", "king"])
+    assert result.exit_code != 0 and "king" in result.output
+    result = runner.invoke(args=["users", "create", "bad", "--password", "x", "--workspace", "acme", "--role", "owner"])
+    assert result.exit_code != 0 and "email" in result.output and "password" in result.output
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 1
+
+
+def test_api_key_create_prints_key_last(runner, app):
+    runner.invoke(args=["users", "create", "o@acme.test", "--password", "long-enough", "--workspace", "acme",
+                        "--role", "owner"])
+    result = runner.invoke(args=["api-keys", "create", "--workspace", "acme", "--name", "widget"])
+    assert result.exit_code == 0
+    key = result.output.strip().splitlines()[-1]
+    with app.app_context():
+        assert api_keys.authenticate(key).name == "widget"
+    result = runner.invoke(args=["api-keys", "create", "--workspace", "missing"])
+    assert result.exit_code != 0 and "missing" in result.output
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(ApiKey)) == 1
+
+
+def test_agents_create_prints_id_last(runner, app):
+    runner.invoke(args=["users", "create", "o@acme.test", "--password", "long-enough", "--workspace", "acme",
+                        "--role", "owner"])
+    result = runner.invoke(args=["agents", "create", "--workspace", "acme", "--name", "Bot"])
+    assert result.exit_code == 0
+    agent_id = int(result.output.strip().splitlines()[-1])
+    with app.app_context():
+        assert db.session.get(Agent, agent_id).name == "Bot"
+    assert runner.invoke(args=["agents", "create", "--workspace", "acme", "--name", ""]).exit_code != 0
+
+
+def test_demo_is_idempotent(runner, app):
+    first = runner.invoke(args=["demo"])
+    assert first.exit_code == 0, first.output
+    for email in ("owner@demo.local", "admin@demo.local", "editor@demo.local"):
+        assert email in first.output
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 3
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Agent)) == 1

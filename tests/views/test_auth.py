@@ -1,0 +1,62 @@
+from tests.conftest import csrf_token
+
+
+def test_login_page_has_csrf_meta(client):
+    html = client.get("/login").get_data(as_text=True)
+    assert '<meta name="csrf-token"' in html
+    assert 'name="email"' in html and 'name="password"' in html
+
+
+def test_login_success_and_logout(client, auth, world):
+    response = auth.login("OWNER@acme.test")  # emails are case-insensitive
+    assert response.status_code == 302
+    assert client.get("/").headers["Location"].endswith("/w/acme/agents")
+    page = client.get("/w/acme/agents")
+    assert page.status_code == 200 and "Helper" in page.get_data(as_text=True)
+    assert auth.logout().status_code == 302
+    assert client.get("/w/acme/agents").status_code == 302
+
+
+def test_wrong_password_is_refused(client, auth, world):
+    response = auth.login("owner@acme.test", "wrong-password")
+    assert response.status_code == 401
+    assert "Wrong email or password" in response.get_data(as_text=True)
+    assert client.get("/w/acme/agents").status_code == 302
+
+
+def test_login_without_csrf_token_is_refused(client, world):
+    response = client.post("/login", data={"email": "owner@acme.test", "password": "correct-horse-battery"})
+    assert response.status_code == 400
+    assert client.get("/w/acme/agents").status_code == 302
+
+
+def test_csrf_header_is_accepted(client, auth, world):
+    auth.login("owner@acme.test")
+    token = csrf_token(client)
+    response = client.post("/w/acme/agents", data={"name": "Via header", "persona_name": "Vi"},
+                           headers={"X-CSRFToken": token})
+    assert response.status_code == 302
+
+
+def test_session_cookie_flags(client, auth, world):
+    response = auth.login("owner@acme.test")
+    cookie = [h for h in response.headers.getlist("Set-Cookie") if h.startswith("session=")][0]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_open_redirect_is_ignored(client, world):
+    token = csrf_token(client)
+    response = client.post("/login?next=https://evil.example/", data={
+        "email": "owner@acme.test", "password": "correct-horse-battery", "csrf_token": token})
+    assert response.headers["Location"] == "/"
+
+
+def test_workspace_switcher_lists_every_workspace(client, auth, app, world):
+    with app.app_context():
+        from webapp.services import accounts
+        accounts.create_user("owner@acme.test", "correct-horse-battery", "other", "editor")
+    auth.login("owner@acme.test")
+    html = client.get("/w/acme/agents").get_data(as_text=True)
+    assert 'aria-label="Switch workspace"' in html
+    assert "/w/other/agents" in html
+    assert client.get("/w/other/agents").status_code == 200

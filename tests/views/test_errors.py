@@ -1,0 +1,51 @@
+def test_html_404_page(client):
+    response = client.get("/no/such/page")
+    assert response.status_code == 404
+    assert "text/html" in response.content_type and "Not Found" in response.get_data(as_text=True)
+
+
+def test_api_errors_are_json(client):
+    response = client.get("/api/v1/nothing-here")
+    assert response.status_code == 404
+    body = response.get_json()
+    assert body["error"]["code"] == "not_found" and "message" in body["error"] and body["error"]["fields"] == {}
+
+
+def test_html_403_page(client, auth, world):
+    auth.login("editor@acme.test")
+    response = client.get("/w/acme/api-keys")
+    assert response.status_code == 403
+    assert "Not allowed" in response.get_data(as_text=True)
+
+
+def test_html_422_page_for_bad_form(client, auth, world):
+    auth.login("owner@acme.test")
+    response = auth.post("/w/acme/agents", {"name": "", "persona_name": "x" * 61})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "Name is required" in html and "at most 60 characters" in html
+
+
+def test_500_is_html_for_pages_and_json_for_the_api(database_url):
+    from webapp import create_app
+    from webapp.config import TestConfig
+
+    app = create_app(type("BoomConfig", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": database_url}))
+
+    @app.route("/__boom__")
+    @app.route("/api/v1/__boom__")
+    def boom():
+        raise RuntimeError("boom")
+
+    client = app.test_client()
+    response = client.get("/__boom__")
+    assert response.status_code == 500
+    assert "Something went wrong" in response.get_data(as_text=True)
+    response = client.get("/api/v1/__boom__")
+    assert response.status_code == 500 and response.get_json()["error"]["code"] == "internal_error"
+
+
+def test_editor_sees_no_controls(client, auth, world):
+    auth.login("editor@acme.test")
+    html = client.get("/w/acme/agents").get_data(as_text=True)
+    assert "New agent" not in html and "API keys" not in html and "Members" not in html

@@ -1,0 +1,120 @@
+"""The A/B experiments web app: create_app() wires extensions, blueprints, errors and the CLI."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import Flask, g
+from flask_login import current_user
+
+from .config import Config, normalise_database_url
+from .extensions import csrf, db, login_manager, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: type[Config] | dict | None = None) -> Flask:
+    """Application factory: `config` is a Config class or a dict of overrides."""
+    app = Flask(
+        __name__,
+        instance_path=str(ROOT / "instance"),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    app.config.from_object(Config)
+    if isinstance(config, dict):
+        app.config.update(config)
+    elif config is not None:
+        app.config.from_object(config)
+
+    _configure_secret_key(app)
+    _configure_database(app)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to continue."
+    login_manager.login_message_category = "info"
+
+    with app.app_context():
+        _configure_sqlite(app)
+
+    from . import errors, views
+    from .api import bp as api_bp
+
+    views.register(app)
+    app.register_blueprint(api_bp)
+    csrf.exempt(api_bp)  # token-authenticated; every other route keeps CSRF
+    errors.register(app)
+
+    from .cli import register as register_cli
+
+    register_cli(app)
+    _register_template_helpers(app)
+    return app
+
+
+def _configure_secret_key(app: Flask) -> None:
+    if app.config.get("SECRET_KEY"):
+        return
+    if app.debug or os.environ.get("FLASK_DEBUG") == "1" or os.environ.get("APP_ENV", "development") == "development":
+        # Development only: a key kept in the instance folder so sessions survive restarts.
+        os.makedirs(app.instance_path, exist_ok=True)
+        key_file = Path(app.instance_path) / "dev-secret-key"
+        if not key_file.exists():
+            key_file.write_text(os.urandom(32).hex())
+        app.config["SECRET_KEY"] = key_file.read_text().strip()
+        return
+    raise RuntimeError("SECRET_KEY must be set outside development (APP_ENV=production).")
+
+
+def _configure_database(app: Flask) -> None:
+    url = app.config.get("SQLALCHEMY_DATABASE_URI")
+    if not url:
+        os.makedirs(app.instance_path, exist_ok=True)
+        url = f"sqlite:///{Path(app.instance_path) / 'app.db'}"
+    url = normalise_database_url(url)
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    if url.startswith("sqlite"):
+        options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        options.setdefault("connect_args", {"timeout": 30})
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+
+
+def _configure_sqlite(app: Flask) -> None:
+    """WAL mode and foreign keys on every SQLite connection (SPEC §9)."""
+    engine = db.engine
+    if engine.dialect.name != "sqlite":
+        return
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from . import authz
+
+    @app.context_processor
+    def inject_helpers():
+        def can(action: str) -> bool:
+            role = g.get("role")
+            return authz.allows(role, action)
+
+        def workspaces():
+            if not current_user.is_authenticated:
+                return []
+            from .services.accounts import workspaces_of
+
+            if "user_workspaces" not in g:
+                g.user_workspaces = workspaces_of(current_user.id)
+            return g.user_workspaces
+
+        return {"can": can, "user_workspaces": workspaces}

@@ -1,0 +1,4 @@
+"""The runtime JSON API under /api/v1 (SPEC §6)."""
+from flask import Blueprint
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")

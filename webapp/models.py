@@ -1,0 +1,289 @@
+"""The data model of SPEC §1, in SQLAlchemy 2 typed style.
+
+Stamps (`experiment_id`, `variant_id`, `variant_key`) on assignments,
+conversations, messages and leads are plain indexed columns, not foreign keys:
+deleting an experiment must leave them exactly as they were (SPEC §3).
+"""
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from flask import current_app, has_app_context
+from flask_login import UserMixin
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """Stored as naive UTC on every engine, returned as an aware UTC datetime."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use an aware UTC datetime")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc)
+
+
+class Role(enum.IntEnum):
+    """Workspace roles, ordered: editor < admin < owner."""
+
+    editor = 1
+    admin = 2
+    owner = 3
+
+    @classmethod
+    def parse(cls, value: str) -> "Role":
+        try:
+            return cls[value]
+        except KeyError:
+            raise ValueError(f"role must be one of: {', '.join(r.name for r in cls)}") from None
+
+
+ROLES = tuple(r.name for r in Role)
+EXPERIMENT_KINDS = ("persona", "cta", "trigger")
+EXPERIMENT_STATUSES = ("draft", "running", "stopped")
+MESSAGE_ROLES = ("visitor", "agent")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Workspace(db.Model):
+    __tablename__ = "workspaces"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    memberships: Mapped[list["Membership"]] = relationship(back_populates="workspace", cascade="all, delete-orphan")
+    agents: Mapped[list["Agent"]] = relationship(back_populates="workspace", cascade="all, delete-orphan")
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Stored lower-cased: the unique constraint is then case-insensitive on every engine.
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(120), default="")
+    password_hash: Mapped[str] = mapped_column(sa.String(256))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    memberships: Mapped[list["Membership"]] = relationship(back_populates="user", cascade="all, delete-orphan")
+
+    def set_password(self, password: str) -> None:
+        # Tests set a cheap method; production keeps werkzeug's default (scrypt).
+        method = current_app.config.get("PASSWORD_HASH_METHOD", "scrypt") if has_app_context() else "scrypt"
+        self.password_hash = generate_password_hash(password, method=method)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+
+class Membership(db.Model):
+    __tablename__ = "memberships"
+    __table_args__ = (
+        sa.UniqueConstraint("user_id", "workspace_id"),
+        sa.CheckConstraint(_in("role", ROLES), name="role"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    workspace_id: Mapped[int] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="memberships")
+    workspace: Mapped[Workspace] = relationship(back_populates="memberships")
+
+    @property
+    def role_enum(self) -> Role:
+        return Role[self.role]
+
+
+class Agent(db.Model):
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    persona_name: Mapped[str] = mapped_column(sa.String(60))
+    persona_tone: Mapped[str] = mapped_column(sa.String(200), default="")
+    instructions: Mapped[str] = mapped_column(sa.Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    workspace: Mapped[Workspace] = relationship(back_populates="agents")
+
+
+class ApiKey(db.Model):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    prefix: Mapped[str] = mapped_column(sa.String(16))
+    key_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)  # SHA-256 hex of the whole key
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+
+    workspace: Mapped[Workspace] = relationship()
+
+
+class Experiment(db.Model):
+    __tablename__ = "experiments"
+    __table_args__ = (
+        sa.CheckConstraint(_in("kind", EXPERIMENT_KINDS), name="kind"),
+        sa.CheckConstraint(_in("status", EXPERIMENT_STATUSES), name="status"),
+        # The active-experiment lookup: running experiments of an agent by started_at.
+        sa.Index("ix_experiments_agent_status_started", "agent_id", "status", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(sa.ForeignKey("agents.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(sa.String(120))
+    hypothesis: Mapped[str] = mapped_column(sa.Text, default="")
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    status: Mapped[str] = mapped_column(sa.String(16), default="draft")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    stopped_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+
+    agent: Mapped[Agent] = relationship()
+    variants: Mapped[list["Variant"]] = relationship(
+        back_populates="experiment", cascade="all, delete-orphan", order_by="Variant.position"
+    )
+
+
+class Variant(db.Model):
+    __tablename__ = "variants"
+    __table_args__ = (
+        sa.UniqueConstraint("experiment_id", "key"),
+        sa.UniqueConstraint("experiment_id", "position"),
+        sa.CheckConstraint("weight >= 1 AND weight <= 10000", name="weight"),
+        sa.CheckConstraint("position >= 0", name="position"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(sa.ForeignKey("experiments.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(sa.String(64))
+    name: Mapped[str] = mapped_column(sa.String(120))
+    weight: Mapped[int] = mapped_column(sa.Integer)
+    config: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    position: Mapped[int] = mapped_column(sa.Integer)
+
+    experiment: Mapped[Experiment] = relationship(back_populates="variants")
+
+
+class ExperimentAssignment(db.Model):
+    __tablename__ = "experiment_assignments"
+    __table_args__ = (
+        sa.UniqueConstraint("experiment_id", "visitor_id"),
+        sa.Index("ix_experiment_assignments_experiment_variant", "experiment_id", "variant_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(sa.ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    experiment_id: Mapped[int] = mapped_column(sa.Integer)
+    variant_id: Mapped[int] = mapped_column(sa.Integer)
+    variant_key: Mapped[str] = mapped_column(sa.String(64))
+    visitor_id: Mapped[str] = mapped_column(sa.String(200))
+    assigned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Conversation(db.Model):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        sa.UniqueConstraint("agent_id", "external_id"),
+        sa.Index("ix_conversations_experiment_variant_visitor", "experiment_id", "variant_id", "visitor_id"),
+        sa.Index("ix_conversations_agent_started", "agent_id", "started_at"),
+        sa.Index("ix_conversations_agent_visitor", "agent_id", "visitor_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(sa.ForeignKey("agents.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(sa.String(200))
+    visitor_id: Mapped[str] = mapped_column(sa.String(200))
+    experiment_id: Mapped[Optional[int]] = mapped_column(sa.Integer)
+    variant_id: Mapped[Optional[int]] = mapped_column(sa.Integer)
+    variant_key: Mapped[Optional[str]] = mapped_column(sa.String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_message_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    agent: Mapped[Agent] = relationship()
+
+
+class Message(db.Model):
+    __tablename__ = "messages"
+    __table_args__ = (
+        sa.UniqueConstraint("conversation_id", "client_message_id"),
+        sa.CheckConstraint(_in("role", MESSAGE_ROLES), name="role"),
+        sa.Index("ix_messages_conversation_role", "conversation_id", "role"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(sa.ForeignKey("conversations.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(sa.String(16))
+    text: Mapped[str] = mapped_column(sa.Text, default="")
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    variant_id: Mapped[Optional[int]] = mapped_column(sa.Integer, index=True)
+    # The runtime's own id of the message, for idempotent retries (SPEC §6).
+    client_message_id: Mapped[Optional[str]] = mapped_column(sa.String(200))
+    # The API response of the first delivery, replayed verbatim on a retry.
+    response: Mapped[Optional[dict[str, Any]]] = mapped_column(sa.JSON)
+
+
+class Lead(db.Model):
+    __tablename__ = "leads"
+    __table_args__ = (sa.Index("ix_leads_agent_captured", "agent_id", "captured_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(sa.ForeignKey("agents.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(sa.ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    visitor_id: Mapped[str] = mapped_column(sa.String(200))
+    fields: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    captured_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    experiment_id: Mapped[Optional[int]] = mapped_column(sa.Integer)
+    variant_id: Mapped[Optional[int]] = mapped_column(sa.Integer, index=True)
+    variant_key: Mapped[Optional[str]] = mapped_column(sa.String(64))
+
+    conversation: Mapped[Conversation] = relationship()
+
+
+class AuditEvent(db.Model):
+    """Who did what, when. Targets are plain ids so the trail survives deletes."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (sa.Index("ix_audit_events_target", "target_type", "target_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    actor_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    actor_email: Mapped[str] = mapped_column(sa.String(254), default="")
+    action: Mapped[str] = mapped_column(sa.String(64))
+    target_type: Mapped[str] = mapped_column(sa.String(32))
+    target_id: Mapped[Optional[int]] = mapped_column(sa.Integer)
+    details: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,157 @@
+"""Users, workspaces and memberships (SPEC §1, §2)."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from .. import authz
+from ..extensions import db
+from ..models import Membership, Role, User, Workspace
+from . import audit, validation
+from .errors import Conflict, NotFound, ValidationError
+
+MIN_PASSWORD = 8
+
+
+def find_user_by_email(email: str) -> User | None:
+    return db.session.scalar(sa.select(User).where(User.email == (email or "").strip().lower()))
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """The user whose email and password match, else None."""
+    user = find_user_by_email(email)
+    if user is None or not user.check_password(password or ""):
+        return None
+    return user
+
+
+def get_or_create_workspace(slug: str, name: str | None = None) -> tuple[Workspace, bool]:
+    errors: dict[str, str] = {}
+    slug = validation.slug(slug, "workspace", errors)
+    if errors:
+        raise ValidationError(errors)
+    workspace = db.session.scalar(sa.select(Workspace).where(Workspace.slug == slug))
+    if workspace:
+        return workspace, False
+    workspace = Workspace(slug=slug, name=name or slug.replace("-", " ").title())
+    db.session.add(workspace)
+    db.session.flush()
+    return workspace, True
+
+
+def create_user(email: str, password: str, workspace_slug: str, role: str, name: str = "") -> User:
+    """Create (or update the password of) a user and give them `role` in the workspace, creating it if needed."""
+    errors: dict[str, str] = {}
+    email = validation.email(email, "email", errors)
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+        errors["password"] = f"Password needs at least {MIN_PASSWORD} characters."
+    if role not in Role.__members__:
+        errors["role"] = f"Role must be one of: {', '.join(Role.__members__)}."
+    validation.slug(workspace_slug, "workspace", errors)
+    if errors:
+        raise ValidationError(errors)
+    workspace, _ = get_or_create_workspace(workspace_slug)
+    user = find_user_by_email(email)
+    if user is None:
+        user = User(email=email, name=name or email.split("@")[0])
+        db.session.add(user)
+    user.set_password(password)
+    db.session.flush()
+    existing = authz.membership(user.id, workspace.id)
+    if existing:
+        existing.role = role
+    else:
+        db.session.add(Membership(user=user, workspace=workspace, role=role))
+    db.session.commit()
+    return user
+
+
+def workspaces_of(user_id: int) -> list[tuple[Workspace, Role]]:
+    """The user's workspaces with their role, by name."""
+    rows = db.session.execute(
+        sa.select(Workspace, Membership.role)
+        .join(Membership, Membership.workspace_id == Workspace.id)
+        .where(Membership.user_id == user_id)
+        .order_by(Workspace.name)
+    ).all()
+    return [(w, Role[r]) for w, r in rows]
+
+
+def workspace_for(actor_id: int, slug: str, action: str = "view") -> tuple[Workspace, Role]:
+    """The workspace by slug if the actor may do `action` there (404 for non-members)."""
+    workspace = db.session.scalar(sa.select(Workspace).where(Workspace.slug == slug))
+    if workspace is None:
+        raise NotFound("No such workspace.")
+    role = authz.require(actor_id, workspace.id, action)
+    return workspace, role
+
+
+def members(actor_id: int, workspace_id: int) -> list[Membership]:
+    authz.require(actor_id, workspace_id, "view")
+    return list(db.session.scalars(
+        sa.select(Membership).join(User).where(Membership.workspace_id == workspace_id).order_by(User.email)
+    ))
+
+
+def _owner_count(workspace_id: int) -> int:
+    return db.session.scalar(
+        sa.select(sa.func.count()).select_from(Membership)
+        .where(Membership.workspace_id == workspace_id, Membership.role == Role.owner.name)
+    )
+
+
+def add_member(actor_id: int, workspace_id: int, email: str, role: str) -> Membership:
+    """Add an existing user by email with a role (owner only)."""
+    authz.require(actor_id, workspace_id, "manage_members")
+    errors: dict[str, str] = {}
+    email = validation.email(email, "email", errors)
+    if role not in Role.__members__:
+        errors["role"] = f"Role must be one of: {', '.join(Role.__members__)}."
+    if errors:
+        raise ValidationError(errors)
+    user = find_user_by_email(email)
+    if user is None:
+        raise ValidationError({"email": f"No user with the email {email}. Create the account first (flask users create)."})
+    if authz.membership(user.id, workspace_id):
+        raise ValidationError({"email": f"{email} is already a member of this workspace."})
+    membership = Membership(user_id=user.id, workspace_id=workspace_id, role=role)
+    db.session.add(membership)
+    db.session.flush()
+    audit.record(workspace_id, actor_id, "member.added", "membership", membership.id, {"email": email, "role": role})
+    db.session.commit()
+    return membership
+
+
+def _membership_in(workspace_id: int, membership_id: int) -> Membership:
+    membership = db.session.get(Membership, membership_id)
+    if membership is None or membership.workspace_id != workspace_id:
+        raise NotFound("No such member.")
+    return membership
+
+
+def change_role(actor_id: int, workspace_id: int, membership_id: int, role: str) -> Membership:
+    """Change a member's role; the last owner cannot be demoted."""
+    authz.require(actor_id, workspace_id, "manage_members")
+    if role not in Role.__members__:
+        raise ValidationError({"role": f"Role must be one of: {', '.join(Role.__members__)}."})
+    membership = _membership_in(workspace_id, membership_id)
+    if membership.role == Role.owner.name and role != Role.owner.name and _owner_count(workspace_id) <= 1:
+        raise Conflict("A workspace must keep at least one owner: promote another member first.",
+                       {"role": "The last owner cannot be demoted."})
+    old = membership.role
+    membership.role = role
+    audit.record(workspace_id, actor_id, "member.role_changed", "membership", membership.id,
+                 {"email": membership.user.email, "from": old, "to": role})
+    db.session.commit()
+    return membership
+
+
+def remove_member(actor_id: int, workspace_id: int, membership_id: int) -> None:
+    """Remove a member; the last owner cannot leave."""
+    authz.require(actor_id, workspace_id, "manage_members")
+    membership = _membership_in(workspace_id, membership_id)
+    if membership.role == Role.owner.name and _owner_count(workspace_id) <= 1:
+        raise Conflict("A workspace must keep at least one owner: the last owner cannot be removed.")
+    audit.record(workspace_id, actor_id, "member.removed", "membership", membership.id,
+                 {"email": membership.user.email, "role": membership.role})
+    db.session.delete(membership)
+    db.session.commit()

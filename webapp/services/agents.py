@@ -1,0 +1,145 @@
+"""Agents, their settings, and the read-only lists of their conversations and leads."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+
+from .. import authz
+from ..extensions import db
+from ..models import Agent, Conversation, Lead, Role, Workspace
+from . import audit, validation
+from .errors import NotFound, ValidationError
+
+T = TypeVar("T")
+
+NAME_MAX = 120
+PERSONA_NAME_MAX = 60
+PERSONA_TONE_MAX = 200
+INSTRUCTIONS_MAX = 20_000
+
+
+@dataclass
+class Page(Generic[T]):
+    items: list[T]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+
+def paginate(query: sa.Select, page: int, per_page: int) -> Page:
+    """One page of a select, 1-based; out-of-range pages clamp."""
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery()))
+    pages = max(1, -(-total // per_page))
+    page = min(max(1, page), pages)
+    items = list(db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)))
+    return Page(items, page, per_page, total)
+
+
+def agent_for(actor_id: int | None, agent_id: int, action: str = "view") -> tuple[Agent, Role]:
+    """The agent if the actor may do `action` on it: another workspace's agent is a 404."""
+    agent = db.session.get(Agent, agent_id)
+    if agent is None:
+        raise NotFound("No such agent.")
+    role = authz.require(actor_id, agent.workspace_id, action)
+    return agent, role
+
+
+def list_agents(actor_id: int, workspace_id: int) -> list[Agent]:
+    authz.require(actor_id, workspace_id, "view")
+    return list(db.session.scalars(sa.select(Agent).where(Agent.workspace_id == workspace_id).order_by(Agent.name)))
+
+
+def _settings(data: dict[str, Any], errors: dict[str, str]) -> dict[str, str]:
+    return {
+        "persona_name": validation.text(data.get("persona_name"), "persona_name", errors, min_len=1,
+                                        max_len=PERSONA_NAME_MAX, label="Persona name"),
+        "persona_tone": validation.text(data.get("persona_tone"), "persona_tone", errors,
+                                        max_len=PERSONA_TONE_MAX, label="Tone"),
+        "instructions": validation.text(data.get("instructions"), "instructions", errors,
+                                        max_len=INSTRUCTIONS_MAX, label="Instructions"),
+    }
+
+
+def create_agent(actor_id: int | None, workspace_id: int, name: str, persona_name: str | None = None,
+                 persona_tone: str = "", instructions: str = "") -> Agent:
+    """Create an agent. `actor_id=None` is the CLI acting as the system."""
+    if actor_id is not None:
+        authz.require(actor_id, workspace_id, "create_agent")
+    elif db.session.get(Workspace, workspace_id) is None:
+        raise NotFound("No such workspace.")
+    errors: dict[str, str] = {}
+    name = validation.text(name, "name", errors, min_len=1, max_len=NAME_MAX, label="Name")
+    settings = _settings({"persona_name": persona_name or name, "persona_tone": persona_tone,
+                          "instructions": instructions}, errors)
+    if errors:
+        raise ValidationError(errors)
+    agent = Agent(workspace_id=workspace_id, name=name, **settings)
+    db.session.add(agent)
+    db.session.flush()
+    audit.record(workspace_id, actor_id, "agent.created", "agent", agent.id, {"name": name})
+    db.session.commit()
+    return agent
+
+
+def update_settings(actor_id: int, agent_id: int, data: dict[str, Any]) -> Agent:
+    """Edit the agent's default persona and instructions (editors may)."""
+    agent, _ = agent_for(actor_id, agent_id, "edit_agent")
+    errors: dict[str, str] = {}
+    name = validation.text(data.get("name", agent.name), "name", errors, min_len=1, max_len=NAME_MAX, label="Name")
+    settings = _settings(data, errors)
+    if errors:
+        raise ValidationError(errors)
+    before = {"name": agent.name, "persona_name": agent.persona_name, "persona_tone": agent.persona_tone}
+    agent.name = name
+    for field, value in settings.items():
+        setattr(agent, field, value)
+    changed = {k: {"from": v, "to": getattr(agent, k)} for k, v in before.items() if getattr(agent, k) != v}
+    if agent.instructions != data.get("instructions", agent.instructions):
+        changed["instructions"] = "edited"
+    audit.record(agent.workspace_id, actor_id, "agent.settings_updated", "agent", agent.id, changed)
+    db.session.commit()
+    return agent
+
+
+def conversations(actor_id: int, agent_id: int, page: int = 1, per_page: int = 50,
+                  experiment_id: int | None = None, variant_key: str | None = None) -> Page[Conversation]:
+    """The agent's conversations, newest first, optionally filtered by experiment and variant."""
+    agent_for(actor_id, agent_id)
+    query = sa.select(Conversation).where(Conversation.agent_id == agent_id)
+    if experiment_id is not None:
+        query = query.where(Conversation.experiment_id == experiment_id)
+    if variant_key:
+        query = query.where(Conversation.variant_key == variant_key)
+    query = query.order_by(Conversation.started_at.desc(), Conversation.id.desc())
+    return paginate(query, page, per_page)
+
+
+def leads(actor_id: int, agent_id: int, page: int = 1, per_page: int = 50) -> Page[Lead]:
+    """The agent's leads, newest first."""
+    agent_for(actor_id, agent_id)
+    query = sa.select(Lead).where(Lead.agent_id == agent_id).order_by(Lead.captured_at.desc(), Lead.id.desc())
+    return paginate(query, page, per_page)
+
+
+def overview(actor_id: int, agent_id: int) -> dict[str, int]:
+    """Counts for the overview tab."""
+    agent_for(actor_id, agent_id)
+    conv = db.session.scalar(sa.select(sa.func.count()).where(Conversation.agent_id == agent_id))
+    lead = db.session.scalar(sa.select(sa.func.count()).where(Lead.agent_id == agent_id))
+    visitors = db.session.scalar(
+        sa.select(sa.func.count(sa.distinct(Conversation.visitor_id))).where(Conversation.agent_id == agent_id))
+    return {"conversations": conv, "leads": lead, "visitors": visitors}

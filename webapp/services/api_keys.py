@@ -1,0 +1,76 @@
+"""Runtime API keys: only a SHA-256 hash is stored; the key is shown once."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+import sqlalchemy as sa
+
+from .. import authz
+from ..extensions import db
+from ..models import ApiKey, Workspace, utcnow
+from . import audit, validation
+from .errors import NotFound, Unauthorized, ValidationError
+
+KEY_PREFIX = "abx_"
+
+
+def hash_key(key: str) -> str:
+    # Keys are 256-bit random tokens, so a fast hash is as safe as a slow one and keeps auth cheap.
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def create_key(actor_id: int | None, workspace_id: int, name: str = "") -> tuple[ApiKey, str]:
+    """Create a key; returns the row and the plaintext key (never stored). actor_id None: the CLI."""
+    if actor_id is not None:
+        authz.require(actor_id, workspace_id, "manage_api_keys")
+    elif db.session.get(Workspace, workspace_id) is None:
+        raise NotFound("No such workspace.")
+    errors: dict[str, str] = {}
+    name = validation.text(name, "name", errors, max_len=120, label="Name") or "Runtime key"
+    if errors:
+        raise ValidationError(errors)
+    plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(workspace_id=workspace_id, name=name, prefix=plaintext[:10], key_hash=hash_key(plaintext),
+                 created_by_id=actor_id)
+    db.session.add(key)
+    db.session.flush()
+    audit.record(workspace_id, actor_id, "api_key.created", "api_key", key.id, {"name": name, "prefix": key.prefix})
+    db.session.commit()
+    return key, plaintext
+
+
+def list_keys(actor_id: int, workspace_id: int) -> list[ApiKey]:
+    authz.require(actor_id, workspace_id, "manage_api_keys")
+    return list(db.session.scalars(
+        sa.select(ApiKey).where(ApiKey.workspace_id == workspace_id).order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
+    ))
+
+
+def revoke_key(actor_id: int, workspace_id: int, key_id: int) -> ApiKey:
+    authz.require(actor_id, workspace_id, "manage_api_keys")
+    key = db.session.get(ApiKey, key_id)
+    if key is None or key.workspace_id != workspace_id:
+        raise NotFound("No such API key.")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        audit.record(workspace_id, actor_id, "api_key.revoked", "api_key", key.id, {"prefix": key.prefix})
+        db.session.commit()
+    return key
+
+
+def authenticate(token: str | None) -> ApiKey:
+    """The live key for a bearer token; Unauthorized if missing, unknown or revoked."""
+    if not token:
+        raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>'.")
+    key = db.session.scalar(sa.select(ApiKey).where(ApiKey.key_hash == hash_key(token)))
+    if key is None:
+        raise Unauthorized("Invalid API key.")
+    if key.revoked_at is not None:
+        raise Unauthorized("This API key has been revoked.")
+    now = utcnow()
+    # Write last_used_at at most once a minute: a write per request would serialise the hot path.
+    if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
+        key.last_used_at = now
+        db.session.commit()
+    return key

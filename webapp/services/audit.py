@@ -1,0 +1,36 @@
+"""Audit trail (SPEC §3): every lifecycle action and edit writes a row."""
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..extensions import db
+from ..models import AuditEvent, User
+
+
+def record(workspace_id: int, actor_id: int | None, action: str, target_type: str, target_id: int | None,
+           details: dict[str, Any] | None = None) -> AuditEvent:
+    """Add an audit row to the current transaction (the caller commits)."""
+    actor = db.session.get(User, actor_id) if actor_id else None
+    event = AuditEvent(
+        workspace_id=workspace_id,
+        actor_id=actor_id,
+        actor_email=actor.email if actor else "system",
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        details=details or {},
+    )
+    db.session.add(event)
+    return event
+
+
+def events_for(target_type: str, target_id: int, limit: int = 200) -> list[AuditEvent]:
+    """Newest first."""
+    return list(db.session.scalars(
+        sa.select(AuditEvent)
+        .where(AuditEvent.target_type == target_type, AuditEvent.target_id == target_id)
+        .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+        .limit(limit)
+    ))

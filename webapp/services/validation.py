@@ -1,0 +1,73 @@
+"""Small shared validators used by several services."""
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime, timezone
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def text(value, field: str, errors: dict, *, min_len: int = 0, max_len: int, label: str | None = None) -> str:
+    """Trimmed string of bounded length; records an error on `field` otherwise."""
+    label = label or field.replace("_", " ").capitalize()
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        errors[field] = f"{label} must be text."
+        return ""
+    value = value.strip()
+    if len(value) < min_len:
+        errors[field] = f"{label} is required." if min_len == 1 else f"{label} needs at least {min_len} characters."
+    elif len(value) > max_len:
+        errors[field] = f"{label} must be at most {max_len} characters (got {len(value)})."
+    return value
+
+
+def has_control_chars(value: str) -> bool:
+    return any(unicodedata.category(ch) == "Cc" for ch in value)
+
+
+def opaque_id(value, field: str, errors: dict) -> str:
+    """Runtime ids (SPEC §1): 1–200 characters, any Unicode, no control characters."""
+    if not isinstance(value, str):
+        errors[field] = f"{field} is required and must be a string." if value is None else f"{field} must be a string."
+        return ""
+    if not 1 <= len(value) <= 200:
+        errors[field] = f"{field} must be 1–200 characters (got {len(value)})."
+    elif has_control_chars(value):
+        errors[field] = f"{field} must not contain control characters."
+    return value
+
+
+def timestamp(value, field: str, errors: dict) -> datetime | None:
+    """ISO-8601 with a timezone, or None for 'now'."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        errors[field] = f"{field} must be an ISO-8601 string with a timezone."
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+    except ValueError:
+        errors[field] = f"{field} is not a valid ISO-8601 timestamp."
+        return None
+    if parsed.tzinfo is None:
+        errors[field] = f"{field} must include a timezone (e.g. 2026-01-31T12:00:00Z)."
+        return None
+    return parsed.astimezone(timezone.utc)
+
+
+def email(value, field: str, errors: dict) -> str:
+    value = text(value, field, errors, min_len=1, max_len=254, label="Email").lower()
+    if field not in errors and not EMAIL_RE.match(value):
+        errors[field] = "Enter a valid email address."
+    return value
+
+
+def slug(value, field: str, errors: dict) -> str:
+    value = text(value, field, errors, min_len=1, max_len=64, label="Slug").lower()
+    if field not in errors and not SLUG_RE.match(value):
+        errors[field] = "Slug may contain only lower-case letters, digits and dashes."
+    return value

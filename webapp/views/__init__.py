@@ -1,0 +1,54 @@
+"""HTML blueprints by feature, and the helpers they share."""
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import Flask, abort, g, make_response, render_template, request
+from flask_login import current_user, login_required
+
+from ..services import agents as agent_service
+
+
+def register(app: Flask) -> None:
+    from . import agents, auth, experiments, workspace
+
+    for module in (auth, workspace, agents, experiments):
+        app.register_blueprint(module.bp)
+
+
+def is_htmx_fragment_request() -> bool:
+    """True for an HTMX request that wants a fragment (not boosted, not a history restore)."""
+    return (request.headers.get("HX-Request") == "true"
+            and request.headers.get("HX-Boosted") != "true"
+            and request.headers.get("HX-History-Restore-Request") != "true")
+
+
+def render(template_name: str, fragment: str | None = None, status: int = 200, **context):
+    """Render the full page, or only `fragment` for an HTMX request; always Vary on HX-Request."""
+    template = fragment if fragment and is_htmx_fragment_request() else template_name
+    response = make_response(render_template(template, **context), status)
+    response.vary.add("HX-Request")
+    return response
+
+
+def agent_view(action: str = "view"):
+    """Load the agent of `agent_id` for the current user: non-member 404, too low a role 403.
+
+    Sets g.agent, g.workspace and g.role for templates; the services check again.
+    """
+    def decorator(view):
+        @wraps(view)
+        @login_required
+        def wrapper(agent_id: int, *args, **kwargs):
+            agent, role = agent_service.agent_for(current_user.id, agent_id, action)
+            g.agent, g.workspace, g.role = agent, agent.workspace, role
+            return view(agent_id, *args, **kwargs)
+        return wrapper
+    return decorator
+
+
+def page_arg() -> int:
+    try:
+        return max(1, int(request.args.get("page", 1)))
+    except ValueError:
+        abort(400, "page must be a positive whole number.")

@@ -1,0 +1,64 @@
+"""Agent pages: Overview, Conversations, Leads, Settings (the A/B experiments tab is in experiments.py)."""
+from __future__ import annotations
+
+from flask import Blueprint, flash, g, redirect, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import StringField, TextAreaField
+
+from ..services import agents
+from ..services.errors import ValidationError
+from . import agent_view, page_arg, render
+from .workspace import apply_errors
+
+bp = Blueprint("agents", __name__, url_prefix="/agents")
+
+
+class SettingsForm(FlaskForm):
+    name = StringField("Agent name")
+    persona_name = StringField("Default persona name")
+    persona_tone = StringField("Default tone")
+    instructions = TextAreaField("Instructions")
+
+
+@bp.route("/<int:agent_id>")
+@agent_view()
+def overview(agent_id: int):
+    counts = agents.overview(current_user.id, agent_id)
+    return render("agents/overview.html", counts=counts)
+
+
+@bp.route("/<int:agent_id>/conversations")
+@agent_view()
+def conversations(agent_id: int):
+    experiment_id = request.args.get("experiment", type=int)
+    variant_key = request.args.get("variant") or None
+    page = agents.conversations(current_user.id, agent_id, page_arg(), experiment_id=experiment_id,
+                                variant_key=variant_key)
+    return render("agents/conversations.html", page=page, experiment_id=experiment_id, variant_key=variant_key)
+
+
+@bp.route("/<int:agent_id>/leads")
+@agent_view()
+def leads(agent_id: int):
+    page = agents.leads(current_user.id, agent_id, page_arg())
+    return render("agents/leads.html", page=page)
+
+
+@bp.route("/<int:agent_id>/settings", methods=["GET", "POST"])
+@agent_view()
+def settings(agent_id: int):
+    form = SettingsForm(obj=g.agent)
+    status = 200
+    if form.is_submitted():
+        try:
+            agents.update_settings(current_user.id, agent_id, {
+                "name": form.name.data, "persona_name": form.persona_name.data,
+                "persona_tone": form.persona_tone.data, "instructions": form.instructions.data,
+            })
+            flash("Settings saved.", "success")
+            return redirect(url_for("agents.settings", agent_id=agent_id))
+        except ValidationError as error:
+            apply_errors(form, error)
+            status = 422
+    return render("agents/settings.html", status=status, form=form)

@@ -1,0 +1,154 @@
+"""Workspace pages: Agents, Members, API keys, and the workspace switcher's landing."""
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import Blueprint, flash, g, redirect, render_template, url_for
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from wtforms import EmailField, SelectField, StringField, TextAreaField
+
+from ..models import ROLES
+from ..services import accounts, agents, api_keys
+from ..services.errors import Conflict, ValidationError
+from . import render
+
+bp = Blueprint("workspace", __name__)
+
+
+def workspace_view(action: str = "view"):
+    """Load the workspace of `slug`: non-member 404, too low a role 403."""
+    def decorator(view):
+        @wraps(view)
+        @login_required
+        def wrapper(slug: str, *args, **kwargs):
+            g.workspace, g.role = accounts.workspace_for(current_user.id, slug, action)
+            return view(slug, *args, **kwargs)
+        return wrapper
+    return decorator
+
+
+def apply_errors(form: FlaskForm, error: ValidationError) -> None:
+    """Put the service's field messages on the form's fields (others go to form.form_errors)."""
+    for field, message in error.fields.items():
+        if field in form._fields:
+            form[field].errors = list(form[field].errors or []) + [message]
+        else:
+            form.form_errors.append(message)
+
+
+class AgentForm(FlaskForm):
+    name = StringField("Name")
+    persona_name = StringField("Persona name")
+    persona_tone = StringField("Tone")
+    instructions = TextAreaField("Instructions")
+
+
+class MemberForm(FlaskForm):
+    email = EmailField("Email")
+    role = SelectField("Role", choices=[(r, r.capitalize()) for r in ROLES], default="editor", validate_choice=False)
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=[(r, r.capitalize()) for r in ROLES], validate_choice=False)
+
+
+class ApiKeyForm(FlaskForm):
+    name = StringField("Name")
+
+
+@bp.route("/")
+@login_required
+def home():
+    memberships = accounts.workspaces_of(current_user.id)
+    if not memberships:
+        return render_template("workspace/none.html")
+    return redirect(url_for("workspace.agents_page", slug=memberships[0][0].slug))
+
+
+@bp.route("/w/<slug>/agents", methods=["GET", "POST"])
+@workspace_view()
+def agents_page(slug: str):
+    form = AgentForm()
+    status = 200
+    if form.is_submitted():
+        if not form.validate():  # CSRF is checked globally; this keeps WTForms' own checks
+            status = 422
+        else:
+            try:
+                agent = agents.create_agent(current_user.id, g.workspace.id, form.name.data,
+                                            form.persona_name.data or None, form.persona_tone.data or "",
+                                            form.instructions.data or "")
+                flash(f"Agent “{agent.name}” created.", "success")
+                return redirect(url_for("agents.overview", agent_id=agent.id))
+            except ValidationError as error:
+                apply_errors(form, error)
+                status = 422
+    items = agents.list_agents(current_user.id, g.workspace.id)
+    return render("workspace/agents.html", status=status, agents=items, form=form)
+
+
+@bp.route("/w/<slug>/members", methods=["GET", "POST"])
+@workspace_view("manage_members")
+def members(slug: str):
+    form = MemberForm()
+    status = 200
+    if form.is_submitted():
+        try:
+            accounts.add_member(current_user.id, g.workspace.id, form.email.data, form.role.data)
+            flash(f"{form.email.data} added as {form.role.data}.", "success")
+            return redirect(url_for("workspace.members", slug=slug))
+        except ValidationError as error:
+            apply_errors(form, error)
+            status = 422
+    items = accounts.members(current_user.id, g.workspace.id)
+    return render("workspace/members.html", status=status, members=items, form=form, role_form=RoleForm())
+
+
+@bp.route("/w/<slug>/members/<int:membership_id>/role", methods=["POST"])
+@workspace_view("manage_members")
+def change_role(slug: str, membership_id: int):
+    form = RoleForm()
+    try:
+        membership = accounts.change_role(current_user.id, g.workspace.id, membership_id, form.role.data)
+        flash(f"{membership.user.email} is now {membership.role}.", "success")
+    except (ValidationError, Conflict) as error:
+        flash(error.fields.get("role") or error.message, "error")
+    return redirect(url_for("workspace.members", slug=slug))
+
+
+@bp.route("/w/<slug>/members/<int:membership_id>/remove", methods=["POST"])
+@workspace_view("manage_members")
+def remove_member(slug: str, membership_id: int):
+    try:
+        accounts.remove_member(current_user.id, g.workspace.id, membership_id)
+        flash("Member removed.", "success")
+    except Conflict as error:
+        flash(error.message, "error")
+    return redirect(url_for("workspace.members", slug=slug))
+
+
+@bp.route("/w/<slug>/api-keys", methods=["GET", "POST"])
+@workspace_view("manage_api_keys")
+def api_keys_page(slug: str):
+    form = ApiKeyForm()
+    status = 200
+    new_key = None
+    if form.is_submitted():
+        try:
+            _, new_key = api_keys.create_key(current_user.id, g.workspace.id, form.name.data or "")
+            form = ApiKeyForm(formdata=None)
+            status = 201
+        except ValidationError as error:
+            apply_errors(form, error)
+            status = 422
+    items = api_keys.list_keys(current_user.id, g.workspace.id)
+    return render("workspace/api_keys.html", "workspace/_api_keys.html", status=status, keys=items, form=form, new_key=new_key)
+
+
+@bp.route("/w/<slug>/api-keys/<int:key_id>/revoke", methods=["POST"])
+@workspace_view("manage_api_keys")
+def revoke_key(slug: str, key_id: int):
+    key = api_keys.revoke_key(current_user.id, g.workspace.id, key_id)
+    flash(f"Key {key.prefix}… revoked.", "success")
+    return redirect(url_for("workspace.api_keys_page", slug=slug))
