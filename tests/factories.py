@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 from webapp import authz
 from webapp.extensions import db
-from webapp.models import Workspace
+from webapp.models import Experiment, Variant, Workspace, utcnow
 from webapp.services import accounts, agents, api_keys
 
 PASSWORD = "correct-horse-battery"
@@ -42,3 +42,22 @@ def world() -> SimpleNamespace:
     w.emails = {"owner": "owner@acme.test", "admin": "admin@acme.test", "editor": "editor@acme.test",
                 "outsider": "owner@other.test"}
     return w
+
+
+def experiment(agent_id: int, kind: str = "persona", weights=(1, 1), status: str = "draft", name: str = "Exp",
+               configs=None, keys=None, started_at=None) -> int:
+    """An experiment with variants written straight to the tables (tests of other features use it)."""
+    keys = list(keys or (["control", "treatment"] + [f"variant-{i}" for i in range(2, len(weights))])[: len(weights)])
+    if configs is None:
+        configs = [{"persona": {"name": f"Persona {k}", "tone": f"tone {k}"}} if kind == "persona" else {}
+                   for k in keys]
+    exp = Experiment(agent_id=agent_id, name=name, kind=kind, status=status, hypothesis="")
+    if status in ("running", "stopped"):
+        exp.started_at = started_at or utcnow()
+    if status == "stopped":
+        exp.stopped_at = utcnow()
+    exp.variants = [Variant(key=k, name=k.title(), weight=w, config=c, position=i)
+                    for i, (k, w, c) in enumerate(zip(keys, weights, configs))]
+    db.session.add(exp)
+    db.session.commit()
+    return exp.id
