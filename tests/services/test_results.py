@@ -1,0 +1,140 @@
+"""Results aggregation (SPEC §7) against an independent computation on known data."""
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from webapp.extensions import db
+from webapp.models import Conversation, Experiment, ExperimentAssignment, Lead, Message
+from webapp.services import results, stats
+from webapp.services.errors import NotFound
+from tests import factories
+
+T0 = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
+
+
+def build(agent_id: int, experiment_id: int, visitors_per_arm: int, seed: int = 7, lead_rates=(0.1, 0.3)):
+    """Known traffic: returns the per-visitor truth {variant_id: [(convs, msgs, secs, converted, leads)]}."""
+    rng = random.Random(seed)
+    experiment = db.session.get(Experiment, experiment_id)
+    truth: dict[int, list] = {v.id: [] for v in experiment.variants}
+    for position, variant in enumerate(experiment.variants):
+        for i in range(visitors_per_arm):
+            visitor = f"{variant.key}-{i}"
+            day = T0 + timedelta(days=i % 3)
+            db.session.add(ExperimentAssignment(agent_id=agent_id, experiment_id=experiment_id, variant_id=variant.id,
+                                                variant_key=variant.key, visitor_id=visitor, assigned_at=day))
+            convs = rng.randint(1, 3)
+            msgs_total = secs_total = leads = 0
+            for c in range(convs):
+                n_msgs = rng.randint(1, 6)
+                secs = rng.randint(0, 600)
+                start = day + timedelta(hours=c)
+                conv = Conversation(agent_id=agent_id, external_id=f"{visitor}-c{c}", visitor_id=visitor,
+                                    experiment_id=experiment_id, variant_id=variant.id, variant_key=variant.key,
+                                    started_at=start, last_message_at=start + timedelta(seconds=secs))
+                db.session.add(conv)
+                db.session.flush()
+                for k in range(n_msgs):
+                    db.session.add(Message(conversation_id=conv.id, role="visitor", text="hi", variant_id=variant.id,
+                                           sent_at=start + timedelta(seconds=min(secs, k))))
+                    db.session.add(Message(conversation_id=conv.id, role="agent", text="hello", variant_id=variant.id,
+                                           sent_at=start + timedelta(seconds=secs)))
+                if rng.random() < lead_rates[position]:
+                    leads += 1
+                    db.session.add(Lead(agent_id=agent_id, conversation_id=conv.id, visitor_id=visitor,
+                                        fields={"email": "x@y.z"}, captured_at=start, experiment_id=experiment_id,
+                                        variant_id=variant.id, variant_key=variant.key))
+                msgs_total += n_msgs
+                secs_total += secs
+            truth[variant.id].append((convs, msgs_total, secs_total, 1 if leads else 0, leads))
+    # Noise that must not count: another experiment's and unstamped conversations.
+    other = Conversation(agent_id=agent_id, external_id="noise", visitor_id="control-0", started_at=T0,
+                         last_message_at=T0 + timedelta(seconds=99))
+    db.session.add(other)
+    db.session.flush()
+    db.session.add(Message(conversation_id=other.id, role="visitor", text="unstamped", sent_at=T0))
+    db.session.commit()
+    return truth
+
+
+def ratio_stat(rows, m_index):
+    n = len(rows)
+    m = [r[m_index] for r in rows]
+    d = [r[0] for r in rows]
+    return stats.RatioStat(n, sum(m), sum(x * x for x in m), sum(d), sum(x * x for x in d),
+                           sum(a * b for a, b in zip(m, d)))
+
+
+def test_totals_and_statistics_match_an_independent_computation(ctx, world):
+    experiment_id = factories.experiment(world.agent_id, weights=(1, 1), status="running")
+    truth = build(world.agent_id, experiment_id, 60)
+    experiment = db.session.get(Experiment, experiment_id)
+    out = results.compute(experiment, with_daily=True)
+    control, treatment = experiment.variants
+    for variant in experiment.variants:
+        rows, totals = truth[variant.id], out.totals[variant.id]
+        assert totals.n == len(rows)
+        assert totals.conversations == sum(r[0] for r in rows)
+        assert totals.messages == sum(r[1] for r in rows)
+        assert totals.seconds == pytest.approx(sum(r[2] for r in rows), abs=1e-3)
+        assert totals.seconds_sq == pytest.approx(sum(r[2] ** 2 for r in rows), rel=1e-9)
+        assert totals.messages_x_conversations == sum(r[0] * r[1] for r in rows)
+        assert totals.converted == sum(r[3] for r in rows)
+        assert totals.leads == sum(r[4] for r in rows)
+    expected = stats.compare(ratio_stat(truth[control.id], 1), ratio_stat(truth[treatment.id], 1))
+    got = out.metric(treatment, "messages_per_conversation")
+    assert got["lift"] == pytest.approx(expected.lift, abs=1e-9)
+    assert got["ci"] == pytest.approx([expected.ci_low, expected.ci_high], abs=1e-9)
+    expected = stats.compare(ratio_stat(truth[control.id], 2), ratio_stat(truth[treatment.id], 2))
+    assert out.metric(treatment, "session_length")["p_value"] == pytest.approx(expected.p_value, abs=1e-9)
+    rate = out.metric(treatment, "lead_capture_rate")
+    assert rate["value"] == pytest.approx(sum(r[3] for r in truth[treatment.id]) / 60)
+    assert out.metric(control, "lead_capture_rate")["lift"] is None  # the control has no lift
+    assert out.srm_p_value == pytest.approx(1.0)
+    assert len(out.daily["days"]) == 3
+    assert out.daily["variants"][0]["cumulative_visitors"][-1] == 60
+
+
+def test_not_enough_data_gives_nulls_not_numbers(ctx, world):
+    experiment_id = factories.experiment(world.agent_id, weights=(1, 1), status="running")
+    build(world.agent_id, experiment_id, 10)
+    experiment = db.session.get(Experiment, experiment_id)
+    exported = results.compute(experiment).as_dict()
+    treatment = exported["variants"][1]
+    for metric in treatment["metrics"].values():
+        assert metric["value"] is not None
+        assert metric["lift"] is None and metric["ci"] is None and metric["p_value"] is None
+        assert metric["enough_data"] is False
+
+
+def test_srm_warning_when_split_is_off(ctx, world):
+    experiment_id = factories.experiment(world.agent_id, weights=(1, 1), status="running")
+    experiment = db.session.get(Experiment, experiment_id)
+    control, treatment = experiment.variants
+    for i in range(300):
+        variant = control if i < 200 else treatment
+        db.session.add(ExperimentAssignment(agent_id=world.agent_id, experiment_id=experiment_id,
+                                            variant_id=variant.id, variant_key=variant.key, visitor_id=f"v{i}"))
+    db.session.commit()
+    out = results.compute(experiment)
+    assert out.srm_warning and out.srm_p_value < 0.001
+
+
+def test_empty_experiment(ctx, world):
+    experiment_id = factories.experiment(world.agent_id, weights=(1, 1), status="draft")
+    exported = results.compute(db.session.get(Experiment, experiment_id)).as_dict()
+    assert exported["srm"] == {"p_value": None, "warning": False}
+    assert [v["visitors"] for v in exported["variants"]] == [0, 0]
+    assert exported["variants"][0]["metrics"]["lead_capture_rate"]["value"] is None
+
+
+def test_results_are_role_checked(ctx, world):
+    experiment_id = factories.experiment(world.agent_id)
+    assert results.results_for(world.editor_id, world.agent_id, experiment_id).experiment.id == experiment_id
+    with pytest.raises(NotFound):
+        results.results_for(world.outsider_id, world.agent_id, experiment_id)
+    with pytest.raises(NotFound):
+        results.results_for(world.owner_id, world.other_agent_id, experiment_id)

@@ -1,0 +1,69 @@
+import csv
+import io
+
+import pytest
+
+from tests import factories
+from tests.services.test_results import build
+
+
+@pytest.fixture
+def experiment_id(app, world):
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, weights=(1, 1), status="running", name="Persona test")
+        build(world.agent_id, experiment_id, 40)
+    return experiment_id
+
+
+@pytest.mark.parametrize("suffix", ["results", "results.json", "results.csv"])
+@pytest.mark.parametrize("role,status", [("owner", 200), ("admin", 200), ("editor", 200), ("outsider", 404),
+                                         ("anonymous", 302)])
+def test_results_routes_by_role(client, auth, world, experiment_id, suffix, role, status):
+    if role != "anonymous":
+        auth.login(world.emails[role])
+    response = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/{suffix}")
+    assert response.status_code == status
+
+
+def test_experiment_of_another_agent_is_404(client, auth, app, world, experiment_id):
+    auth.login("owner@other.test")
+    assert client.get(f"/agents/{world.other_agent_id}/experiments/{experiment_id}/results.json").status_code == 404
+
+
+def test_json_export_shape(client, auth, world, experiment_id):
+    auth.login("editor@acme.test")
+    body = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results.json").get_json()
+    assert set(body) == {"experiment", "srm", "variants"}
+    assert body["experiment"]["name"] == "Persona test" and body["experiment"]["status"] == "running"
+    assert set(body["srm"]) == {"p_value", "warning"}
+    control, treatment = body["variants"]
+    assert control["is_control"] and not treatment["is_control"]
+    for key in ("id", "key", "name", "weight", "visitors", "conversations", "visitor_messages", "leads", "metrics"):
+        assert key in control
+    assert set(control["metrics"]) == {"messages_per_conversation", "session_length", "lead_capture_rate"}
+    assert control["metrics"]["lead_capture_rate"]["lift"] is None
+    lift = treatment["metrics"]["messages_per_conversation"]
+    assert lift["lift"] is not None and len(lift["ci"]) == 2 and 0 <= lift["p_value"] <= 1
+
+
+def test_csv_export_has_a_row_per_variant_and_metric(client, auth, world, experiment_id):
+    auth.login("owner@acme.test")
+    response = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results.csv")
+    assert response.mimetype == "text/csv"
+    assert "attachment" in response.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert len(rows) == 2 * 3
+    assert {r["metric"] for r in rows} == {"messages_per_conversation", "session_length", "lead_capture_rate"}
+    assert all(r["lift"] == "" for r in rows if r["is_control"] == "True")
+
+
+def test_results_section_fragment_and_full_page(client, auth, world, experiment_id):
+    auth.login("owner@acme.test")
+    url = f"/agents/{world.agent_id}/experiments/{experiment_id}/results"
+    fragment = client.get(url, headers={"HX-Request": "true"})
+    assert fragment.status_code == 200 and "<html" not in fragment.get_data(as_text=True)
+    assert "HX-Request" in fragment.headers["Vary"]
+    html = fragment.get_data(as_text=True)
+    assert "Lead capture rate" in html and 'data-chart="cumulative_visitors"' in html
+    page = client.get(url).get_data(as_text=True)
+    assert "<html" in page and "Lead capture rate" in page

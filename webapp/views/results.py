@@ -1,0 +1,42 @@
+"""Experiment results: the HTMX section, and the CSV / JSON exports (same session auth as the page)."""
+from __future__ import annotations
+
+import csv
+import io
+
+from flask import Blueprint, Response, g, jsonify
+from flask_login import current_user
+
+from ..services import results as results_service
+from . import agent_view, render
+
+bp = Blueprint("results", __name__, url_prefix="/agents")
+
+
+@bp.route("/<int:agent_id>/experiments/<int:experiment_id>/results")
+@agent_view()
+def section(agent_id: int, experiment_id: int):
+    results = results_service.results_for(current_user.id, agent_id, experiment_id, with_daily=True)
+    g.experiment = results.experiment
+    return render("experiments/results_page.html", "experiments/_results_body.html", results=results,
+                  metrics=results_service.METRICS, experiment=results.experiment)
+
+
+@bp.route("/<int:agent_id>/experiments/<int:experiment_id>/results.json")
+@agent_view()
+def export_json(agent_id: int, experiment_id: int):
+    results = results_service.results_for(current_user.id, agent_id, experiment_id)
+    return jsonify(results.as_dict())
+
+
+@bp.route("/<int:agent_id>/experiments/<int:experiment_id>/results.csv")
+@agent_view()
+def export_csv(agent_id: int, experiment_id: int):
+    results = results_service.results_for(current_user.id, agent_id, experiment_id)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for row in results.csv_rows():
+        writer.writerow(["" if value is None else value for value in row])
+    filename = f"experiment-{experiment_id}-results.csv"
+    return Response(buffer.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
