@@ -1,6 +1,12 @@
 """CLI: flask --app wsgi users create | api-keys create | agents create | demo."""
 from __future__ import annotations
 
+import json
+import random
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
 import click
 import sqlalchemy as sa
 from flask import Flask
@@ -8,7 +14,7 @@ from flask.cli import AppGroup, with_appcontext
 
 from .extensions import db
 from .models import ROLES, Agent, Workspace
-from .services import accounts, agents, api_keys
+from .services import accounts, agents, api_keys, simulation
 from .services.errors import DomainError
 
 users_cli = AppGroup("users", help="Manage user accounts.")
@@ -101,6 +107,97 @@ def demo() -> None:
         click.echo(f"  {role:<6}  {email}")
 
 
+def _post_json(url: str, api_key: str, body: dict) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers={
+        "Authorization": f"Bearer {api_key}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        raise click.ClickException(f"{url} answered {error.code}: {error.read().decode(errors='replace')[:300]}")
+    except urllib.error.URLError as error:
+        raise click.ClickException(f"cannot reach {url}: {error.reason}")
+
+
+def _send_visitor(base: str, api_key: str, agent_id: int, planned: simulation.PlannedVisitor,
+                  effects: dict[str, float]) -> tuple[str | None, int, int]:
+    """Replay one planned visitor against the runtime API; returns (variant key, messages, leads)."""
+    messages_url = f"{base}/api/v1/agents/{agent_id}/messages"
+    variant_key, sent, leads = None, 0, 0
+    for index, conversation in enumerate(planned.conversations):
+        for number, message in enumerate(conversation.messages):
+            answer = _post_json(messages_url, api_key, {
+                "visitor_id": planned.visitor_id, "conversation_id": conversation.external_id,
+                "role": message.role, "text": message.text, "sent_at": message.sent_at.isoformat(),
+                "message_id": f"{conversation.external_id}-m{number}"})
+            sent += 1
+            if answer.get("variant"):
+                variant_key = answer["variant"]["key"]
+        if index == planned.lead_conversation and planned.converts(effects.get(variant_key or "", 1.0)):
+            _post_json(f"{base}/api/v1/agents/{agent_id}/leads", api_key, {
+                "visitor_id": planned.visitor_id, "conversation_id": conversation.external_id,
+                "fields": {"email": f"{planned.visitor_id}@example.com"},
+                "captured_at": conversation.messages[-1].sent_at.isoformat()})
+            leads += 1
+    return variant_key, sent, leads
+
+
+def _simulate_http(base: str, api_key: str, agent_id: int, visitors: int, days: float, effects: dict[str, float],
+                   seed: int | None, concurrency: int) -> None:
+    base = base.rstrip("/")
+    plans = simulation.plan_visitors(visitors, days, random.Random(seed))
+    per_variant: dict[str, int] = {}
+    totals = [0, 0]
+    with ThreadPoolExecutor(max_workers=concurrency) as pool, \
+            click.progressbar(length=visitors, label="Visitors over HTTP") as bar:
+        for variant_key, sent, leads in pool.map(
+                lambda planned: _send_visitor(base, api_key, agent_id, planned, effects), plans):
+            per_variant[variant_key or "(none)"] = per_variant.get(variant_key or "(none)", 0) + 1
+            totals[0] += sent
+            totals[1] += leads
+            bar.update(1)
+    click.echo(f"Sent {visitors} visitors, {totals[0]} messages, {totals[1]} leads over HTTP.")
+    click.echo("Visitors per variant: " + ", ".join(f"{k}={n}" for k, n in sorted(per_variant.items())))
+
+
+@click.command("simulate")
+@click.option("--agent", "agent_id", type=click.IntRange(min=1), required=True, help="Agent id.")
+@click.option("--visitors", type=click.IntRange(1, 10_000_000), required=True, help="How many new visitors.")
+@click.option("--days", type=click.FloatRange(0, 3650, min_open=True), default=14.0, show_default=True,
+              help="Spread timestamps over the past D days.")
+@click.option("--effect", "effects", multiple=True, metavar="KEY=FACTOR",
+              help="Multiply the lead rate of variant KEY by FACTOR (repeatable).")
+@click.option("--seed", type=int, default=None, help="Random seed: the same seed gives the same traffic.")
+@click.option("--via-http", "via_http", metavar="URL", default=None,
+              help="Send the traffic to a running server's runtime API instead of writing in bulk.")
+@click.option("--api-key", default=None, help="Runtime API key (with --via-http).")
+@click.option("--concurrency", type=click.IntRange(1, 32), default=4, show_default=True,
+              help="Simultaneous visitors (with --via-http).")
+@with_appcontext
+def simulate(agent_id: int, visitors: int, days: float, effects: tuple[str, ...], seed: int | None,
+             via_http: str | None, api_key: str | None, concurrency: int) -> None:
+    """Generate realistic traffic for an agent's running experiment."""
+    if via_http:
+        if not api_key:
+            raise click.UsageError("--via-http needs --api-key.")
+        if not via_http.startswith(("http://", "https://")):
+            raise click.BadParameter("must be an http:// or https:// URL.", param_hint="--via-http")
+        try:
+            factors = simulation.parse_effects(effects, None)
+        except DomainError as error:
+            _fail(error)
+        _simulate_http(via_http, api_key, agent_id, visitors, days, factors, seed, concurrency)
+        return
+    try:
+        with click.progressbar(length=visitors, label="Visitors") as bar:
+            summary = simulation.simulate_bulk(agent_id, visitors, days, effects, seed, progress=bar.update)
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"Experiment {summary.experiment_id}: {summary.visitors} visitors, {summary.conversations} "
+               f"conversations, {summary.messages} messages, {summary.leads} leads.")
+    click.echo("Visitors per variant: " + ", ".join(f"{k}={n}" for k, n in sorted(summary.per_variant.items())))
+
+
 def register(app: Flask) -> None:
-    for command in (users_cli, keys_cli, agents_cli, demo):
+    for command in (users_cli, keys_cli, agents_cli, demo, simulate):
         app.cli.add_command(command)

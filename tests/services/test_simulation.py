@@ -1,0 +1,95 @@
+import pytest
+import sqlalchemy as sa
+
+from webapp.extensions import db
+from webapp.models import Conversation, Experiment, ExperimentAssignment, Lead, Message
+from webapp.services import bucketing, results, simulation
+from webapp.services.errors import ValidationError
+from tests import factories
+
+
+def count(model, *where):
+    return db.session.scalar(sa.select(sa.func.count()).select_from(model).where(*where))
+
+
+def test_bulk_traffic_is_assigned_and_stamped_like_the_runtime(ctx, world):
+    experiment_id = factories.experiment(world.agent_id, weights=(1, 3), status="running")
+    summary = simulation.simulate_bulk(world.agent_id, 400, days=7, seed=42)
+    assert summary.visitors == count(ExperimentAssignment) == 400
+    assert summary.conversations == count(Conversation) >= 400
+    assert summary.messages == count(Message) >= 2 * summary.conversations
+    assert summary.leads == count(Lead)
+    experiment = db.session.get(Experiment, experiment_id)
+    weights = [v.weight for v in experiment.variants]
+    for a in db.session.scalars(sa.select(ExperimentAssignment)):
+        assert experiment.variants[bucketing.assign_position(experiment_id, a.visitor_id, weights)].id == a.variant_id
+    unstamped = count(Conversation, Conversation.variant_id.is_(None))
+    assert unstamped == 0
+    mismatched = db.session.scalar(
+        sa.select(sa.func.count()).select_from(Message).join(Conversation)
+        .where(Message.variant_id != Conversation.variant_id))
+    assert mismatched == 0
+    # every conversation's first/last message times are its bounds
+    bounds = db.session.execute(
+        sa.select(Conversation.started_at, Conversation.last_message_at, sa.func.min(Message.sent_at),
+                  sa.func.max(Message.sent_at)).join(Message).group_by(Conversation.id).limit(50)).all()
+    assert all(row[0] == row[2] and row[1] == row[3] for row in bounds)
+    assert summary.per_variant["treatment"] > summary.per_variant["control"]
+
+
+def test_effect_multiplies_the_lead_rate(ctx, world):
+    experiment_id = factories.experiment(world.agent_id, weights=(1, 1), status="running")
+    simulation.simulate_bulk(world.agent_id, 3000, days=14, effects=["treatment=2.5"], seed=7)
+    out = results.compute(db.session.get(Experiment, experiment_id)).as_dict()
+    control, treatment = out["variants"]
+    assert control["metrics"]["lead_capture_rate"]["value"] == pytest.approx(0.08, abs=0.025)
+    assert treatment["metrics"]["lead_capture_rate"]["value"] == pytest.approx(0.20, abs=0.04)
+    assert treatment["metrics"]["lead_capture_rate"]["p_value"] < 0.001
+    assert not out["srm"]["warning"]
+
+
+def test_same_seed_twice_is_refused_and_writes_nothing(ctx, world):
+    factories.experiment(world.agent_id, status="running")
+    simulation.simulate_bulk(world.agent_id, 10, seed=1)
+    before = count(Message)
+    with pytest.raises(ValidationError) as error:
+        simulation.simulate_bulk(world.agent_id, 10, seed=1)
+    assert "seed" in error.value.fields
+    assert count(Message) == before
+
+
+@pytest.mark.parametrize("kwargs,field", [
+    ({"visitors": 0}, "visitors"),
+    ({"visitors": 10, "days": 0}, "days"),
+    ({"visitors": 10, "effects": ["nope=2"]}, "effect"),
+    ({"visitors": 10, "effects": ["treatment=-1"]}, "effect"),
+    ({"visitors": 10, "effects": ["treatment"]}, "effect"),
+])
+def test_bad_arguments(ctx, world, kwargs, field):
+    factories.experiment(world.agent_id, status="running")
+    with pytest.raises(ValidationError) as error:
+        simulation.simulate_bulk(world.agent_id, **kwargs)
+    assert field in error.value.fields
+    assert count(Message) == 0
+
+
+def test_no_running_experiment(ctx, world):
+    factories.experiment(world.agent_id, status="draft")
+    with pytest.raises(ValidationError) as error:
+        simulation.simulate_bulk(world.agent_id, 10)
+    assert "no running experiment" in error.value.fields["agent"]
+
+
+def test_cli_simulate(runner, app, world):
+    with app.app_context():
+        factories.experiment(world.agent_id, status="running")
+    result = runner.invoke(args=["simulate", "--agent", str(world.agent_id), "--visitors", "50", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    assert "50 visitors" in result.output
+    bad = runner.invoke(args=["simulate", "--agent", str(world.agent_id), "--visitors", "-5"])
+    assert bad.exit_code != 0 and "visitors" in bad.output.lower()
+    bad = runner.invoke(args=["simulate", "--agent", str(world.agent_id), "--visitors", "5", "--effect", "zzz=2"])
+    assert bad.exit_code != 0 and "zzz" in bad.output
+    bad = runner.invoke(args=["simulate", "--agent", str(world.agent_id), "--visitors", "5", "--via-http",
+                              "http://127.0.0.1:1"])
+    assert bad.exit_code != 0 and "--api-key" in bad.output

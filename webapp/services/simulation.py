@@ -1,0 +1,202 @@
+"""Synthetic traffic for an agent's active experiment (SPEC §9 `flask simulate`).
+
+`plan_visitors()` draws realistic visitors — several conversations each, skewed message counts and
+session lengths, timestamps spread over the past days — and `write_bulk()` stores them through
+batched inserts, assigning each visitor exactly as the runtime would (SPEC §5 bucketing). The
+HTTP mode of the CLI replays the same plans against the runtime API as a real client.
+"""
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from ..extensions import db
+from ..models import Conversation, Experiment, ExperimentAssignment, Lead, Message, utcnow
+from . import bucketing
+from .errors import ValidationError
+from .experiments import active_experiment
+
+BASE_LEAD_RATE = 0.08
+VISITOR_LINES = ("Hi, do you ship to Canada?", "What does the pro plan include?", "Can I book a demo?",
+                 "How much is it per seat?", "Is there a free trial?", "Thanks!", "Do you integrate with Slack?")
+AGENT_LINES = ("Happy to help!", "Here is what the plan includes.", "Sure, let me check that for you.",
+               "You can start a free trial today.", "Would you like me to book a demo?")
+
+
+@dataclass
+class PlannedMessage:
+    role: str
+    text: str
+    sent_at: datetime
+
+
+@dataclass
+class PlannedConversation:
+    external_id: str
+    messages: list[PlannedMessage]
+
+
+@dataclass
+class PlannedVisitor:
+    visitor_id: str
+    conversations: list[PlannedConversation]
+    lead_draw: float  # uniform in [0, 1): a lead when below base rate × the variant's factor
+    lead_conversation: int
+
+    def converts(self, factor: float, base_rate: float = BASE_LEAD_RATE) -> bool:
+        return self.lead_draw < min(1.0, base_rate * factor)
+
+
+@dataclass
+class Summary:
+    experiment_id: int
+    visitors: int = 0
+    conversations: int = 0
+    messages: int = 0
+    leads: int = 0
+    per_variant: dict[str, int] = field(default_factory=dict)
+
+
+def parse_effects(pairs: list[str] | tuple[str, ...], variant_keys: list[str] | None) -> dict[str, float]:
+    """KEY=FACTOR pairs with positive factors; keys must name variants when `variant_keys` is given."""
+    effects: dict[str, float] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValidationError({"effect": f"'{pair}' is not KEY=FACTOR (e.g. treatment=1.3)."})
+        if variant_keys is not None and key not in variant_keys:
+            raise ValidationError({"effect": f"'{key}' is not a variant of the experiment "
+                                             f"(variants: {', '.join(variant_keys)})."})
+        try:
+            factor = float(value)
+        except ValueError:
+            factor = -1.0
+        if not (factor > 0 and math.isfinite(factor)):
+            raise ValidationError({"effect": f"the factor of '{key}' must be a positive number (got '{value}')."})
+        effects[key] = factor
+    return effects
+
+
+def running_experiment(agent_id: int) -> Experiment:
+    """The agent's active experiment, or a validation error saying there is none."""
+    experiment = active_experiment(agent_id)
+    if experiment is None:
+        raise ValidationError({"agent": f"agent {agent_id} has no running experiment: start one first."})
+    return experiment
+
+
+def run_prefix(rng: random.Random) -> str:
+    """The visitor-id prefix of a run: drawn from the seed, so a seed always names the same visitors."""
+    return f"sim-{rng.getrandbits(40):010x}-"
+
+
+def plan_visitors(count: int, days: float, rng: random.Random, now: datetime | None = None) -> Iterator[PlannedVisitor]:
+    """Visitors with 1–5 conversations (mostly 1), lognormal message counts and gaps, over the past `days`."""
+    now = now or utcnow()
+    span = timedelta(days=days).total_seconds()
+    prefix = run_prefix(rng)
+    for i in range(count):
+        visitor_id = f"{prefix}{i}"
+        n_conversations = 1
+        while n_conversations < 5 and rng.random() < 0.35:
+            n_conversations += 1
+        start = now - timedelta(seconds=rng.uniform(0, span))
+        conversations = []
+        for c in range(n_conversations):
+            turns = max(1, min(40, int(rng.lognormvariate(1.0, 0.6))))
+            at, messages = start, []
+            for _ in range(turns):
+                messages.append(PlannedMessage("visitor", rng.choice(VISITOR_LINES), at))
+                at += timedelta(seconds=rng.lognormvariate(1.5, 0.8))
+                messages.append(PlannedMessage("agent", rng.choice(AGENT_LINES), at))
+                at += timedelta(seconds=rng.lognormvariate(2.5, 0.9))
+            conversations.append(PlannedConversation(f"{visitor_id}-c{c}", messages))
+            start = min(now, at + timedelta(hours=rng.uniform(1, 72)))
+        yield PlannedVisitor(visitor_id, conversations, rng.random(), rng.randrange(n_conversations))
+
+
+def write_bulk(experiment: Experiment, visitors: list[PlannedVisitor], effects: dict[str, float],
+               summary: Summary) -> None:
+    """Insert one batch of planned visitors, assigned and stamped as the runtime would; commits once."""
+    variants = list(experiment.variants)
+    weights = [v.weight for v in variants]
+    agent_id = experiment.agent_id
+    chosen = [variants[bucketing.assign_position(experiment.id, pv.visitor_id, weights)] for pv in visitors]
+
+    db.session.execute(sa.insert(ExperimentAssignment), [
+        {"agent_id": agent_id, "experiment_id": experiment.id, "variant_id": v.id, "variant_key": v.key,
+         "visitor_id": pv.visitor_id, "assigned_at": pv.conversations[0].messages[0].sent_at}
+        for pv, v in zip(visitors, chosen)])
+
+    conversation_rows, owners = [], []
+    for pv, v in zip(visitors, chosen):
+        for index, conv in enumerate(pv.conversations):
+            conversation_rows.append({
+                "agent_id": agent_id, "external_id": conv.external_id, "visitor_id": pv.visitor_id,
+                "experiment_id": experiment.id, "variant_id": v.id, "variant_key": v.key,
+                "started_at": conv.messages[0].sent_at, "last_message_at": conv.messages[-1].sent_at})
+            owners.append((pv, v, index, conv))
+    ids = db.session.scalars(
+        sa.insert(Conversation).returning(Conversation.id, sort_by_parameter_order=True), conversation_rows).all()
+
+    message_rows, lead_rows = [], []
+    for conversation_id, (pv, v, index, conv) in zip(ids, owners):
+        message_rows.extend({"conversation_id": conversation_id, "role": m.role, "text": m.text,
+                             "sent_at": m.sent_at, "variant_id": v.id} for m in conv.messages)
+        if index == pv.lead_conversation and pv.converts(effects.get(v.key, 1.0)):
+            lead_rows.append({"agent_id": agent_id, "conversation_id": conversation_id, "visitor_id": pv.visitor_id,
+                              "fields": {"email": f"{pv.visitor_id}@example.com"},
+                              "captured_at": conv.messages[-1].sent_at, "experiment_id": experiment.id,
+                              "variant_id": v.id, "variant_key": v.key})
+    db.session.execute(sa.insert(Message), message_rows)
+    if lead_rows:
+        db.session.execute(sa.insert(Lead), lead_rows)
+    db.session.commit()
+
+    summary.visitors += len(visitors)
+    summary.conversations += len(conversation_rows)
+    summary.messages += len(message_rows)
+    summary.leads += len(lead_rows)
+    for v in chosen:
+        summary.per_variant[v.key] = summary.per_variant.get(v.key, 0) + 1
+
+
+def simulate_bulk(agent_id: int, visitors: int, days: float = 14, effects: list[str] | tuple[str, ...] = (),
+                  seed: int | None = None, batch_size: int = 1000,
+                  progress: Callable[[int], None] | None = None) -> Summary:
+    """Generate `visitors` visitors of traffic for the agent's active experiment, in batches."""
+    errors: dict[str, str] = {}
+    if not isinstance(visitors, int) or visitors < 1 or visitors > 10_000_000:
+        errors["visitors"] = "visitors must be a whole number from 1 to 10,000,000."
+    if not (0 < days <= 3650):
+        errors["days"] = "days must be more than 0 and at most 3650."
+    if errors:
+        raise ValidationError(errors)
+    experiment = running_experiment(agent_id)
+    factors = parse_effects(effects, [v.key for v in experiment.variants])
+    if seed is None:
+        seed = random.SystemRandom().randrange(2 ** 32)
+    prefix = run_prefix(random.Random(seed))
+    if db.session.scalar(sa.select(ExperimentAssignment.id).where(
+            ExperimentAssignment.experiment_id == experiment.id,
+            ExperimentAssignment.visitor_id.startswith(prefix, autoescape=True)).limit(1)):
+        raise ValidationError({"seed": f"the visitors of seed {seed} are already in this experiment: use another --seed."})
+    summary = Summary(experiment.id)
+    batch: list[PlannedVisitor] = []
+    for planned in plan_visitors(visitors, days, random.Random(seed)):
+        batch.append(planned)
+        if len(batch) >= batch_size:
+            write_bulk(experiment, batch, factors, summary)
+            if progress:
+                progress(len(batch))
+            batch = []
+    if batch:
+        write_bulk(experiment, batch, factors, summary)
+        if progress:
+            progress(len(batch))
+    return summary
