@@ -231,6 +231,19 @@ class Conversation(db.Model):
     variant_key: Mapped[Optional[str]] = mapped_column(sa.String(64))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_message_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Kept in step with the messages and leads rows as they are written, in the same transaction,
+    # so that results read conversations only and never scan messages (SPEC §7, benchmarks/).
+    visitor_messages: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    lead_count: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    session_seconds: Mapped[float] = mapped_column(sa.Float, default=0.0, server_default="0")  # last − started
+
+    def include_message(self, sent_at: datetime, role: str) -> None:
+        """Widen the conversation's bounds to a new message and keep its counters in step."""
+        self.started_at = min(self.started_at, sent_at) if self.started_at else sent_at
+        self.last_message_at = max(self.last_message_at, sent_at) if self.last_message_at else sent_at
+        self.session_seconds = (self.last_message_at - self.started_at).total_seconds()
+        if role == "visitor":
+            self.visitor_messages = (self.visitor_messages or 0) + 1
 
     agent: Mapped[Agent] = relationship()
 

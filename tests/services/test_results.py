@@ -42,8 +42,11 @@ def build(agent_id: int, experiment_id: int, visitors_per_arm: int, seed: int = 
                                            sent_at=start + timedelta(seconds=min(secs, k))))
                     db.session.add(Message(conversation_id=conv.id, role="agent", text="hello", variant_id=variant.id,
                                            sent_at=start + timedelta(seconds=secs)))
+                conv.visitor_messages = n_msgs
+                conv.session_seconds = float(secs)
                 if rng.random() < lead_rates[position]:
                     leads += 1
+                    conv.lead_count = 1
                     db.session.add(Lead(agent_id=agent_id, conversation_id=conv.id, visitor_id=visitor,
                                         fields={"email": "x@y.z"}, captured_at=start, experiment_id=experiment_id,
                                         variant_id=variant.id, variant_key=variant.key))

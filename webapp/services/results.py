@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..extensions import db
-from ..models import Conversation, Experiment, ExperimentAssignment, Lead, Message, Variant
+from ..models import Conversation, Experiment, ExperimentAssignment, Variant
 from . import stats
 from .agents import agent_for
 from .errors import NotFound
@@ -141,90 +141,83 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def session_seconds(dialect: str) -> sa.ColumnElement:
-    """Seconds between a conversation's first and last message, on either engine."""
-    if dialect == "postgresql":
-        return sa.extract("epoch", Conversation.last_message_at - Conversation.started_at)
-    # julianday() carries ~10 µs of float error: round to the millisecond.
-    return sa.func.round(
-        (sa.func.julianday(Conversation.last_message_at) - sa.func.julianday(Conversation.started_at)) * 86400.0, 3)
+def _facts(experiment_id: int) -> sa.CTE:
+    """One row per conversation of the experiment: variant, visitor, day, seconds, visitor messages, leads.
+
+    Message and lead counts are the conversation's counters, kept in step as rows are written, so
+    results never scan the messages table: their cost grows with conversations, not messages.
+    """
+    return (
+        sa.select(Conversation.variant_id.label("variant_id"), Conversation.visitor_id.label("visitor_id"),
+                  sa.func.date(Conversation.started_at).label("day"),
+                  Conversation.session_seconds.label("secs"),
+                  Conversation.visitor_messages.label("msgs"), Conversation.lead_count.label("leads"))
+        .where(Conversation.experiment_id == experiment_id)
+        .cte("facts"))
 
 
-def per_variant_totals(experiment_id: int) -> dict[int, VariantTotals]:
-    """One SQL statement: per visitor, then per variant sums, squares and products."""
-    dialect = db.engine.dialect.name
-    conversations = (
-        sa.select(Conversation.visitor_id.label("visitor_id"),
-                  sa.func.count().label("convs"),
-                  sa.func.sum(session_seconds(dialect)).label("secs"))
-        .where(Conversation.experiment_id == experiment_id)
-        .group_by(Conversation.visitor_id)
-        .subquery("per_visitor_conversations"))
-    messages = (
-        sa.select(Conversation.visitor_id.label("visitor_id"), sa.func.count().label("msgs"))
-        .select_from(Message).join(Conversation, Conversation.id == Message.conversation_id)
-        .where(Conversation.experiment_id == experiment_id, Message.role == "visitor")
-        .group_by(Conversation.visitor_id)
-        .subquery("per_visitor_messages"))
-    leads = (
-        sa.select(Conversation.visitor_id.label("visitor_id"), sa.func.count().label("leads"))
-        .select_from(Lead).join(Conversation, Conversation.id == Lead.conversation_id)
-        .where(Conversation.experiment_id == experiment_id)
-        .group_by(Conversation.visitor_id)
-        .subquery("per_visitor_leads"))
-    c = sa.func.coalesce(conversations.c.convs, 0)
-    m = sa.func.coalesce(messages.c.msgs, 0)
-    s = sa.func.coalesce(conversations.c.secs, 0.0)
-    lead_rows = sa.func.coalesce(leads.c.leads, 0)
-    a = ExperimentAssignment
-    query = (
-        sa.select(a.variant_id, sa.func.count().label("n"),
-                  sa.func.sum(c), sa.func.sum(c * c),
-                  sa.func.sum(m), sa.func.sum(m * m), sa.func.sum(m * c),
+def aggregate(experiment_id: int, with_daily: bool = False) -> tuple[dict[int, VariantTotals], list[tuple]]:
+    """Per-variant sufficient statistics (and per variant × day rows) in one SQL statement.
+
+    The per-conversation facts are a CTE used by both branches (SQLite and PostgreSQL materialise a
+    CTE referenced twice). Visitors come from assignment rows.
+    """
+    facts = _facts(experiment_id)
+    per_visitor = (
+        sa.select(facts.c.variant_id, sa.func.count().label("c"), sa.func.sum(facts.c.msgs).label("m"),
+                  sa.func.sum(facts.c.secs).label("s"), sa.func.sum(facts.c.leads).label("l"))
+        .group_by(facts.c.variant_id, facts.c.visitor_id).subquery("per_visitor"))
+    c, m, s, lead_rows = per_visitor.c.c, per_visitor.c.m, per_visitor.c.s, per_visitor.c.l
+    null = sa.null()
+    totals_branch = (
+        sa.select(sa.literal("total").label("part"), per_visitor.c.variant_id, null.label("day"),
+                  sa.func.sum(c), sa.func.sum(c * c), sa.func.sum(m), sa.func.sum(m * m), sa.func.sum(m * c),
                   sa.func.sum(s), sa.func.sum(s * s), sa.func.sum(s * c),
                   sa.func.sum(sa.case((lead_rows > 0, 1), else_=0)), sa.func.sum(lead_rows))
-        .select_from(a)
-        .outerjoin(conversations, conversations.c.visitor_id == a.visitor_id)
-        .outerjoin(messages, messages.c.visitor_id == a.visitor_id)
-        .outerjoin(leads, leads.c.visitor_id == a.visitor_id)
-        .where(a.experiment_id == experiment_id)
-        .group_by(a.variant_id))
-    totals: dict[int, VariantTotals] = {}
-    for row in db.session.execute(query):
-        variant_id, n, *sums, lead_count = row
-        totals[variant_id] = VariantTotals(int(n), *(float(x or 0) for x in sums), leads=int(lead_count or 0))
-    return totals
+        .group_by(per_visitor.c.variant_id))
+    statement: sa.Select | sa.CompoundSelect = totals_branch
+    if with_daily:
+        daily_branch = (
+            sa.select(sa.literal("day").label("part"), facts.c.variant_id, facts.c.day,
+                      sa.func.count(), null, sa.func.sum(facts.c.msgs), null, null,
+                      sa.func.sum(facts.c.secs), null, null,
+                      sa.func.sum(sa.case((facts.c.leads > 0, 1), else_=0)), null)
+            .group_by(facts.c.variant_id, facts.c.day))
+        statement = sa.union_all(totals_branch, daily_branch)
+
+    a = ExperimentAssignment
+    totals: dict[int, VariantTotals] = {
+        variant_id: VariantTotals(int(n)) for variant_id, n in db.session.execute(
+            sa.select(a.variant_id, sa.func.count()).where(a.experiment_id == experiment_id).group_by(a.variant_id))}
+    daily_rows: list[tuple] = []
+    for part, variant_id, day, *sums in db.session.execute(statement):
+        if part == "day":
+            daily_rows.append((variant_id, _day(day), int(sums[0]), float(sums[2] or 0), float(sums[5] or 0),
+                               int(sums[8] or 0)))
+            continue
+        *moments, lead_count = sums
+        n = totals.get(variant_id, VariantTotals()).n
+        totals[variant_id] = VariantTotals(n, *(float(x or 0) for x in moments), leads=int(lead_count or 0))
+    return totals, daily_rows
 
 
 def _day(value: Any) -> str:
     return value.isoformat() if isinstance(value, (date, datetime)) else str(value)
 
 
-def daily_series(experiment_id: int, variants: list[Variant]) -> dict[str, Any]:
+def daily_series(experiment_id: int, variants: list[Variant], conversation_days: list[tuple]) -> dict[str, Any]:
     """Per day and variant: cumulative visitors, and each metric over the conversations started that day.
 
     The daily lead rate is conversations with a lead / conversations started that day (a trend line;
     the headline lead capture rate is per visitor).
     """
-    dialect = db.engine.dialect.name
     a = ExperimentAssignment
     visitors = db.session.execute(
         sa.select(a.variant_id, sa.func.date(a.assigned_at).label("day"), sa.func.count())
         .where(a.experiment_id == experiment_id).group_by(a.variant_id, "day")).all()
-    msg_counts = (
-        sa.select(sa.func.count()).where(Message.conversation_id == Conversation.id, Message.role == "visitor")
-        .correlate(Conversation).scalar_subquery())
-    has_lead = sa.exists().where(Lead.conversation_id == Conversation.id).correlate(Conversation)
-    per_day = db.session.execute(
-        sa.select(Conversation.variant_id, sa.func.date(Conversation.started_at).label("day"), sa.func.count(),
-                  sa.func.sum(msg_counts), sa.func.sum(session_seconds(dialect)),
-                  sa.func.sum(sa.case((has_lead, 1), else_=0)))
-        .where(Conversation.experiment_id == experiment_id)
-        .group_by(Conversation.variant_id, "day")).all()
-
-    days = sorted({_day(r[1]) for r in visitors} | {_day(r[1]) for r in per_day})
-    new_visitors: dict[tuple[int, str], int] = {(r[0], _day(r[1])): int(r[2]) for r in visitors}
-    conv: dict[tuple[int, str], tuple] = {(r[0], _day(r[1])): r[2:] for r in per_day}
+    new_visitors = {(variant_id, _day(day)): int(n) for variant_id, day, n in visitors}
+    conv = {(variant_id, day): rest for variant_id, day, *rest in conversation_days}
+    days = sorted({day for _, day in new_visitors} | {day for _, day in conv})
     series: dict[str, Any] = {"days": days, "variants": []}
     for v in variants:
         running, cumulative, mpc, secs, rate = 0, [], [], [], []
@@ -232,9 +225,9 @@ def daily_series(experiment_id: int, variants: list[Variant]) -> dict[str, Any]:
             running += new_visitors.get((v.id, d), 0)
             cumulative.append(running)
             count, msgs, seconds, with_lead = conv.get((v.id, d), (0, 0, 0, 0))
-            mpc.append(round(float(msgs or 0) / count, 4) if count else None)
-            secs.append(round(float(seconds or 0) / count, 2) if count else None)
-            rate.append(round(float(with_lead or 0) / count, 4) if count else None)
+            mpc.append(round(msgs / count, 4) if count else None)
+            secs.append(round(seconds / count, 2) if count else None)
+            rate.append(round(with_lead / count, 4) if count else None)
         series["variants"].append({"key": v.key, "name": v.name, "cumulative_visitors": cumulative,
                                    "messages_per_conversation": mpc, "session_length": secs,
                                    "lead_capture_rate": rate})
@@ -253,13 +246,13 @@ def experiment_for(actor_id: int, agent_id: int, experiment_id: int) -> Experime
 def compute(experiment: Experiment, with_daily: bool = False) -> Results:
     """Results of an experiment: totals per variant, SRM, and optionally the daily series."""
     variants = list(experiment.variants)
-    totals = per_variant_totals(experiment.id)
+    totals, conversation_days = aggregate(experiment.id, with_daily)
     for v in variants:
         totals.setdefault(v.id, VariantTotals())
     srm = stats.srm_p_value([totals[v.id].n for v in variants], [v.weight for v in variants])
     results = Results(experiment, variants, totals, srm)
     if with_daily:
-        results.daily = daily_series(experiment.id, variants)
+        results.daily = daily_series(experiment.id, variants, conversation_days)
     return results
 
 

@@ -136,19 +136,23 @@ def write_bulk(experiment: Experiment, visitors: list[PlannedVisitor], effects: 
     conversation_rows, owners = [], []
     for pv, v in zip(visitors, chosen):
         for index, conv in enumerate(pv.conversations):
+            lead = index == pv.lead_conversation and pv.converts(effects.get(v.key, 1.0))
             conversation_rows.append({
                 "agent_id": agent_id, "external_id": conv.external_id, "visitor_id": pv.visitor_id,
                 "experiment_id": experiment.id, "variant_id": v.id, "variant_key": v.key,
-                "started_at": conv.messages[0].sent_at, "last_message_at": conv.messages[-1].sent_at})
-            owners.append((pv, v, index, conv))
+                "started_at": conv.messages[0].sent_at, "last_message_at": conv.messages[-1].sent_at,
+                "session_seconds": (conv.messages[-1].sent_at - conv.messages[0].sent_at).total_seconds(),
+                "visitor_messages": sum(1 for m in conv.messages if m.role == "visitor"),
+                "lead_count": int(lead)})
+            owners.append((pv, v, conv, lead))
     ids = db.session.scalars(
         sa.insert(Conversation).returning(Conversation.id, sort_by_parameter_order=True), conversation_rows).all()
 
     message_rows, lead_rows = [], []
-    for conversation_id, (pv, v, index, conv) in zip(ids, owners):
+    for conversation_id, (pv, v, conv, lead) in zip(ids, owners):
         message_rows.extend({"conversation_id": conversation_id, "role": m.role, "text": m.text,
                              "sent_at": m.sent_at, "variant_id": v.id} for m in conv.messages)
-        if index == pv.lead_conversation and pv.converts(effects.get(v.key, 1.0)):
+        if lead:
             lead_rows.append({"agent_id": agent_id, "conversation_id": conversation_id, "visitor_id": pv.visitor_id,
                               "fields": {"email": f"{pv.visitor_id}@example.com"},
                               "captured_at": conv.messages[-1].sent_at, "experiment_id": experiment.id,
