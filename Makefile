@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 5000
 export FLASK_APP := wsgi
 
-.PHONY: run test test-postgres test-browser install install-test chromium bench clean
+.PHONY: run test test-postgres test-browser install install-test chromium bench-results clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ test-postgres: install-test chromium
 
 test-browser: install-test chromium
 	REQUIRE_BROWSER=1 $(BIN)/pytest tests/browser $(PYTEST_ARGS)
+
+## results at ~100,000 visitors / ~1M messages on SQLite and PostgreSQL (see benchmarks/README.md)
+bench-results: install-test
+	$(BIN)/python -m benchmarks.results_bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) instance test-output .pytest_cache

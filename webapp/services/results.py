@@ -67,6 +67,7 @@ class Results:
     totals: dict[int, VariantTotals]
     srm_p_value: float | None
     daily: dict[str, Any] = field(default_factory=dict)
+    _metrics: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @property
     def srm_warning(self) -> bool:
@@ -77,7 +78,12 @@ class Results:
         return self.variants[0]
 
     def metric(self, variant: Variant, metric: str) -> dict[str, Any]:
-        """value, lift, ci, p_value (None where it does not apply or data are too thin)."""
+        """value, lift, ci, p_value (None where it does not apply or data are too thin); computed once."""
+        if (variant.id, metric) not in self._metrics:
+            self._metrics[(variant.id, metric)] = self._compare(variant, metric)
+        return self._metrics[(variant.id, metric)]
+
+    def _compare(self, variant: Variant, metric: str) -> dict[str, Any]:
         totals = self.totals[variant.id]
         out = {"value": totals.value(metric), "lift": None, "ci": None, "p_value": None, "enough_data": None}
         if variant.id == self.control.id:
@@ -141,71 +147,43 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _facts(experiment_id: int) -> sa.CTE:
-    """One row per conversation of the experiment: variant, visitor, day, seconds, visitor messages, leads.
+def per_variant_totals(experiment_id: int) -> dict[int, VariantTotals]:
+    """Per visitor, then per variant: n, sums, sums of squares and products, in one statement.
 
-    Message and lead counts are the conversation's counters, kept in step as rows are written, so
-    results never scan the messages table: their cost grows with conversations, not messages.
+    Reads the conversations' counters (visitor messages, leads, session seconds) through the
+    (experiment_id, variant_id, visitor_id) index, so the per-visitor grouping streams without a
+    sort and messages are never scanned. n is the number of assignment rows (SPEC §7).
     """
-    return (
-        sa.select(Conversation.variant_id.label("variant_id"), Conversation.visitor_id.label("visitor_id"),
-                  sa.func.date(Conversation.started_at).label("day"),
-                  Conversation.session_seconds.label("secs"),
-                  Conversation.visitor_messages.label("msgs"), Conversation.lead_count.label("leads"))
-        .where(Conversation.experiment_id == experiment_id)
-        .cte("facts"))
-
-
-def aggregate(experiment_id: int, with_daily: bool = False) -> tuple[dict[int, VariantTotals], list[tuple]]:
-    """Per-variant sufficient statistics (and per variant × day rows) in one SQL statement.
-
-    The per-conversation facts are a CTE used by both branches (SQLite and PostgreSQL materialise a
-    CTE referenced twice). Visitors come from assignment rows.
-    """
-    facts = _facts(experiment_id)
     per_visitor = (
-        sa.select(facts.c.variant_id, sa.func.count().label("c"), sa.func.sum(facts.c.msgs).label("m"),
-                  sa.func.sum(facts.c.secs).label("s"), sa.func.sum(facts.c.leads).label("l"))
-        .group_by(facts.c.variant_id, facts.c.visitor_id).subquery("per_visitor"))
+        sa.select(Conversation.variant_id.label("variant_id"), sa.func.count().label("c"),
+                  sa.func.sum(Conversation.visitor_messages).label("m"),
+                  sa.func.sum(Conversation.session_seconds).label("s"),
+                  sa.func.sum(Conversation.lead_count).label("l"))
+        .where(Conversation.experiment_id == experiment_id)
+        .group_by(Conversation.variant_id, Conversation.visitor_id)
+        .subquery("per_visitor"))
     c, m, s, lead_rows = per_visitor.c.c, per_visitor.c.m, per_visitor.c.s, per_visitor.c.l
-    null = sa.null()
-    totals_branch = (
-        sa.select(sa.literal("total").label("part"), per_visitor.c.variant_id, null.label("day"),
+    moments = db.session.execute(
+        sa.select(per_visitor.c.variant_id,
                   sa.func.sum(c), sa.func.sum(c * c), sa.func.sum(m), sa.func.sum(m * m), sa.func.sum(m * c),
                   sa.func.sum(s), sa.func.sum(s * s), sa.func.sum(s * c),
                   sa.func.sum(sa.case((lead_rows > 0, 1), else_=0)), sa.func.sum(lead_rows))
         .group_by(per_visitor.c.variant_id))
-    statement: sa.Select | sa.CompoundSelect = totals_branch
-    if with_daily:
-        daily_branch = (
-            sa.select(sa.literal("day").label("part"), facts.c.variant_id, facts.c.day,
-                      sa.func.count(), null, sa.func.sum(facts.c.msgs), null, null,
-                      sa.func.sum(facts.c.secs), null, null,
-                      sa.func.sum(sa.case((facts.c.leads > 0, 1), else_=0)), null)
-            .group_by(facts.c.variant_id, facts.c.day))
-        statement = sa.union_all(totals_branch, daily_branch)
-
     a = ExperimentAssignment
-    totals: dict[int, VariantTotals] = {
-        variant_id: VariantTotals(int(n)) for variant_id, n in db.session.execute(
-            sa.select(a.variant_id, sa.func.count()).where(a.experiment_id == experiment_id).group_by(a.variant_id))}
-    daily_rows: list[tuple] = []
-    for part, variant_id, day, *sums in db.session.execute(statement):
-        if part == "day":
-            daily_rows.append((variant_id, _day(day), int(sums[0]), float(sums[2] or 0), float(sums[5] or 0),
-                               int(sums[8] or 0)))
-            continue
-        *moments, lead_count = sums
-        n = totals.get(variant_id, VariantTotals()).n
-        totals[variant_id] = VariantTotals(n, *(float(x or 0) for x in moments), leads=int(lead_count or 0))
-    return totals, daily_rows
+    visitors = dict(db.session.execute(
+        sa.select(a.variant_id, sa.func.count()).where(a.experiment_id == experiment_id).group_by(a.variant_id)).all())
+    totals = {variant_id: VariantTotals(int(n)) for variant_id, n in visitors.items()}
+    for variant_id, *sums, lead_count in moments:
+        totals[variant_id] = VariantTotals(int(visitors.get(variant_id, 0)), *(float(x or 0) for x in sums),
+                                           leads=int(lead_count or 0))
+    return totals
 
 
 def _day(value: Any) -> str:
     return value.isoformat() if isinstance(value, (date, datetime)) else str(value)
 
 
-def daily_series(experiment_id: int, variants: list[Variant], conversation_days: list[tuple]) -> dict[str, Any]:
+def daily_series(experiment_id: int, variants: list[Variant]) -> dict[str, Any]:
     """Per day and variant: cumulative visitors, and each metric over the conversations started that day.
 
     The daily lead rate is conversations with a lead / conversations started that day (a trend line;
@@ -216,7 +194,14 @@ def daily_series(experiment_id: int, variants: list[Variant], conversation_days:
         sa.select(a.variant_id, sa.func.date(a.assigned_at).label("day"), sa.func.count())
         .where(a.experiment_id == experiment_id).group_by(a.variant_id, "day")).all()
     new_visitors = {(variant_id, _day(day)): int(n) for variant_id, day, n in visitors}
-    conv = {(variant_id, day): rest for variant_id, day, *rest in conversation_days}
+    per_day = db.session.execute(
+        sa.select(Conversation.variant_id, sa.func.date(Conversation.started_at).label("day"), sa.func.count(),
+                  sa.func.sum(Conversation.visitor_messages), sa.func.sum(Conversation.session_seconds),
+                  sa.func.sum(sa.case((Conversation.lead_count > 0, 1), else_=0)))
+        .where(Conversation.experiment_id == experiment_id)
+        .group_by(Conversation.variant_id, "day")).all()
+    conv = {(variant_id, _day(day)): (int(n), float(msgs or 0), float(secs or 0), int(leads or 0))
+            for variant_id, day, n, msgs, secs, leads in per_day}
     days = sorted({day for _, day in new_visitors} | {day for _, day in conv})
     series: dict[str, Any] = {"days": days, "variants": []}
     for v in variants:
@@ -246,13 +231,13 @@ def experiment_for(actor_id: int, agent_id: int, experiment_id: int) -> Experime
 def compute(experiment: Experiment, with_daily: bool = False) -> Results:
     """Results of an experiment: totals per variant, SRM, and optionally the daily series."""
     variants = list(experiment.variants)
-    totals, conversation_days = aggregate(experiment.id, with_daily)
+    totals = per_variant_totals(experiment.id)
     for v in variants:
         totals.setdefault(v.id, VariantTotals())
     srm = stats.srm_p_value([totals[v.id].n for v in variants], [v.weight for v in variants])
     results = Results(experiment, variants, totals, srm)
     if with_daily:
-        results.daily = daily_series(experiment.id, variants, conversation_days)
+        results.daily = daily_series(experiment.id, variants)
     return results
 
 
