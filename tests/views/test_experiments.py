@@ -131,8 +131,14 @@ def test_rows_are_added_and_removed_in_place_and_renumbered(client, owner, world
     assert "variants-2-key" not in html and "60.0%" in html and "40.0%" in html
     html = owner.post(url, {**form(), "op": "remove-1"}, headers=HX).get_data(as_text=True)
     assert 'name="variants-1-key"' in html  # two is the minimum: nothing removed
-    html = owner.post(url, {**form(), "kind": "cta"}, headers=HX).get_data(as_text=True)
-    assert "persona_name" not in html
+    switched = {**form(), "kind": "cta", "variants-0-config": '{"persona": {"name": "Sam"}, "colour": "red"}'}
+    html = owner.post(url, {**switched, "op": "kind"}, headers=HX).get_data(as_text=True)
+    assert "persona_name" not in html and "Sam" not in html and "colour" in html
+
+
+def test_editors_may_not_use_the_form_helper(client, auth, world):
+    auth.login(world.emails["editor"])
+    assert auth.post(base(world) + "/form-rows", {**form(), "op": "add"}, headers=HX).status_code == 403
 
 
 def test_detail_page_and_its_htmx_fragment(app, client, owner, world):

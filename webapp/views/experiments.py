@@ -61,6 +61,18 @@ def _posted(form: MultiDict) -> dict[str, Any]:
     return data
 
 
+def _without_persona(config_json: str) -> str:
+    """A row's config JSON without its persona block, for a form switched away from persona (bad JSON stays)."""
+    try:
+        config = json.loads(config_json)
+    except ValueError:
+        return config_json
+    if isinstance(config, dict) and "persona" in config:
+        del config["persona"]
+        return json.dumps(config, ensure_ascii=False)
+    return config_json
+
+
 def _shares(rows: list[dict[str, Any]]) -> list[float | None]:
     weights = [int(r["weight"]) if str(r["weight"]).strip().isdigit() else 0 for r in rows]
     total = sum(weights)
@@ -116,7 +128,7 @@ def new(agent_id: int):
 @bp.route("/<int:agent_id>/experiments/form-rows", methods=["POST"])
 @agent_view("manage_experiments")
 def form_rows(agent_id: int):
-    """Re-render the variant rows of a form being edited: `op` is add, remove-<index>, or empty (kind changed)."""
+    """Re-render the variant rows of a form being edited: `op` is add, remove-<index> or kind (the kind changed)."""
     data = _posted(request.form)
     rows = data.get("variants") or []
     op = request.form.get("op", "")
@@ -126,6 +138,9 @@ def form_rows(agent_id: int):
         index = int(op[7:])
         if index < len(rows):
             rows.pop(index)
+    elif op == "kind" and data.get("kind") != "persona":
+        for row in rows:
+            row["config"] = _without_persona(row["config"])
     data["variants"] = rows
     return render("experiments/new.html", "experiments/_variant_rows.html", **_form_context(data))
 
