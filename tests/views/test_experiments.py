@@ -174,6 +174,16 @@ def test_start_with_another_running_asks_for_confirmation(app, client, owner, wo
     assert (status_of(app, running), status_of(app, draft)) == ("stopped", "running")
 
 
+def test_bad_mode_or_variant_is_a_422_in_the_status_component(app, client, owner, world):
+    exp_id = make(app, world.agent_id, status="running")
+    response = owner.post(f"{base(world)}/{exp_id}/promote", {"variant": "nope"}, headers=HX)
+    assert response.status_code == 422 and "Choose one of this experiment" in response.get_data(as_text=True)
+    draft = make(app, world.agent_id)
+    response = owner.post(f"{base(world)}/{draft}/start", {"mode": "sideways"}, headers=HX)
+    assert response.status_code == 422 and 'id="status-component"' in response.get_data(as_text=True)
+    assert (status_of(app, exp_id), status_of(app, draft)) == ("running", "draft")
+
+
 def test_start_anyway_warns(app, client, owner, world):
     make(app, world.agent_id, status="running")
     draft = make(app, world.agent_id)
@@ -213,8 +223,10 @@ def test_edit_after_start_keeps_the_arms_frozen(app, client, owner, world):
     assert "variants-0-weight" not in html and "frozen" in html
     response = owner.post(f"{base(world)}/{exp_id}/edit", {"name": "Renamed", "hypothesis": "H"})
     assert response.status_code == 302
-    response = owner.post(f"{base(world)}/{exp_id}/edit", {"name": "Renamed", **form()})
-    assert response.status_code == 409
+    response = owner.post(f"{base(world)}/{exp_id}/edit", {"name": "Renamed", **form()}, headers=HX)
+    assert response.status_code == 409 and "frozen" in response.get_data(as_text=True)
+    response = owner.post(f"{base(world)}/{exp_id}/edit", {"name": "Other", **form()})
+    assert response.status_code == 302 and "frozen" in client.get(response.headers["Location"]).get_data(as_text=True)
     with app.app_context():
         exp = db.session.get(Experiment, exp_id)
         assert exp.name == "Renamed" and [v.weight for v in exp.variants] == [1, 1]

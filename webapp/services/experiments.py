@@ -233,7 +233,7 @@ def _clean_variants(kind: str, variants: Any, errors: dict[str, str]) -> list[di
         key = validation.slug(variant.get("key"), f"{prefix}-key", errors, label="Key")
         if key and f"{prefix}-key" not in errors:
             if key in seen:
-                errors[f"{prefix}-key"] = f"Key “{key}” is already used by variant {seen[key] + 1}; keys must be unique."
+                errors[f"{prefix}-key"] = f"Key “{key}” is already used by variant {seen[key] + 1}; keys are unique."
             seen.setdefault(key, index)
         name = validation.text(variant.get("name"), f"{prefix}-name", errors, min_len=1, max_len=VARIANT_NAME_MAX,
                                label="Name")

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, flash, g, make_response, redirect, render
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
+from ..extensions import db
 from ..models import EXPERIMENT_KINDS, Experiment
 from ..services import experiments
 from ..services.errors import Conflict, ValidationError
@@ -93,8 +94,10 @@ def _hx_redirect(url: str) -> Response:
     if request.headers.get("HX-Request") == "true":
         response = make_response("", 200)
         response.headers["HX-Redirect"] = url
-        return response
-    return redirect(url)
+    else:
+        response = redirect(url)
+    response.vary.add("HX-Request")
+    return response
 
 
 # --- pages ------------------------------------------------------------------------------------
@@ -199,16 +202,30 @@ def _status_response(agent_id: int, experiment_id: int, status: int = 200, confi
     return response
 
 
+@bp.errorhandler(experiments.NeedsConfirmation)
+def needs_confirmation(error: experiments.NeedsConfirmation):
+    """Start while others run: the status component asks which way to start (SPEC §3)."""
+    db.session.rollback()
+    return _status_response(request.view_args["agent_id"], request.view_args["experiment_id"], 409, confirm="start")
+
+
+@bp.errorhandler(Conflict)
+@bp.errorhandler(ValidationError)
+def refused(error: Conflict | ValidationError):
+    """A refused lifecycle action (wrong status, bad mode or variant): the status component says why."""
+    db.session.rollback()
+    message = next(iter(error.fields.values()), error.message)
+    args = request.view_args or {}
+    if "experiment_id" not in args:
+        return render_template("errors/page.html", status=error.status, title="Refused", message=message), error.status
+    return _status_response(args["agent_id"], args["experiment_id"], error.status, error=message)
+
+
 @bp.route("/<int:agent_id>/experiments/<int:experiment_id>/start", methods=["POST"])
 @agent_view("manage_experiments")
 def start(agent_id: int, experiment_id: int):
     mode = request.form.get("mode") or None
-    try:
-        experiment = experiments.start_experiment(current_user.id, agent_id, experiment_id, mode)
-    except experiments.NeedsConfirmation:
-        return _status_response(agent_id, experiment_id, 409, confirm="start")
-    except (Conflict, ValidationError) as error:
-        return _status_response(agent_id, experiment_id, 409, error=error.fields.get("mode") or error.message)
+    experiment = experiments.start_experiment(current_user.id, agent_id, experiment_id, mode)
     if mode == "anyway":
         flash(f"“{experiment.name}” is running alongside another experiment: their populations mix.", "warning")
     else:
@@ -219,10 +236,7 @@ def start(agent_id: int, experiment_id: int):
 @bp.route("/<int:agent_id>/experiments/<int:experiment_id>/stop", methods=["POST"])
 @agent_view("manage_experiments")
 def stop(agent_id: int, experiment_id: int):
-    try:
-        experiment = experiments.stop_experiment(current_user.id, agent_id, experiment_id)
-    except Conflict as error:
-        return _status_response(agent_id, experiment_id, 409, error=error.message)
+    experiment = experiments.stop_experiment(current_user.id, agent_id, experiment_id)
     flash(f"“{experiment.name}” stopped: no new visitors are assigned.", "success")
     return _status_response(agent_id, experiment_id)
 
@@ -230,10 +244,7 @@ def stop(agent_id: int, experiment_id: int):
 @bp.route("/<int:agent_id>/experiments/<int:experiment_id>/delete", methods=["POST"])
 @agent_view("manage_experiments")
 def delete(agent_id: int, experiment_id: int):
-    try:
-        name = experiments.delete_experiment(current_user.id, agent_id, experiment_id)
-    except Conflict as error:
-        return _status_response(agent_id, experiment_id, 409, error=error.message)
+    name = experiments.delete_experiment(current_user.id, agent_id, experiment_id)
     flash(f"Experiment “{name}” deleted. Conversations and leads keep their variant stamps.", "success")
     # The experiment is gone: there is no component left to swap, so both kinds of request go to the tab.
     return _hx_redirect(url_for("experiments.index", agent_id=agent_id))
@@ -251,11 +262,7 @@ def duplicate(agent_id: int, experiment_id: int):
 @agent_view("manage_experiments")
 def promote(agent_id: int, experiment_id: int):
     variant_key = request.form.get("variant", "")
-    try:
-        experiments.promote_variant(current_user.id, agent_id, experiment_id, variant_key)
-    except (Conflict, ValidationError) as error:
-        return _status_response(agent_id, experiment_id, 409 if isinstance(error, Conflict) else 422,
-                                error=error.fields.get("variant") or error.message)
+    experiments.promote_variant(current_user.id, agent_id, experiment_id, variant_key)
     agent = g.agent
     flash(f"Variant “{variant_key}” promoted: the agent now answers as {agent.persona_name}"
           f"{' (' + agent.persona_tone + ')' if agent.persona_tone else ''}. The experiment is stopped.", "success")
