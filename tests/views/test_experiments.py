@@ -1,8 +1,6 @@
 """The experiments tab over HTTP: full pages vs HTMX fragments, 422 fragments, lifecycle answers, CSRF."""
 from __future__ import annotations
 
-import json
-
 import pytest
 import sqlalchemy as sa
 
@@ -274,5 +272,5 @@ def test_every_lifecycle_action_is_in_the_audit_trail(app, client, owner, world)
         assert f'<span class="audit-action">{action}</span>' in audit
     with app.app_context():
         details = db.session.scalar(sa.select(AuditEvent.details).where(AuditEvent.action == "experiment.edited"))
-        assert json.loads(json.dumps(details))["name"]["to"] == "Renamed"
+        assert details["name"]["to"] == "Renamed"
         db.session.remove()
