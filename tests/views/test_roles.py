@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from tests import factories
 from webapp.extensions import db
 
 ROLES = ("owner", "admin", "editor", "outsider", "anonymous")
@@ -32,6 +33,13 @@ GET_ROUTES = [
     ("/agents/{other_agent}/experiments", OTHER_WORKSPACE),
     ("/w/other/agents", OTHER_WORKSPACE),
     ("/w/other/api-keys", OTHER_WORKSPACE),
+    ("/agents/{agent}/experiments/new", ADMIN_PAGE),
+    ("/agents/{agent}/experiments/{draft}", VIEW),
+    ("/agents/{agent}/experiments/{running}?confirm=start", VIEW),
+    ("/agents/{agent}/experiments/{draft}/edit", ADMIN_PAGE),
+    ("/agents/{agent}/experiments/{other_exp}", expect(404, 404, 404)),
+    ("/agents/{other_agent}/experiments/{other_exp}", OTHER_WORKSPACE),
+    ("/agents/{other_agent}/experiments/{other_exp}/edit", OTHER_WORKSPACE),
 ]
 
 POST_ROUTES = [
@@ -45,12 +53,37 @@ POST_ROUTES = [
     ("/agents/{other_agent}/settings", {"name": "Hijack", "persona_name": "X"}, expect(404, 404, 404, 302)),
     ("/w/other/api-keys/{other_key}/revoke", {}, expect(404, 404, 404, 302)),
     ("/w/acme/api-keys/{other_key}/revoke", {}, expect(404, 404, 403)),
+    ("/agents/{agent}/experiments/new", {
+        "name": "Forged", "kind": "cta", "variants-0-key": "a", "variants-0-name": "A", "variants-0-weight": "1",
+        "variants-1-key": "b", "variants-1-name": "B", "variants-1-weight": "1"}, expect(302, 302, 403)),
+    ("/agents/{agent}/experiments/{draft}/edit", {"name": "Renamed"}, expect(302, 302, 403)),
+    ("/agents/{agent}/experiments/{draft}/start", {"mode": "stop_others"}, expect(302, 302, 403)),
+    ("/agents/{agent}/experiments/{running}/stop", {}, expect(302, 302, 403)),
+    ("/agents/{agent}/experiments/{stopped}/start", {"mode": "anyway"}, expect(302, 302, 403)),
+    ("/agents/{agent}/experiments/{stopped}/delete", {}, expect(302, 302, 403)),
+    ("/agents/{agent}/experiments/{running}/duplicate", {}, expect(302, 302, 403)),
+    ("/agents/{agent}/experiments/{running}/promote", {"variant": "treatment"}, expect(302, 302, 403)),
+    ("/agents/{agent}/experiments/{other_exp}/stop", {}, expect(404, 404, 403)),
+    ("/agents/{other_agent}/experiments/{other_exp}/stop", {}, expect(404, 404, 404, 302)),
 ]
+
+
+@pytest.fixture
+def world(world, app):
+    """The shared world plus experiments: a draft, a running and a stopped one, and one of the other workspace."""
+    with app.app_context():
+        world.draft_id = factories.experiment(world.agent_id, name="Draft")
+        world.running_id = factories.experiment(world.agent_id, status="running", name="Running")
+        world.stopped_id = factories.experiment(world.agent_id, status="stopped", name="Stopped")
+        world.other_exp_id = factories.experiment(world.other_agent_id, status="running", name="Theirs")
+        db.session.remove()
+    return world
 
 
 def fill(path: str, world) -> str:
     return path.format(agent=world.agent_id, other_agent=world.other_agent_id, member=world.editor_membership_id,
-                       key=world.api_key_id, other_key=world.other_api_key_id)
+                       key=world.api_key_id, other_key=world.other_api_key_id, draft=world.draft_id,
+                       running=world.running_id, stopped=world.stopped_id, other_exp=world.other_exp_id)
 
 
 def snapshot(app) -> dict[str, list]:

@@ -1,13 +1,46 @@
-"""Experiments (SPEC §3): listing, the active-experiment rule."""
+"""Experiments (SPEC §3): validation, lifecycle, the active-experiment rule, the audit trail.
+
+Input of `create_experiment` / `update_experiment` is a dict with `name`, `kind`, `hypothesis` and
+`variants`: a list of dicts with `key`, `name`, `weight` (int or digit string) and `config` (a dict
+or a JSON string). Persona experiments may also give `persona_name` / `persona_tone` per variant:
+when non-empty they win over `config["persona"]["name"/"tone"]`, so a form can offer plain fields
+and the raw JSON side by side. Field errors are keyed like the form: `variants-<index>-<field>`.
+"""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
 from ..extensions import db
-from ..models import Experiment, ExperimentAssignment
-from .agents import agent_for
+from ..models import EXPERIMENT_KINDS, Agent, AuditEvent, Experiment, ExperimentAssignment, Variant, utcnow
+from . import audit, validation
+from .agents import PERSONA_NAME_MAX, PERSONA_TONE_MAX, agent_for
+from .errors import Conflict, NotFound, ValidationError
+
+MIN_VARIANTS = 2
+MAX_VARIANTS = 10
+MIN_WEIGHT = 1
+MAX_WEIGHT = 10_000
+NAME_MAX = 120
+HYPOTHESIS_MAX = 2_000
+VARIANT_NAME_MAX = 120
+CONFIG_MAX_BYTES = 8 * 1024
+DUPLICATE_PREFIX = "Copy of "
+
+
+class NeedsConfirmation(Conflict):
+    """Starting while other experiments of the agent run: the caller must choose a start mode."""
+
+    def __init__(self, running: list[Experiment]):
+        names = ", ".join(f"“{e.name}”" for e in running)
+        super().__init__(f"{names} {'is' if len(running) == 1 else 'are'} running on this agent.")
+        self.running = running
+
+
+START_MODES = ("stop_others", "anyway")
 
 
 @dataclass
@@ -15,6 +48,17 @@ class ExperimentRow:
     experiment: Experiment
     visitors: int
     is_active: bool
+
+
+@dataclass
+class ExperimentDetail:
+    experiment: Experiment
+    variants: list[Variant]
+    shares: list[float]
+    is_active: bool
+    active: Experiment | None
+    running_others: list[Experiment]
+    events: list[AuditEvent]
 
 
 def active_experiment_query(agent_id: int) -> sa.Select:
@@ -26,7 +70,14 @@ def active_experiment_query(agent_id: int) -> sa.Select:
 
 
 def active_experiment(agent_id: int) -> Experiment | None:
+    """The agent's active experiment, or None."""
     return db.session.scalar(active_experiment_query(agent_id))
+
+
+def shares(weights: list[int]) -> list[float]:
+    """Each weight's share of the total, in percent (weights are normalised, SPEC §3)."""
+    total = sum(weights)
+    return [100.0 * w / total if total else 0.0 for w in weights]
 
 
 def list_for_agent(actor_id: int, agent_id: int) -> list[ExperimentRow]:
@@ -43,3 +94,355 @@ def list_for_agent(actor_id: int, agent_id: int) -> list[ExperimentRow]:
     ).all()
     active = active_experiment(agent_id)
     return [ExperimentRow(e, n, active is not None and e.id == active.id) for e, n in rows]
+
+
+def _experiment_for(actor_id: int, agent_id: int, experiment_id: int, action: str = "view") -> Experiment:
+    """The experiment if it belongs to the agent and the actor may do `action`; else 404 / 403."""
+    agent_for(actor_id, agent_id, action)
+    experiment = db.session.get(Experiment, experiment_id)
+    if experiment is None or experiment.agent_id != agent_id:
+        raise NotFound("No such experiment.")
+    return experiment
+
+
+def _running_others(experiment: Experiment) -> list[Experiment]:
+    return list(db.session.scalars(
+        sa.select(Experiment)
+        .where(Experiment.agent_id == experiment.agent_id, Experiment.status == "running",
+               Experiment.id != experiment.id)
+        .order_by(Experiment.started_at.desc(), Experiment.id.desc())
+    ))
+
+
+def detail(actor_id: int, agent_id: int, experiment_id: int) -> ExperimentDetail:
+    """Everything the experiment page shows: arms and shares, active state, other runs, audit trail."""
+    experiment = _experiment_for(actor_id, agent_id, experiment_id)
+    variants = list(experiment.variants)
+    active = active_experiment(agent_id)
+    return ExperimentDetail(
+        experiment=experiment,
+        variants=variants,
+        shares=shares([v.weight for v in variants]),
+        is_active=active is not None and active.id == experiment.id,
+        active=active,
+        running_others=_running_others(experiment),
+        events=audit.events_for("experiment", experiment.id),
+    )
+
+
+def default_variants(agent_id: int, kind: str) -> list[dict[str, Any]]:
+    """The new-experiment form's starting rows: control (the agent's persona) and treatment, 50/50."""
+    agent = db.session.get(Agent, agent_id)
+    control: dict[str, Any] = {"key": "control", "name": "Control", "weight": 50, "config": {}}
+    treatment: dict[str, Any] = {"key": "treatment", "name": "Treatment", "weight": 50, "config": {}}
+    if kind == "persona" and agent is not None:
+        persona = {"name": agent.persona_name}
+        if agent.persona_tone:
+            persona["tone"] = agent.persona_tone
+        control["config"] = {"persona": persona}
+    return [control, treatment]
+
+
+def new_variant(existing_keys: list[str]) -> dict[str, Any]:
+    """A fresh row for the form: the first free `treatment-N` key, weight 50, empty config."""
+    n = 2
+    while f"treatment-{n}" in existing_keys:
+        n += 1
+    return {"key": f"treatment-{n}", "name": f"Treatment {n}", "weight": 50, "config": {}}
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+def _weight(value: Any, field: str, errors: dict[str, str]) -> int:
+    if isinstance(value, bool) or value is None or value == "":
+        errors[field] = "Weight is required: a whole number from 1 to 10,000."
+        return 0
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.isascii() or not text.lstrip("-").isdigit():
+            errors[field] = f"Weight must be a whole number from 1 to 10,000 (got “{text[:20]}”)."
+            return 0
+        if len(text) > 9:
+            errors[field] = "Weight must be from 1 to 10,000 (got a huge number)."
+            return 0
+        value = int(text)
+    if not isinstance(value, int):
+        errors[field] = "Weight must be a whole number from 1 to 10,000."
+        return 0
+    if not MIN_WEIGHT <= value <= MAX_WEIGHT:
+        errors[field] = f"Weight must be from 1 to 10,000 (got {value:,})."
+        return 0
+    return value
+
+
+def _config(value: Any, field: str, errors: dict[str, str]) -> dict[str, Any] | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return {}
+    if isinstance(value, str):
+        if len(value.encode("utf-8")) > 4 * CONFIG_MAX_BYTES:
+            errors[field] = "Config must be at most 8 KB of JSON."
+            return None
+        try:
+            value = json.loads(value)
+        except ValueError as error:
+            errors[field] = f"Config is not valid JSON: {error}."
+            return None
+    if not isinstance(value, dict):
+        errors[field] = "Config must be a JSON object, e.g. {\"persona\": {\"name\": \"Aria\"}}."
+        return None
+    return value
+
+
+def _persona(config: dict[str, Any], variant: dict[str, Any], prefix: str, errors: dict[str, str]) -> None:
+    """Merge the persona fields into config["persona"] and check name 1–60, tone ≤ 200."""
+    persona = config.get("persona", {})
+    if not isinstance(persona, dict):
+        errors[f"{prefix}-config"] = "config.persona must be an object with a name and an optional tone."
+        return
+    persona = dict(persona)
+    posted_name, posted_tone = variant.get("persona_name"), variant.get("persona_tone")
+    if isinstance(posted_name, str) and posted_name.strip():
+        persona["name"] = posted_name
+    if isinstance(posted_tone, str) and posted_tone.strip():
+        persona["tone"] = posted_tone
+    # Errors go where the user typed: the plain fields when the form posted them, else the JSON.
+    name_field = f"{prefix}-persona_name" if posted_name is not None else f"{prefix}-config"
+    tone_field = f"{prefix}-persona_tone" if posted_tone is not None else f"{prefix}-config"
+    persona["name"] = validation.text(persona.get("name"), name_field, errors, min_len=1, max_len=PERSONA_NAME_MAX,
+                                      label="Persona name")
+    if persona.get("tone") is None or persona.get("tone") == "":
+        persona.pop("tone", None)  # absent: keep the agent's tone (SPEC §3)
+    else:
+        persona["tone"] = validation.text(persona["tone"], tone_field, errors, max_len=PERSONA_TONE_MAX, label="Tone")
+    config["persona"] = persona
+
+
+def _clean_variants(kind: str, variants: Any, errors: dict[str, str]) -> list[dict[str, Any]]:
+    if not isinstance(variants, list) or not MIN_VARIANTS <= len(variants) <= MAX_VARIANTS:
+        count = len(variants) if isinstance(variants, list) else 0
+        errors["variants"] = f"An experiment needs 2 to 10 variants (got {count})."
+        return []
+    clean: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for index, variant in enumerate(variants):
+        prefix = f"variants-{index}"
+        if not isinstance(variant, dict):
+            errors[prefix] = "Each variant must be an object."
+            continue
+        key = validation.slug(variant.get("key"), f"{prefix}-key", errors, label="Key")
+        if key and f"{prefix}-key" not in errors:
+            if key in seen:
+                errors[f"{prefix}-key"] = f"Key “{key}” is already used by variant {seen[key] + 1}; keys are unique."
+            seen.setdefault(key, index)
+        name = validation.text(variant.get("name"), f"{prefix}-name", errors, min_len=1, max_len=VARIANT_NAME_MAX,
+                               label="Name")
+        weight = _weight(variant.get("weight"), f"{prefix}-weight", errors)
+        config = _config(variant.get("config"), f"{prefix}-config", errors)
+        if config is not None:
+            config = dict(config)
+            if kind == "persona":
+                _persona(config, variant, prefix, errors)
+            size = len(json.dumps(config, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+            if size > CONFIG_MAX_BYTES:
+                errors[f"{prefix}-config"] = f"Config must be at most 8 KB of JSON (got {size:,} bytes)."
+        clean.append({"key": key, "name": name, "weight": weight, "config": config, "position": index})
+    return clean
+
+
+def _clean_text(data: dict[str, Any], experiment: Experiment | None, errors: dict[str, str]) -> tuple[str, str]:
+    name = validation.text(data.get("name", experiment.name if experiment else None), "name", errors,
+                           min_len=1, max_len=NAME_MAX, label="Name")
+    hypothesis = validation.text(data.get("hypothesis", experiment.hypothesis if experiment else ""), "hypothesis",
+                                 errors, max_len=HYPOTHESIS_MAX, label="Hypothesis")
+    return name, hypothesis
+
+
+def _clean_kind(value: Any, errors: dict[str, str]) -> str:
+    if value not in EXPERIMENT_KINDS:
+        errors["kind"] = f"Kind must be one of: {', '.join(EXPERIMENT_KINDS)}."
+        return ""
+    return value
+
+
+def validate(data: dict[str, Any]) -> dict[str, Any]:
+    """Check a whole experiment (name, kind, hypothesis, variants); ValidationError on any bad field."""
+    errors: dict[str, str] = {}
+    name, hypothesis = _clean_text(data, None, errors)
+    kind = _clean_kind(data.get("kind"), errors)
+    variants = _clean_variants(kind, data.get("variants"), errors)
+    if errors:
+        raise ValidationError(errors)
+    return {"name": name, "hypothesis": hypothesis, "kind": kind, "variants": variants}
+
+
+def _arms(experiment: Experiment) -> list[dict[str, Any]]:
+    return [{"key": v.key, "name": v.name, "weight": v.weight, "config": v.config} for v in experiment.variants]
+
+
+def _set_arms(experiment: Experiment, variants: list[dict[str, Any]]) -> None:
+    experiment.variants.clear()
+    db.session.flush()  # free the (experiment, key) and (experiment, position) slots before reuse
+    experiment.variants.extend(Variant(**v) for v in variants)
+
+
+# --- create and edit --------------------------------------------------------------------------
+
+
+def create_experiment(actor_id: int, agent_id: int, data: dict[str, Any]) -> Experiment:
+    """Create a draft experiment with its variants."""
+    agent, _ = agent_for(actor_id, agent_id, "manage_experiments")
+    clean = validate(data)
+    experiment = Experiment(agent_id=agent_id, name=clean["name"], hypothesis=clean["hypothesis"],
+                            kind=clean["kind"], status="draft", created_by_id=actor_id)
+    experiment.variants = [Variant(**v) for v in clean["variants"]]
+    db.session.add(experiment)
+    db.session.flush()
+    audit.record(agent.workspace_id, actor_id, "experiment.created", "experiment", experiment.id,
+                 {"name": experiment.name, "kind": experiment.kind, "arms": _arms(experiment)})
+    db.session.commit()
+    return experiment
+
+
+def update_experiment(actor_id: int, agent_id: int, experiment_id: int, data: dict[str, Any]) -> Experiment:
+    """Edit name and hypothesis (always) and, in draft only, kind and variants (absent keys keep their value)."""
+    experiment = _experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
+    changes_arms = "variants" in data or ("kind" in data and data["kind"] != experiment.kind)
+    if changes_arms and experiment.status != "draft":
+        raise Conflict("Variants, weights, configs and kind are frozen once an experiment has started; "
+                       "duplicate it to change them.")
+    errors: dict[str, str] = {}
+    name, hypothesis = _clean_text(data, experiment, errors)
+    kind, variants = experiment.kind, None
+    if changes_arms:
+        kind = _clean_kind(data.get("kind", experiment.kind), errors)
+        variants = _clean_variants(kind, data["variants"] if "variants" in data else _arms(experiment), errors)
+    if errors:
+        raise ValidationError(errors)
+    changed: dict[str, Any] = {}
+    for field, value in (("name", name), ("hypothesis", hypothesis), ("kind", kind)):
+        if getattr(experiment, field) != value:
+            changed[field] = {"from": getattr(experiment, field), "to": value}
+            setattr(experiment, field, value)
+    before = _arms(experiment)
+    if variants is not None and before != [{k: v[k] for k in ("key", "name", "weight", "config")} for v in variants]:
+        _set_arms(experiment, variants)
+        changed["arms"] = {"from": before, "to": _arms(experiment)}
+    if changed:
+        audit.record(experiment.agent.workspace_id, actor_id, "experiment.edited", "experiment", experiment.id, changed)
+    db.session.commit()
+    return experiment
+
+
+# --- lifecycle --------------------------------------------------------------------------------
+
+
+def _lock_agent(agent_id: int) -> None:
+    """Serialise lifecycle changes of one agent (PostgreSQL row lock; SQLite locks the whole file on write)."""
+    db.session.execute(sa.select(Agent.id).where(Agent.id == agent_id).with_for_update())
+
+
+def start_experiment(actor_id: int, agent_id: int, experiment_id: int, mode: str | None = None) -> Experiment:
+    """Start a draft or resume a stopped experiment.
+
+    If others run on the agent, `mode` must say what to do: "stop_others" stops them in the same
+    transaction; "anyway" starts alongside them (mixed populations). Without it: NeedsConfirmation.
+    """
+    experiment = _experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
+    if mode not in (None, "", *START_MODES):
+        raise ValidationError({"mode": f"Start mode must be one of: {', '.join(START_MODES)}."})
+    _lock_agent(agent_id)
+    db.session.refresh(experiment)
+    if experiment.status == "running":
+        raise Conflict(f"“{experiment.name}” is already running.")
+    others = _running_others(experiment)
+    if others and not mode:
+        raise NeedsConfirmation(others)
+    workspace_id = experiment.agent.workspace_id
+    now = utcnow()
+    if others and mode == "stop_others":
+        for other in others:
+            other.status, other.stopped_at = "stopped", now
+            audit.record(workspace_id, actor_id, "experiment.stopped", "experiment", other.id,
+                         {"reason": f"replaced by “{experiment.name}”", "replaced_by": experiment.id})
+    action = "experiment.resumed" if experiment.status == "stopped" else "experiment.started"
+    experiment.status, experiment.started_at, experiment.stopped_at = "running", now, None
+    details: dict[str, Any] = {}
+    if others:
+        details = {"mode": mode, "others": [{"id": o.id, "name": o.name} for o in others]}
+    audit.record(workspace_id, actor_id, action, "experiment", experiment.id, details)
+    db.session.commit()
+    return experiment
+
+
+def stop_experiment(actor_id: int, agent_id: int, experiment_id: int) -> Experiment:
+    """Stop a running experiment: no new assignments; stamped conversations keep their variant."""
+    experiment = _experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
+    if experiment.status != "running":
+        raise Conflict(f"Only a running experiment can be stopped; “{experiment.name}” is {experiment.status}.")
+    experiment.status, experiment.stopped_at = "stopped", utcnow()
+    audit.record(experiment.agent.workspace_id, actor_id, "experiment.stopped", "experiment", experiment.id)
+    db.session.commit()
+    return experiment
+
+
+def delete_experiment(actor_id: int, agent_id: int, experiment_id: int) -> str:
+    """Delete a draft or stopped experiment and its variants; stamps elsewhere stay. Returns its name."""
+    experiment = _experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
+    if experiment.status == "running":
+        raise Conflict(f"“{experiment.name}” is running: stop it before deleting it.")
+    name = experiment.name
+    audit.record(experiment.agent.workspace_id, actor_id, "experiment.deleted", "experiment", experiment.id,
+                 {"name": name, "kind": experiment.kind, "status": experiment.status, "arms": _arms(experiment)})
+    db.session.delete(experiment)
+    db.session.commit()
+    return name
+
+
+def duplicate_experiment(actor_id: int, agent_id: int, experiment_id: int) -> Experiment:
+    """A new draft with the same kind, hypothesis and arms, named "Copy of …"."""
+    source = _experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
+    name = (DUPLICATE_PREFIX + source.name)[:NAME_MAX]
+    copy = Experiment(agent_id=agent_id, name=name, hypothesis=source.hypothesis, kind=source.kind, status="draft",
+                      created_by_id=actor_id)
+    copy.variants = [Variant(key=v.key, name=v.name, weight=v.weight, config=dict(v.config), position=v.position)
+                     for v in source.variants]
+    db.session.add(copy)
+    db.session.flush()
+    workspace_id = source.agent.workspace_id
+    audit.record(workspace_id, actor_id, "experiment.duplicated", "experiment", source.id,
+                 {"copy_id": copy.id, "copy_name": copy.name})
+    audit.record(workspace_id, actor_id, "experiment.created", "experiment", copy.id,
+                 {"name": copy.name, "kind": copy.kind, "duplicated_from": source.id, "arms": _arms(copy)})
+    db.session.commit()
+    return copy
+
+
+def promote_variant(actor_id: int, agent_id: int, experiment_id: int, variant_key: str) -> Experiment:
+    """Copy a persona variant into the agent's defaults and stop the experiment, in one transaction."""
+    experiment = _experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
+    if experiment.kind != "persona":
+        raise Conflict("Only persona experiments can be promoted: CTA and trigger variants change nothing at runtime.")
+    if experiment.status == "draft":
+        raise Conflict("Start the experiment before promoting one of its variants.")
+    variant = next((v for v in experiment.variants if v.key == variant_key), None)
+    if variant is None:
+        raise ValidationError({"variant": "Choose one of this experiment's variants."})
+    persona = variant.config.get("persona") or {}
+    if not persona.get("name"):
+        raise Conflict(f"Variant “{variant.key}” has no persona name to promote.")
+    agent = experiment.agent
+    before = {"persona_name": agent.persona_name, "persona_tone": agent.persona_tone}
+    agent.persona_name = persona["name"]
+    if persona.get("tone"):
+        agent.persona_tone = persona["tone"]  # no tone in the variant: the agent keeps its own (SPEC §3)
+    was_running = experiment.status == "running"
+    if was_running:
+        experiment.status, experiment.stopped_at = "stopped", utcnow()
+    after = {"persona_name": agent.persona_name, "persona_tone": agent.persona_tone}
+    audit.record(agent.workspace_id, actor_id, "experiment.promoted", "experiment", experiment.id,
+                 {"variant": variant.key, "from": before, "to": after, "stopped": was_running})
+    audit.record(agent.workspace_id, actor_id, "agent.persona_promoted", "agent", agent.id,
+                 {"experiment_id": experiment.id, "variant": variant.key, "from": before, "to": after})
+    db.session.commit()
+    return experiment

@@ -66,8 +66,9 @@ def email(value, field: str, errors: dict) -> str:
     return value
 
 
-def slug(value, field: str, errors: dict) -> str:
-    value = text(value, field, errors, min_len=1, max_len=64, label="Slug").lower()
+def slug(value, field: str, errors: dict, label: str = "Slug") -> str:
+    """1–64 lower-case letters, digits and inner dashes (upper case is folded)."""
+    value = text(value, field, errors, min_len=1, max_len=64, label=label).lower()
     if field not in errors and not SLUG_RE.match(value):
-        errors[field] = "Slug may contain only lower-case letters, digits and dashes."
+        errors[field] = f"{label} may contain only lower-case letters, digits and dashes."
     return value

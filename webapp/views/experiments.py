@@ -1,13 +1,106 @@
-"""The A/B experiments tab of an agent."""
+"""The A/B experiments tab of an agent: list, create, edit, detail, lifecycle.
+
+Lifecycle POSTs answer an HTMX request with the swapped status component (plus out-of-band flash
+and active badge) and a full-page request with a redirect, so every page also works without HTMX.
+"""
 from __future__ import annotations
 
-from flask import Blueprint
-from flask_login import current_user
+import json
+import re
+from typing import Any
 
+from flask import Blueprint, Response, flash, g, make_response, redirect, render_template, request, url_for
+from flask_login import current_user
+from werkzeug.datastructures import MultiDict
+
+from ..extensions import db
+from ..models import EXPERIMENT_KINDS, Experiment
 from ..services import experiments
-from . import agent_view, render
+from ..services.errors import Conflict, ValidationError
+from . import agent_view, is_htmx_fragment_request, render
 
 bp = Blueprint("experiments", __name__, url_prefix="/agents")
+
+VARIANT_FIELD = re.compile(r"^variants-(\d+)-(key|name|weight|config|persona_name|persona_tone)$")
+CONFIRMATIONS = ("start", "delete")
+
+
+# --- the form's state: what the user typed, row by row ----------------------------------------
+
+
+def _row(variant: dict[str, Any]) -> dict[str, Any]:
+    """A form row from a service-shaped variant (config as a dict)."""
+    config = variant.get("config") or {}
+    persona = config.get("persona") if isinstance(config.get("persona"), dict) else {}
+    return {"key": variant["key"], "name": variant["name"], "weight": str(variant["weight"]),
+            "config": json.dumps(config, ensure_ascii=False), "persona_name": persona.get("name", ""),
+            "persona_tone": persona.get("tone", "")}
+
+
+def _posted_rows(form: MultiDict) -> list[dict[str, Any]] | None:
+    """The posted variant rows in index order (gaps from removed rows close up); None if none were posted."""
+    rows: dict[int, dict[str, Any]] = {}
+    for name in form:
+        match = VARIANT_FIELD.match(name)
+        if match:
+            rows.setdefault(int(match.group(1)), {})[match.group(2)] = form.get(name)
+    if not rows:
+        return None
+    return [{"key": r.get("key", ""), "name": r.get("name", ""), "weight": r.get("weight", ""),
+             "config": r.get("config", ""), "persona_name": r.get("persona_name"),
+             "persona_tone": r.get("persona_tone")} for _, r in sorted(rows.items())]
+
+
+def _posted(form: MultiDict) -> dict[str, Any]:
+    """The service input from a posted experiment form; `variants` only when rows were posted."""
+    data: dict[str, Any] = {"name": form.get("name", ""), "hypothesis": form.get("hypothesis", "")}
+    if "kind" in form:
+        data["kind"] = form.get("kind")
+    rows = _posted_rows(form)
+    if rows is not None:
+        data["variants"] = rows
+    return data
+
+
+def _without_persona(config_json: str) -> str:
+    """A row's config JSON without its persona block, for a form switched away from persona (bad JSON stays)."""
+    try:
+        config = json.loads(config_json)
+    except ValueError:
+        return config_json
+    if isinstance(config, dict) and "persona" in config:
+        del config["persona"]
+        return json.dumps(config, ensure_ascii=False)
+    return config_json
+
+
+def _shares(rows: list[dict[str, Any]]) -> list[float | None]:
+    weights = [int(r["weight"]) if str(r["weight"]).strip().isdigit() else 0 for r in rows]
+    total = sum(weights)
+    return [100.0 * w / total if total and w else None for w in weights]
+
+
+def _form_context(data: dict[str, Any], experiment: Experiment | None = None,
+                  errors: dict[str, str] | None = None) -> dict[str, Any]:
+    rows = [r if isinstance(r.get("config"), str) else _row(r) for r in data.get("variants") or []]
+    return {"data": data, "rows": rows, "shares": _shares(rows), "errors": errors or {}, "experiment": experiment,
+            "kinds": EXPERIMENT_KINDS, "max_variants": experiments.MAX_VARIANTS,
+            "min_variants": experiments.MIN_VARIANTS,
+            "arms_editable": experiment is None or experiment.status == "draft"}
+
+
+def _hx_redirect(url: str) -> Response:
+    """A redirect that HTMX follows with a full page load and a browser follows as usual."""
+    if request.headers.get("HX-Request") == "true":
+        response = make_response("", 200)
+        response.headers["HX-Redirect"] = url
+    else:
+        response = redirect(url)
+    response.vary.add("HX-Request")
+    return response
+
+
+# --- pages ------------------------------------------------------------------------------------
 
 
 @bp.route("/<int:agent_id>/experiments")
@@ -15,3 +108,162 @@ bp = Blueprint("experiments", __name__, url_prefix="/agents")
 def index(agent_id: int):
     rows = experiments.list_for_agent(current_user.id, agent_id)
     return render("experiments/index.html", rows=rows)
+
+
+@bp.route("/<int:agent_id>/experiments/new", methods=["GET", "POST"])
+@agent_view("manage_experiments")
+def new(agent_id: int):
+    if request.method == "GET":
+        kind = request.args.get("kind") if request.args.get("kind") in EXPERIMENT_KINDS else "persona"
+        data = {"name": "", "kind": kind, "hypothesis": "",
+                "variants": experiments.default_variants(agent_id, kind)}
+        return render("experiments/new.html", "experiments/_form.html", **_form_context(data))
+    data = _posted(request.form)
+    try:
+        experiment = experiments.create_experiment(current_user.id, agent_id, data)
+    except ValidationError as error:
+        return render("experiments/new.html", "experiments/_form.html", status=422,
+                      **_form_context(data, errors=error.fields))
+    flash(f"Experiment “{experiment.name}” created as a draft.", "success")
+    return _hx_redirect(url_for("experiments.detail", agent_id=agent_id, experiment_id=experiment.id))
+
+
+@bp.route("/<int:agent_id>/experiments/form-rows", methods=["POST"])
+@agent_view("manage_experiments")
+def form_rows(agent_id: int):
+    """Re-render the variant rows of a form being edited: `op` is add, remove-<index> or kind (the kind changed)."""
+    data = _posted(request.form)
+    rows = data.get("variants") or []
+    op = request.form.get("op", "")
+    if op == "add" and len(rows) < experiments.MAX_VARIANTS:
+        rows.append(_row(experiments.new_variant([r["key"] for r in rows])))
+    elif op.startswith("remove-") and op[7:].isdigit() and len(rows) > experiments.MIN_VARIANTS:
+        index = int(op[7:])
+        if index < len(rows):
+            rows.pop(index)
+    elif op == "kind" and data.get("kind") != "persona":
+        for row in rows:
+            row["config"] = _without_persona(row["config"])
+    data["variants"] = rows
+    return render("experiments/new.html", "experiments/_variant_rows.html", **_form_context(data))
+
+
+@bp.route("/<int:agent_id>/experiments/<int:experiment_id>")
+@agent_view()
+def detail(agent_id: int, experiment_id: int):
+    info = experiments.detail(current_user.id, agent_id, experiment_id)
+    confirm = request.args.get("confirm") if request.args.get("confirm") in CONFIRMATIONS else None
+    return render("experiments/detail.html", "experiments/_status.html", **_detail_context(info, confirm))
+
+
+def _detail_context(info: experiments.ExperimentDetail, confirm: str | None = None,
+                    error: str | None = None) -> dict[str, Any]:
+    return {"info": info, "experiment": info.experiment, "variants": info.variants, "confirm": confirm,
+            "error": error}
+
+
+@bp.route("/<int:agent_id>/experiments/<int:experiment_id>/edit", methods=["GET", "POST"])
+@agent_view("manage_experiments")
+def edit(agent_id: int, experiment_id: int):
+    info = experiments.detail(current_user.id, agent_id, experiment_id)
+    experiment = info.experiment
+    if request.method == "GET":
+        data = {"name": experiment.name, "kind": experiment.kind, "hypothesis": experiment.hypothesis,
+                "variants": [{"key": v.key, "name": v.name, "weight": v.weight, "config": v.config}
+                             for v in info.variants]}
+        return render("experiments/edit.html", "experiments/_form.html", **_form_context(data, experiment))
+    data = _posted(request.form)
+    try:
+        experiments.update_experiment(current_user.id, agent_id, experiment_id, data)
+    except ValidationError as error:
+        data.setdefault("kind", experiment.kind)
+        return render("experiments/edit.html", "experiments/_form.html", status=422,
+                      **_form_context(data, experiment, error.fields))
+    flash("Experiment saved.", "success")
+    return _hx_redirect(url_for("experiments.detail", agent_id=agent_id, experiment_id=experiment_id))
+
+
+# --- lifecycle --------------------------------------------------------------------------------
+
+
+def _status_response(agent_id: int, experiment_id: int, status: int = 200, confirm: str | None = None,
+                     error: str | None = None) -> Response:
+    """HTMX: the status component plus out-of-band flash and active badge. Full page: back to the page."""
+    detail_url = url_for("experiments.detail", agent_id=agent_id, experiment_id=experiment_id)
+    if not is_htmx_fragment_request():
+        if error:
+            flash(error, "error")
+        return redirect(detail_url + (f"?confirm={confirm}" if confirm else ""))
+    info = experiments.detail(current_user.id, agent_id, experiment_id)
+    html = render_template("experiments/_status.html", **_detail_context(info, confirm, error)) + \
+        render_template("experiments/_oob.html", **_detail_context(info))
+    response = make_response(html, status)
+    response.vary.add("HX-Request")
+    return response
+
+
+@bp.errorhandler(experiments.NeedsConfirmation)
+def needs_confirmation(error: experiments.NeedsConfirmation):
+    """Start while others run: the status component asks which way to start (SPEC §3)."""
+    db.session.rollback()
+    return _status_response(request.view_args["agent_id"], request.view_args["experiment_id"], 409, confirm="start")
+
+
+@bp.errorhandler(Conflict)
+@bp.errorhandler(ValidationError)
+def refused(error: Conflict | ValidationError):
+    """A refused lifecycle action (wrong status, bad mode or variant): the status component says why."""
+    db.session.rollback()
+    message = next(iter(error.fields.values()), error.message)
+    args = request.view_args or {}
+    if "experiment_id" not in args:
+        return render_template("errors/page.html", status=error.status, title="Refused", message=message), error.status
+    return _status_response(args["agent_id"], args["experiment_id"], error.status, error=message)
+
+
+@bp.route("/<int:agent_id>/experiments/<int:experiment_id>/start", methods=["POST"])
+@agent_view("manage_experiments")
+def start(agent_id: int, experiment_id: int):
+    mode = request.form.get("mode") or None
+    experiment = experiments.start_experiment(current_user.id, agent_id, experiment_id, mode)
+    if mode == "anyway":
+        flash(f"“{experiment.name}” is running alongside another experiment: their populations mix.", "warning")
+    else:
+        flash(f"“{experiment.name}” is running.", "success")
+    return _status_response(agent_id, experiment_id)
+
+
+@bp.route("/<int:agent_id>/experiments/<int:experiment_id>/stop", methods=["POST"])
+@agent_view("manage_experiments")
+def stop(agent_id: int, experiment_id: int):
+    experiment = experiments.stop_experiment(current_user.id, agent_id, experiment_id)
+    flash(f"“{experiment.name}” stopped: no new visitors are assigned.", "success")
+    return _status_response(agent_id, experiment_id)
+
+
+@bp.route("/<int:agent_id>/experiments/<int:experiment_id>/delete", methods=["POST"])
+@agent_view("manage_experiments")
+def delete(agent_id: int, experiment_id: int):
+    name = experiments.delete_experiment(current_user.id, agent_id, experiment_id)
+    flash(f"Experiment “{name}” deleted. Conversations and leads keep their variant stamps.", "success")
+    # The experiment is gone: there is no component left to swap, so both kinds of request go to the tab.
+    return _hx_redirect(url_for("experiments.index", agent_id=agent_id))
+
+
+@bp.route("/<int:agent_id>/experiments/<int:experiment_id>/duplicate", methods=["POST"])
+@agent_view("manage_experiments")
+def duplicate(agent_id: int, experiment_id: int):
+    copy = experiments.duplicate_experiment(current_user.id, agent_id, experiment_id)
+    flash(f"Draft “{copy.name}” created with the same variants; edit it, then start it.", "success")
+    return _hx_redirect(url_for("experiments.edit", agent_id=agent_id, experiment_id=copy.id))
+
+
+@bp.route("/<int:agent_id>/experiments/<int:experiment_id>/promote", methods=["POST"])
+@agent_view("manage_experiments")
+def promote(agent_id: int, experiment_id: int):
+    variant_key = request.form.get("variant", "")
+    experiments.promote_variant(current_user.id, agent_id, experiment_id, variant_key)
+    agent = g.agent
+    flash(f"Variant “{variant_key}” promoted: the agent now answers as {agent.persona_name}"
+          f"{' (' + agent.persona_tone + ')' if agent.persona_tone else ''}. The experiment is stopped.", "success")
+    return _status_response(agent_id, experiment_id)

@@ -1,0 +1,123 @@
+"""The experiments tab in Chromium, clicked through as a new owner and as an editor would."""
+from playwright.sync_api import expect
+
+from tests import factories
+from webapp.extensions import db
+
+from .conftest import login
+
+
+def shares(page) -> list[str]:
+    return page.locator(".variant-row [data-share]").all_inner_texts()
+
+
+def test_owner_designs_starts_replaces_stops_and_deletes_experiments(app, page, world, shot):
+    login(page, "owner@acme.test")
+    page.goto(f"/agents/{world.agent_id}")
+    page.click("nav.tabs >> text=A/B experiments")
+    expect(page.locator(".empty")).to_contain_text("No experiments yet")
+    page.click("text=New experiment")
+    expect(page.locator(".variant-row")).to_have_count(2)
+    assert shares(page) == ["50.0%", "50.0%"]
+    shot(page, "1-new-form")
+
+    page.fill("input[name=name]", "Warmer persona")
+    page.fill("textarea[name=hypothesis]", "A warmer persona gets more leads.")
+    page.fill("input[name='variants-1-persona_name']", "Aria")
+    page.fill("input[name='variants-1-persona_tone']", "warm and concise")
+    page.click("text=+ Add variant")
+    expect(page.locator(".variant-row")).to_have_count(3)
+    page.click("text=+ Add variant")
+    expect(page.locator(".variant-row")).to_have_count(4)
+    assert shares(page) == ["25.0%"] * 4
+    page.click("button[aria-label='Remove variant 4']")
+    expect(page.locator(".variant-row")).to_have_count(3)
+    expect(page.locator("input[name='variants-1-persona_name']")).to_have_value("Aria")  # typed values survive
+    page.fill("input[name='variants-2-persona_name']", "Bo")
+    shot(page, "2-three-variants")
+
+    slider = page.locator(".variant-row").nth(0).locator("input[type=range]")
+    slider.focus()
+    page.keyboard.press("End")  # the slider's maximum, 100
+    expect(page.locator("input[name='variants-0-weight']")).to_have_value("100")
+    assert shares(page) == ["50.0%", "25.0%", "25.0%"]
+    page.keyboard.press("Home")
+    expect(page.locator("input[name='variants-0-weight']")).to_have_value("1")
+    assert shares(page) == ["1.0%", "49.5%", "49.5%"]
+    shot(page, "3-slider-moved")
+
+    config = page.locator("textarea[name='variants-1-config']")
+    assert '"name":"Aria"' in config.input_value() and '"tone":"warm and concise"' in config.input_value()
+
+    page.fill("input[name='variants-2-weight']", "0")
+    page.click("text=Create draft")
+    expect(page.locator("[data-field='variants-2-weight']")).to_contain_text("from 1 to 10,000")
+    expect(page.locator("input[name='variants-2-weight']")).to_have_attribute("aria-invalid", "true")
+    shot(page, "4-bad-weight")
+
+    page.fill("input[name='variants-2-weight']", "50")
+    page.click("text=Create draft")
+    expect(page.locator(".experiment-head h2")).to_contain_text("Warmer persona")
+    expect(page.locator("#variants tbody tr")).to_have_count(3)
+    expect(page.locator("#audit-trail")).to_contain_text("created")
+    page.click("#status-component button:has-text('Start')")
+    expect(page.locator("#experiment-badges [data-active]")).to_have_text("active")
+    expect(page.locator("#status-component [data-status]")).to_have_text("running")
+    expect(page.locator("#flashes")).to_contain_text("is running")
+    shot(page, "5-started-active")
+    first_url = page.url
+
+    page.click("nav.tabs >> text=A/B experiments")
+    page.click("text=New experiment")
+    page.fill("input[name=name]", "Book-a-demo button")
+    page.select_option("select[name=kind]", "cta")
+    expect(page.locator("input[name='variants-0-persona_name']")).to_have_count(0)
+    expect(page.locator("textarea[name='variants-0-config']")).to_have_value("{}")  # the persona block is dropped
+    page.fill("textarea[name='variants-1-config']", '{"label": "Book a demo"}')
+    page.click("text=Create draft")
+    page.click("#status-component button:has-text('Start')")
+    confirm = page.locator("#status-component .confirm")
+    expect(confirm).to_contain_text("“Warmer persona” is already running")
+    expect(confirm.locator("button:has-text('Stop it and start this one')")).to_be_focused()
+    shot(page, "6-start-confirmation")
+    confirm.locator("button:has-text('Stop it and start this one')").click()
+    expect(page.locator("#experiment-badges [data-active]")).to_have_text("active")
+    page.click("nav.tabs >> text=A/B experiments")
+    expect(page.locator("#experiments tr:has-text('Book-a-demo button') [data-active]")).to_be_visible()
+    expect(page.locator("#experiments tr:has-text('Warmer persona')")).to_contain_text("stopped")
+    shot(page, "7-list-after-stop-and-start")
+
+    page.click("text=Book-a-demo button")
+    page.click("#status-component button:has-text('Stop')")
+    expect(page.locator("#status-component [data-status]")).to_have_text("stopped")
+    expect(page.locator("#experiment-badges [data-active]")).to_have_count(0)
+    page.click("text=Delete…")
+    expect(page.locator("#status-component .confirm")).to_contain_text("keep their variant stamps")
+    shot(page, "8-delete-confirmation")
+    page.click("button:has-text('Delete experiment')")
+    page.wait_for_url("**/experiments")
+    expect(page.locator("#flashes")).to_contain_text("deleted")
+    expect(page.locator("#experiments tbody tr")).to_have_count(1)
+    shot(page, "9-after-delete")
+
+    page.goto(first_url)  # a deep link still renders the whole page
+    expect(page.locator("#audit-trail")).to_contain_text("stopped")
+    expect(page.locator("#audit-trail")).to_contain_text("replaced by")
+    shot(page, "10-audit-trail")
+
+
+def test_editor_finds_no_control(app, page, world, shot):
+    with app.app_context():
+        exp_id = factories.experiment(world.agent_id, status="running", name="Live test")
+        db.session.remove()
+    login(page, "editor@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments")
+    expect(page.locator("#experiments")).to_contain_text("Live test")
+    expect(page.locator("text=New experiment")).to_have_count(0)
+    page.click("text=Live test")
+    expect(page.locator("#status-component")).to_contain_text("owners and admins")
+    expect(page.locator("#status-component button")).to_have_count(0)
+    expect(page.locator("main form")).to_have_count(0)
+    shot(page, "editor-detail")
+    page.goto(f"/agents/{world.agent_id}/experiments/{exp_id}/edit")
+    expect(page.locator(".error-page")).to_contain_text("403")

@@ -1,0 +1,276 @@
+"""The experiments tab over HTTP: full pages vs HTMX fragments, 422 fragments, lifecycle answers, CSRF."""
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from tests import factories
+from tests.conftest import csrf_token
+from webapp.extensions import db
+from webapp.models import Agent, AuditEvent, Experiment, Variant
+
+HX = {"HX-Request": "true"}
+
+
+def form(name="Warmer greeting", kind="persona", rows=(("control", "50", "Sam"), ("treatment", "50", "Aria"))):
+    data = {"name": name, "kind": kind, "hypothesis": "Warmth converts"}
+    for i, (key, weight, persona_name) in enumerate(rows):
+        data.update({f"variants-{i}-key": key, f"variants-{i}-name": key.title(), f"variants-{i}-weight": weight,
+                     f"variants-{i}-config": "{}", f"variants-{i}-persona_name": persona_name,
+                     f"variants-{i}-persona_tone": ""})
+    return data
+
+
+def rows_of(app) -> tuple[int, int]:
+    with app.app_context():
+        counts = (db.session.scalar(sa.select(sa.func.count()).select_from(Experiment)),
+                  db.session.scalar(sa.select(sa.func.count()).select_from(Variant)))
+        db.session.remove()
+        return counts
+
+
+def make(app, agent_id, **kwargs) -> int:
+    with app.app_context():
+        exp_id = factories.experiment(agent_id, **kwargs)
+        db.session.remove()
+        return exp_id
+
+
+def status_of(app, exp_id) -> str | None:
+    with app.app_context():
+        exp = db.session.get(Experiment, exp_id)
+        status = exp.status if exp else None
+        db.session.remove()
+        return status
+
+
+@pytest.fixture
+def owner(auth, world):
+    assert auth.login(world.emails["owner"]).status_code == 302
+    return auth
+
+
+def base(world) -> str:
+    return f"/agents/{world.agent_id}/experiments"
+
+
+def test_new_form_starts_with_control_and_treatment_at_50_50(client, owner, world):
+    html = client.get(base(world) + "/new").get_data(as_text=True)
+    for name in ("name", "kind", "hypothesis", "variants-0-key", "variants-1-weight", "variants-1-config",
+                 "variants-0-persona_name", "variants-1-persona_tone"):
+        assert f'name="{name}"' in html
+    assert 'value="control"' in html and 'value="treatment"' in html
+    assert html.count('type="range"') == 2 and html.count("50.0%") == 2
+    assert 'value="Sam"' in html  # control starts as the agent's persona
+
+
+def test_create_full_page_redirects_and_htmx_gets_hx_redirect(app, client, owner, world):
+    response = owner.post(base(world) + "/new", form())
+    assert response.status_code == 302 and "/experiments/" in response.headers["Location"]
+    response = owner.post(base(world) + "/new", form(name="Second"), headers=HX)
+    assert response.status_code == 200 and "/experiments/" in response.headers["HX-Redirect"]
+    assert rows_of(app) == (2, 4)
+    with app.app_context():
+        exp = db.session.scalar(sa.select(Experiment).order_by(Experiment.id))
+        assert exp.variants[1].config == {"persona": {"name": "Aria"}}
+        db.session.remove()
+
+
+def test_bad_weight_comes_back_as_a_422_fragment_with_the_message_on_the_field(app, client, owner, world):
+    response = owner.post(base(world) + "/new", form(rows=(("control", "50", "Sam"), ("treatment", "0", "Aria"))),
+                          headers=HX)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "<html" not in html and 'id="experiment-form"' in html
+    assert 'data-field="variants-1-weight"' in html and "from 1 to 10,000" in html
+    assert "HX-Request" in response.headers["Vary"]
+    assert 'value="Aria"' in html  # what the user typed is kept
+    assert rows_of(app) == (0, 0)
+
+
+@pytest.mark.parametrize("changes,field", [
+    ({"variants-1-key": "control"}, "variants-1-key"),
+    ({"variants-1-weight": "1.5"}, "variants-1-weight"),
+    ({"variants-1-config": "{broken", "variants-1-persona_name": ""}, "variants-1-config"),
+    ({"variants-1-persona_name": ""}, "variants-1-persona_name"),
+    ({"name": "x" * 121}, "name"),
+])
+def test_every_bad_field_is_a_full_page_422_when_not_htmx(app, client, owner, world, changes, field):
+    response = owner.post(base(world) + "/new", {**form(), **changes})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and "<html" in html
+    assert f'data-field="{field}"' in html
+    assert rows_of(app) == (0, 0)
+
+
+def test_one_variant_only_is_refused(app, client, owner, world):
+    response = owner.post(base(world) + "/new", form(rows=(("control", "50", "Sam"),)), headers=HX)
+    assert response.status_code == 422 and 'data-field="variants"' in response.get_data(as_text=True)
+
+
+def test_csrf_is_required_for_forms_and_accepted_as_a_header(app, client, owner, world):
+    response = client.post(base(world) + "/new", data=form())
+    assert response.status_code == 400 and rows_of(app) == (0, 0)
+    response = client.post(base(world) + "/new", data=form(), headers={**HX, "X-CSRFToken": csrf_token(client)})
+    assert response.status_code == 200 and rows_of(app) == (1, 2)
+    exp_id = make(app, world.agent_id)
+    assert client.post(f"{base(world)}/{exp_id}/start", headers=HX).status_code == 400
+    assert status_of(app, exp_id) == "draft"
+
+
+def test_rows_are_added_and_removed_in_place_and_renumbered(client, owner, world):
+    url = base(world) + "/form-rows"
+    html = owner.post(url, {**form(), "op": "add"}, headers=HX).get_data(as_text=True)
+    assert html.startswith('\n<div id="variant-rows"') or html.lstrip().startswith('<div id="variant-rows"')
+    assert 'name="variants-2-key" value="treatment-2"' in html and html.count("33.3%") == 3
+    three = form(rows=(("control", "50", "Sam"), ("treatment", "30", "Aria"), ("bold", "20", "Bo")))
+    html = owner.post(url, {**three, "op": "remove-0"}, headers=HX).get_data(as_text=True)
+    assert 'name="variants-0-key" value="treatment"' in html and 'name="variants-1-key" value="bold"' in html
+    assert "variants-2-key" not in html and "60.0%" in html and "40.0%" in html
+    html = owner.post(url, {**form(), "op": "remove-1"}, headers=HX).get_data(as_text=True)
+    assert 'name="variants-1-key"' in html  # two is the minimum: nothing removed
+    switched = {**form(), "kind": "cta", "variants-0-config": '{"persona": {"name": "Sam"}, "colour": "red"}'}
+    html = owner.post(url, {**switched, "op": "kind"}, headers=HX).get_data(as_text=True)
+    assert "persona_name" not in html and "Sam" not in html and "colour" in html
+
+
+def test_editors_may_not_use_the_form_helper(client, auth, world):
+    auth.login(world.emails["editor"])
+    assert auth.post(base(world) + "/form-rows", {**form(), "op": "add"}, headers=HX).status_code == 403
+
+
+def test_detail_page_and_its_htmx_fragment(app, client, owner, world):
+    exp_id = make(app, world.agent_id, status="running", weights=(1, 3))
+    response = client.get(f"{base(world)}/{exp_id}")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "HX-Request" in response.headers["Vary"]
+    for text in ("Visitor preview", "Results", "Audit trail", "25.0%", "75.0%", 'id="status-component"', "Stop"):
+        assert text in html
+    fragment = client.get(f"{base(world)}/{exp_id}?confirm=delete", headers=HX).get_data(as_text=True)
+    assert "<html" not in fragment and fragment.lstrip().startswith('<section id="status-component"')
+    assert "Delete experiment" not in fragment  # a running experiment has no delete confirmation
+
+
+def test_start_with_another_running_asks_for_confirmation(app, client, owner, world):
+    running = make(app, world.agent_id, status="running", name="Current one")
+    draft = make(app, world.agent_id, name="Next one")
+    response = owner.post(f"{base(world)}/{draft}/start", headers=HX)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert "Current one" in html and "Stop it and start this one" in html and "Start anyway" in html
+    assert status_of(app, draft) == "draft"
+    response = owner.post(f"{base(world)}/{draft}/start")
+    assert response.status_code == 302 and response.headers["Location"].endswith("?confirm=start")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Current one" in page and "Stop it and start this one" in page
+
+    response = owner.post(f"{base(world)}/{draft}/start", {"mode": "stop_others"}, headers=HX)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and 'id="status-component"' in html
+    assert 'id="flashes" hx-swap-oob="true"' in html and "is running" in html
+    assert 'id="experiment-badges" hx-swap-oob="true"' in html and "data-active" in html
+    assert (status_of(app, running), status_of(app, draft)) == ("stopped", "running")
+
+
+def test_bad_mode_or_variant_is_a_422_in_the_status_component(app, client, owner, world):
+    exp_id = make(app, world.agent_id, status="running")
+    response = owner.post(f"{base(world)}/{exp_id}/promote", {"variant": "nope"}, headers=HX)
+    assert response.status_code == 422 and "Choose one of this experiment" in response.get_data(as_text=True)
+    draft = make(app, world.agent_id)
+    response = owner.post(f"{base(world)}/{draft}/start", {"mode": "sideways"}, headers=HX)
+    assert response.status_code == 422 and 'id="status-component"' in response.get_data(as_text=True)
+    assert (status_of(app, exp_id), status_of(app, draft)) == ("running", "draft")
+
+
+def test_start_anyway_warns(app, client, owner, world):
+    make(app, world.agent_id, status="running")
+    draft = make(app, world.agent_id)
+    html = owner.post(f"{base(world)}/{draft}/start", {"mode": "anyway"}, headers=HX).get_data(as_text=True)
+    assert "flash-warning" in html and "populations mix" in html
+
+
+def test_stop_delete_and_refusals(app, client, owner, world):
+    exp_id = make(app, world.agent_id, status="running")
+    response = owner.post(f"{base(world)}/{exp_id}/delete", headers=HX)
+    assert response.status_code == 409 and "stop it before deleting" in response.get_data(as_text=True)
+    response = owner.post(f"{base(world)}/{exp_id}/stop")
+    assert response.status_code == 302 and status_of(app, exp_id) == "stopped"
+    response = owner.post(f"{base(world)}/{exp_id}/stop", headers=HX)
+    assert response.status_code == 409 and "Only a running experiment" in response.get_data(as_text=True)
+    response = owner.post(f"{base(world)}/{exp_id}/delete", headers=HX)
+    assert response.headers["HX-Redirect"].endswith("/experiments") and status_of(app, exp_id) is None
+    assert "deleted" in client.get(base(world)).get_data(as_text=True)  # the flash waits for the next page
+    assert client.get(f"{base(world)}/{exp_id}").status_code == 404
+
+
+def test_duplicate_and_promote(app, client, owner, world):
+    exp_id = make(app, world.agent_id, status="running")
+    response = owner.post(f"{base(world)}/{exp_id}/duplicate")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/edit")
+    response = owner.post(f"{base(world)}/{exp_id}/promote", {"variant": "treatment"}, headers=HX)
+    assert response.status_code == 200 and "Persona treatment" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(Agent, world.agent_id).persona_name == "Persona treatment"
+        db.session.remove()
+    assert status_of(app, exp_id) == "stopped"
+
+
+def test_edit_after_start_keeps_the_arms_frozen(app, client, owner, world):
+    exp_id = make(app, world.agent_id, status="running")
+    html = client.get(f"{base(world)}/{exp_id}/edit").get_data(as_text=True)
+    assert "variants-0-weight" not in html and "frozen" in html
+    response = owner.post(f"{base(world)}/{exp_id}/edit", {"name": "Renamed", "hypothesis": "H"})
+    assert response.status_code == 302
+    response = owner.post(f"{base(world)}/{exp_id}/edit", {"name": "Renamed", **form()}, headers=HX)
+    assert response.status_code == 409 and "frozen" in response.get_data(as_text=True)
+    response = owner.post(f"{base(world)}/{exp_id}/edit", {"name": "Other", **form()})
+    assert response.status_code == 302 and "frozen" in client.get(response.headers["Location"]).get_data(as_text=True)
+    with app.app_context():
+        exp = db.session.get(Experiment, exp_id)
+        assert exp.name == "Renamed" and [v.weight for v in exp.variants] == [1, 1]
+        db.session.remove()
+
+
+def test_draft_edit_changes_arms(app, client, owner, world):
+    exp_id = make(app, world.agent_id)
+    response = owner.post(f"{base(world)}/{exp_id}/edit", form(rows=(("control", "1", "A"), ("treatment", "2", "B"),
+                                                                      ("bold", "3", "C"))))
+    assert response.status_code == 302
+    with app.app_context():
+        exp = db.session.get(Experiment, exp_id)
+        assert [v.weight for v in exp.variants] == [1, 2, 3]
+        db.session.remove()
+
+
+def test_editor_sees_the_pages_without_controls(app, client, auth, world):
+    exp_id = make(app, world.agent_id, status="stopped")
+    auth.login(world.emails["editor"])
+    index = client.get(base(world)).get_data(as_text=True)
+    assert "New experiment" not in index
+    html = client.get(f"{base(world)}/{exp_id}").get_data(as_text=True)
+    assert "/start" not in html and "/delete" not in html and "/promote" not in html and "/edit" not in html
+    assert "owners and admins" in html
+
+
+def test_user_input_is_escaped(app, client, owner, world):
+    owner.post(base(world) + "/new", form(name="<script>alert(1)</script>"))
+    html = client.get(base(world)).get_data(as_text=True)
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+
+
+def test_every_lifecycle_action_is_in_the_audit_trail(app, client, owner, world):
+    owner.post(base(world) + "/new", form())
+    with app.app_context():
+        exp_id = db.session.scalar(sa.select(Experiment.id))
+        db.session.remove()
+    owner.post(f"{base(world)}/{exp_id}/start")
+    owner.post(f"{base(world)}/{exp_id}/edit", {"name": "Renamed"})
+    owner.post(f"{base(world)}/{exp_id}/stop")
+    html = client.get(f"{base(world)}/{exp_id}").get_data(as_text=True)
+    audit = html[html.index('id="audit-trail"'):]
+    for action in ("created", "started", "edited", "stopped"):
+        assert f'<span class="audit-action">{action}</span>' in audit
+    with app.app_context():
+        details = db.session.scalar(sa.select(AuditEvent.details).where(AuditEvent.action == "experiment.edited"))
+        assert details["name"]["to"] == "Renamed"
+        db.session.remove()
