@@ -1,8 +1,8 @@
 import sqlalchemy as sa
 
 from webapp.extensions import db
-from webapp.models import Agent, ApiKey, User
-from webapp.services import api_keys
+from webapp.models import Agent, ApiKey, Experiment, ExperimentAssignment, User
+from webapp.services import api_keys, results
 
 
 def test_users_create_and_bad_flags(runner, app):
@@ -48,7 +48,17 @@ def test_demo_is_idempotent(runner, app):
     assert first.exit_code == 0, first.output
     for email in ("owner@demo.local", "admin@demo.local", "editor@demo.local"):
         assert email in first.output
+    with app.app_context():
+        visitors = db.session.scalar(sa.select(sa.func.count()).select_from(ExperimentAssignment))
+    assert visitors == 3000
     assert runner.invoke(args=["demo"]).exit_code == 0
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 3
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Agent)) == 1
+        experiment = db.session.scalar(sa.select(Experiment))
+        assert experiment.status == "running" and experiment.kind == "persona"
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(ExperimentAssignment)) == visitors
+        # the demo's effect is visible and significant
+        exported = results.compute(experiment).as_dict()
+        lead = exported["variants"][1]["metrics"]["lead_capture_rate"]
+        assert lead["lift"] > 0.2 and lead["p_value"] < 0.01

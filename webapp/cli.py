@@ -6,6 +6,7 @@ import random
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import click
 import sqlalchemy as sa
@@ -13,8 +14,8 @@ from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 
 from .extensions import db
-from .models import ROLES, Agent, Workspace
-from .services import accounts, agents, api_keys, simulation
+from .models import ROLES, Agent, Experiment, ExperimentAssignment, Workspace, utcnow
+from .services import accounts, agents, api_keys, experiments, simulation
 from .services.errors import DomainError
 
 users_cli = AppGroup("users", help="Manage user accounts.")
@@ -81,8 +82,12 @@ def create_agent(workspace_slug: str, name: str, persona_name: str | None, tone:
     click.echo(str(agent.id))
 
 
-def ensure_demo() -> Agent:
-    """The demo workspace, its three logins and its agent, created once."""
+DEMO_VISITORS = 3000
+DEMO_DAYS = 14
+
+
+def ensure_demo() -> tuple[Agent, Experiment]:
+    """The demo workspace, its three logins, its agent and a running persona experiment with traffic, once."""
     for email, role in DEMO_USERS:
         if accounts.find_user_by_email(email) is None:
             accounts.create_user(email, DEMO_PASSWORD, "demo", role)
@@ -92,16 +97,40 @@ def ensure_demo() -> Agent:
         agent = agents.create_agent(
             None, workspace.id, "Support assistant", "Sam", "friendly and professional",
             "Answer questions about our product. Offer to book a demo when the visitor seems interested.")
-    return agent
+    experiment = db.session.scalar(sa.select(Experiment).where(Experiment.agent_id == agent.id).order_by(Experiment.id))
+    if experiment is None:
+        owner = accounts.find_user_by_email(DEMO_USERS[0][0])
+        experiment = experiments.create_experiment(owner.id, agent.id, {
+            "name": "Aria vs Sam: warmer persona",
+            "kind": "persona",
+            "hypothesis": "A warm, concise persona (Aria) captures more leads than our default (Sam).",
+            "variants": [
+                {"key": "control", "name": "Sam (default)", "weight": 50,
+                 "config": {"persona": {"name": "Sam", "tone": "friendly and professional"}}},
+                {"key": "treatment", "name": "Aria", "weight": 50,
+                 "config": {"persona": {"name": "Aria", "tone": "warm and concise"}}},
+            ]})
+        experiments.start_experiment(owner.id, agent.id, experiment.id)
+        # The simulated history spans the past DEMO_DAYS days: the experiment started then.
+        experiment.started_at = utcnow() - timedelta(days=DEMO_DAYS)
+        db.session.commit()
+    has_traffic = db.session.scalar(
+        sa.select(ExperimentAssignment.id).where(ExperimentAssignment.experiment_id == experiment.id).limit(1))
+    if not has_traffic and experiment.status == "running":
+        with click.progressbar(length=DEMO_VISITORS, label="Simulating demo traffic") as bar:
+            simulation.simulate_bulk(agent.id, DEMO_VISITORS, days=DEMO_DAYS, effects=["treatment=1.6"], seed=2026,
+                                     progress=bar.update)
+    return agent, experiment
 
 
 @click.command("demo")
 @with_appcontext
 def demo() -> None:
     """Create (idempotently) the demo workspace, agent and logins, and print them."""
-    agent = ensure_demo()
+    agent, experiment = ensure_demo()
     click.echo("Demo workspace 'demo' is ready.")
-    click.echo(f"Agent: {agent.name} (id {agent.id})")
+    click.echo(f"Agent: {agent.name} (id {agent.id}); experiment: {experiment.name} (id {experiment.id}, "
+               f"{experiment.status})")
     click.echo("Logins (password: %s):" % DEMO_PASSWORD)
     for email, role in DEMO_USERS:
         click.echo(f"  {role:<6}  {email}")

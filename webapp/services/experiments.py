@@ -96,7 +96,7 @@ def list_for_agent(actor_id: int, agent_id: int) -> list[ExperimentRow]:
     return [ExperimentRow(e, n, active is not None and e.id == active.id) for e, n in rows]
 
 
-def _experiment_for(actor_id: int, agent_id: int, experiment_id: int, action: str = "view") -> Experiment:
+def experiment_for(actor_id: int, agent_id: int, experiment_id: int, action: str = "view") -> Experiment:
     """The experiment if it belongs to the agent and the actor may do `action`; else 404 / 403."""
     agent_for(actor_id, agent_id, action)
     experiment = db.session.get(Experiment, experiment_id)
@@ -116,7 +116,7 @@ def _running_others(experiment: Experiment) -> list[Experiment]:
 
 def detail(actor_id: int, agent_id: int, experiment_id: int) -> ExperimentDetail:
     """Everything the experiment page shows: arms and shares, active state, other runs, audit trail."""
-    experiment = _experiment_for(actor_id, agent_id, experiment_id)
+    experiment = experiment_for(actor_id, agent_id, experiment_id)
     variants = list(experiment.variants)
     active = active_experiment(agent_id)
     return ExperimentDetail(
@@ -306,7 +306,7 @@ def create_experiment(actor_id: int, agent_id: int, data: dict[str, Any]) -> Exp
 
 def update_experiment(actor_id: int, agent_id: int, experiment_id: int, data: dict[str, Any]) -> Experiment:
     """Edit name and hypothesis (always) and, in draft only, kind and variants (absent keys keep their value)."""
-    experiment = _experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
+    experiment = experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
     changes_arms = "variants" in data or ("kind" in data and data["kind"] != experiment.kind)
     if changes_arms and experiment.status != "draft":
         raise Conflict("Variants, weights, configs and kind are frozen once an experiment has started; "
@@ -348,7 +348,7 @@ def start_experiment(actor_id: int, agent_id: int, experiment_id: int, mode: str
     If others run on the agent, `mode` must say what to do: "stop_others" stops them in the same
     transaction; "anyway" starts alongside them (mixed populations). Without it: NeedsConfirmation.
     """
-    experiment = _experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
+    experiment = experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
     if mode not in (None, "", *START_MODES):
         raise ValidationError({"mode": f"Start mode must be one of: {', '.join(START_MODES)}."})
     _lock_agent(agent_id)
@@ -377,7 +377,7 @@ def start_experiment(actor_id: int, agent_id: int, experiment_id: int, mode: str
 
 def stop_experiment(actor_id: int, agent_id: int, experiment_id: int) -> Experiment:
     """Stop a running experiment: no new assignments; stamped conversations keep their variant."""
-    experiment = _experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
+    experiment = experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
     if experiment.status != "running":
         raise Conflict(f"Only a running experiment can be stopped; “{experiment.name}” is {experiment.status}.")
     experiment.status, experiment.stopped_at = "stopped", utcnow()
@@ -388,7 +388,7 @@ def stop_experiment(actor_id: int, agent_id: int, experiment_id: int) -> Experim
 
 def delete_experiment(actor_id: int, agent_id: int, experiment_id: int) -> str:
     """Delete a draft or stopped experiment and its variants; stamps elsewhere stay. Returns its name."""
-    experiment = _experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
+    experiment = experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
     if experiment.status == "running":
         raise Conflict(f"“{experiment.name}” is running: stop it before deleting it.")
     name = experiment.name
@@ -401,7 +401,7 @@ def delete_experiment(actor_id: int, agent_id: int, experiment_id: int) -> str:
 
 def duplicate_experiment(actor_id: int, agent_id: int, experiment_id: int) -> Experiment:
     """A new draft with the same kind, hypothesis and arms, named "Copy of …"."""
-    source = _experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
+    source = experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
     name = (DUPLICATE_PREFIX + source.name)[:NAME_MAX]
     copy = Experiment(agent_id=agent_id, name=name, hypothesis=source.hypothesis, kind=source.kind, status="draft",
                       created_by_id=actor_id)
@@ -420,7 +420,7 @@ def duplicate_experiment(actor_id: int, agent_id: int, experiment_id: int) -> Ex
 
 def promote_variant(actor_id: int, agent_id: int, experiment_id: int, variant_key: str) -> Experiment:
     """Copy a persona variant into the agent's defaults and stop the experiment, in one transaction."""
-    experiment = _experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
+    experiment = experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
     if experiment.kind != "persona":
         raise Conflict("Only persona experiments can be promoted: CTA and trigger variants change nothing at runtime.")
     if experiment.status == "draft":

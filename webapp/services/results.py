@@ -7,7 +7,6 @@ charts), never a message.
 """
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -17,8 +16,7 @@ import sqlalchemy as sa
 from ..extensions import db
 from ..models import Conversation, Experiment, ExperimentAssignment, Variant
 from . import stats
-from .agents import agent_for
-from .errors import NotFound
+from .experiments import experiment_for
 
 METRICS = {
     "messages_per_conversation": {"label": "Visitor messages per conversation", "kind": "ratio", "unit": ""},
@@ -217,15 +215,6 @@ def daily_series(experiment_id: int, variants: list[Variant]) -> dict[str, Any]:
                                    "messages_per_conversation": mpc, "session_length": secs,
                                    "lead_capture_rate": rate})
     return series
-
-
-def experiment_for(actor_id: int, agent_id: int, experiment_id: int) -> Experiment:
-    """The experiment of this agent, if the actor may view it (other agents' and workspaces' ids: 404)."""
-    agent_for(actor_id, agent_id, "view")
-    experiment = db.session.get(Experiment, experiment_id)
-    if experiment is None or experiment.agent_id != agent_id:
-        raise NotFound("No such experiment.")
-    return experiment
 
 
 def compute(experiment: Experiment, with_daily: bool = False) -> Results:
