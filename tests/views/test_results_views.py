@@ -67,3 +67,13 @@ def test_results_section_fragment_and_full_page(client, auth, world, experiment_
     assert "Lead capture rate" in html and 'data-chart="cumulative_visitors"' in html
     page = client.get(url).get_data(as_text=True)
     assert "<html" in page and "Lead capture rate" in page
+
+
+def test_results_of_an_experiment_without_visitors_say_so(client, auth, app, world):
+    with app.app_context():
+        draft_id = factories.experiment(world.agent_id, status="draft")
+    auth.login("owner@acme.test")
+    html = client.get(f"/agents/{world.agent_id}/experiments/{draft_id}/results",
+                      headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "No visitors yet" in html and "Start the experiment" in html
+    assert "data-chart" not in html
