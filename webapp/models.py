@@ -158,6 +158,8 @@ class Experiment(db.Model):
         sa.CheckConstraint(_in("status", EXPERIMENT_STATUSES), name="status"),
         # The active-experiment lookup: running experiments of an agent by started_at.
         sa.Index("ix_experiments_agent_status_started", "agent_id", "status", "started_at"),
+        # Never reuse a deleted experiment's or variant's id on SQLite: stamps outlive the rows (SPEC §3).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -184,6 +186,7 @@ class Variant(db.Model):
         sa.UniqueConstraint("experiment_id", "position"),
         sa.CheckConstraint("weight >= 1 AND weight <= 10000", name="weight"),
         sa.CheckConstraint("position >= 0", name="position"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
