@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from tests import factories
 from webapp.extensions import db
 
 ROLES = ("owner", "admin", "editor", "outsider", "anonymous")
@@ -32,6 +33,10 @@ GET_ROUTES = [
     ("/agents/{other_agent}/experiments", OTHER_WORKSPACE),
     ("/w/other/agents", OTHER_WORKSPACE),
     ("/w/other/api-keys", OTHER_WORKSPACE),
+    ("/agents/{agent}/experiments/{experiment}/preview?visitor_id=v-1", VIEW),
+    ("/agents/{agent}/experiments/{experiment}/preview", VIEW),
+    ("/agents/{other_agent}/experiments/{other_experiment}/preview?visitor_id=v-1", OTHER_WORKSPACE),
+    ("/agents/{agent}/experiments/{other_experiment}/preview?visitor_id=v-1", expect(404, 404, 404)),
 ]
 
 POST_ROUTES = [
@@ -48,9 +53,20 @@ POST_ROUTES = [
 ]
 
 
+@pytest.fixture
+def world(world, app):
+    """The shared world plus one experiment per agent (for experiment routes)."""
+    with app.app_context():
+        world.experiment_id = factories.experiment(world.agent_id, status="running")
+        world.other_experiment_id = factories.experiment(world.other_agent_id)
+        db.session.remove()
+    return world
+
+
 def fill(path: str, world) -> str:
     return path.format(agent=world.agent_id, other_agent=world.other_agent_id, member=world.editor_membership_id,
-                       key=world.api_key_id, other_key=world.other_api_key_id)
+                       key=world.api_key_id, other_key=world.other_api_key_id, experiment=world.experiment_id,
+                       other_experiment=world.other_experiment_id)
 
 
 def snapshot(app) -> dict[str, list]:

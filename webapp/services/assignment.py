@@ -1,7 +1,7 @@
 """Assignment (SPEC §5): the conversation's stamp, then the active experiment, the durable row, then bucketing."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -126,42 +126,49 @@ class VariantRange:
 
 @dataclass(frozen=True)
 class Preview:
-    """What a visitor would get in an experiment: a dry run of steps 3–4 that writes nothing."""
+    """What a visitor would get in an experiment: a dry run of steps 3–4 that writes nothing.
+
+    Without a visitor id only the experiment and its split are filled in (the empty form).
+    """
 
     experiment: Experiment
-    visitor_id: str
-    variant: Variant
-    from_existing_assignment: bool
-    bucket_value: int
     ranges: list[VariantRange]
     is_active: bool
-    persona: Persona
-    system_prompt: str
+    visitor_id: str | None = None
+    variant: Variant | None = None
+    from_existing_assignment: bool = False
+    bucket_value: int | None = None
+    persona: Persona | None = None
+    system_prompt: str | None = None
 
 
 def preview(actor_id: int, agent_id: int, experiment_id: int, visitor_id: Any) -> Preview:
-    """The variant `visitor_id` would get in this experiment (existing row, else bucketing), read-only."""
+    """The variant `visitor_id` would get in this experiment (its row, else bucketing); reads only."""
     agent, _ = agent_for(actor_id, agent_id)
     experiment = db.session.get(Experiment, experiment_id)
     if experiment is None or experiment.agent_id != agent_id:
         raise NotFound("No such experiment.")
+    variants = list(experiment.variants)
+    weights = [v.weight for v in variants]
+    ranges = [VariantRange(v, low, high, 100 * v.weight / sum(weights))
+              for v, (low, high) in zip(variants, bucketing.weight_ranges(weights))]
+    active_id = db.session.scalar(active_experiment_query(agent_id).with_only_columns(Experiment.id))
+    shell = Preview(experiment, ranges, active_id == experiment.id)
+    if visitor_id is None or visitor_id == "":
+        return shell
     errors: dict[str, str] = {}
     visitor_id = validation.opaque_id(visitor_id, "visitor_id", errors)
+    if not variants:
+        errors["visitor_id"] = "This experiment has no variants to preview."
     if errors:
         raise ValidationError(errors)
-    variants = list(experiment.variants)
-    if not variants:
-        raise ValidationError({"visitor_id": "This experiment has no variants to preview."})
     chosen, h = bucket(experiment.id, variants, visitor_id)
     existing_id = db.session.scalar(
         sa.select(ExperimentAssignment.variant_id)
         .where(ExperimentAssignment.experiment_id == experiment.id, ExperimentAssignment.visitor_id == visitor_id))
     existing = next((v for v in variants if v.id == existing_id), None)
     variant = existing or chosen
-    total = sum(v.weight for v in variants)
-    ranges = [VariantRange(v, low, high, 100 * v.weight / total)
-              for v, (low, high) in zip(variants, bucketing.weight_ranges([v.weight for v in variants]))]
-    active_id = db.session.scalar(active_experiment_query(agent_id).with_only_columns(Experiment.id))
     persona = effective_persona(agent.persona_name, agent.persona_tone, experiment.kind, variant.config)
-    return Preview(experiment, visitor_id, variant, existing is not None, h, ranges, active_id == experiment.id,
-                   persona, system_prompt(persona, agent.workspace.name, agent.instructions))
+    return replace(shell, visitor_id=visitor_id, variant=variant, from_existing_assignment=existing is not None,
+                   bucket_value=h, persona=persona,
+                   system_prompt=system_prompt(persona, agent.workspace.name, agent.instructions))

@@ -10,9 +10,9 @@ from ..services import agents as agent_service
 
 
 def register(app: Flask) -> None:
-    from . import agents, auth, experiments, workspace
+    from . import agents, auth, experiments, preview, workspace
 
-    for module in (auth, workspace, agents, experiments):
+    for module in (auth, workspace, agents, experiments, preview):
         app.register_blueprint(module.bp)
 
 
