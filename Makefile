@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 5000
 export FLASK_APP := wsgi
 
-.PHONY: run test test-postgres test-browser install install-test chromium bench clean
+.PHONY: run test test-postgres test-browser install install-test chromium bench bench-runtime clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ test-postgres: install-test chromium
 
 test-browser: install-test chromium
 	REQUIRE_BROWSER=1 $(BIN)/pytest tests/browser $(PYTEST_ARGS)
+
+## make bench-runtime: gunicorn (2 workers) on SQLite then PostgreSQL vs a bare Flask baseline, driven by wrk
+bench-runtime: install-test
+	$(BIN)/python benchmarks/runtime_bench.py
 
 clean:
 	rm -rf $(VENV) instance test-output .pytest_cache

@@ -18,102 +18,107 @@ from .persona import Persona, effective_persona, system_prompt
 
 @dataclass(frozen=True)
 class Arm:
-    """The variant a conversation runs on: its stamp, and the live rows while they still exist."""
+    """The variant a conversation runs on: its stamp, and the live fields while the experiment exists."""
 
     experiment_id: int
     variant_id: int
     variant_key: str
-    experiment: Experiment | None
-    variant: Variant | None
+    experiment_name: str | None = None
+    kind: str | None = None
+    variant_name: str | None = None
+    config: dict[str, Any] | None = None
 
-    @property
-    def kind(self) -> str | None:
-        return self.experiment.kind if self.experiment else None
 
-    @property
-    def config(self) -> dict[str, Any] | None:
-        return self.variant.config if self.variant else None
+E, V, A = Experiment.__table__.c, Variant.__table__.c, ExperimentAssignment.__table__.c
+ARM_COLUMNS = (E.name.label("experiment_name"), E.kind, V.id, V.key, V.name.label("variant_name"), V.config)
+
+# Built once: the hot path pays neither statement construction nor cache-key generation per request.
+ACTIVE_ARMS = (
+    sa.select(E.id.label("experiment_id"), *ARM_COLUMNS, V.weight)
+    .join_from(Experiment.__table__, Variant.__table__, V.experiment_id == E.id)
+    .where(E.id == active_experiment_query(sa.bindparam("agent_id")).with_only_columns(Experiment.id)
+           .scalar_subquery())
+    .order_by(V.position)
+)
+STAMPED_ARM = (
+    sa.select(*ARM_COLUMNS).join_from(Variant.__table__, Experiment.__table__, E.id == V.experiment_id)
+    .where(V.id == sa.bindparam("variant_id"), V.experiment_id == sa.bindparam("experiment_id"),
+           V.key == sa.bindparam("variant_key"))
+)
+ASSIGNED = sa.select(A.variant_id, A.variant_key, A.assigned_at).where(
+    A.experiment_id == sa.bindparam("experiment_id"), A.visitor_id == sa.bindparam("visitor_id"))
+_INSERTS: dict[tuple[str, str], sa.Insert] = {}
+
+
+def execute(statement: sa.Executable, params: dict[str, Any] | None = None) -> sa.CursorResult:
+    """Run a Core statement on the session's connection (its transaction), skipping the ORM layer."""
+    return db.session.connection().execute(statement, params or {})
 
 
 def insert_ignoring_conflict(model: type, values: dict[str, Any], conflict_columns: list[str]) -> int | None:
     """INSERT … ON CONFLICT DO NOTHING RETURNING id: the new id, or None when a unique key already exists."""
     dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (insert(model.__table__).values(**values)
-            .on_conflict_do_nothing(index_elements=conflict_columns)
-            .returning(model.__table__.c.id))
-    return db.session.execute(stmt).scalar()
+    statement = _INSERTS.get((model.__tablename__, dialect))
+    if statement is None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = (insert(model.__table__).on_conflict_do_nothing(index_elements=conflict_columns)
+                     .returning(model.__table__.c.id))
+        _INSERTS[(model.__tablename__, dialect)] = statement
+    return execute(statement, values).scalar()
 
 
-def active_arms(agent_id: int) -> tuple[Experiment, list[Variant]] | None:
-    """The agent's active experiment and its variants in position order, in one query; None if none runs."""
-    active_id = active_experiment_query(agent_id).with_only_columns(Experiment.id).scalar_subquery()
-    rows = db.session.execute(
-        sa.select(Experiment, Variant).join(Variant, Variant.experiment_id == Experiment.id)
-        .where(Experiment.id == active_id).order_by(Variant.position)
-    ).all()
-    if not rows:
-        return None
-    return rows[0][0], [variant for _, variant in rows]
+def _arm(experiment_id: int, row: Any) -> Arm:
+    return Arm(experiment_id, row.id, row.key, row.experiment_name, row.kind, row.variant_name, row.config)
 
 
-def bucket(experiment_id: int, variants: list[Variant], visitor_id: str) -> tuple[Variant, int]:
-    """Step 4: the variant the hash chooses, and the hash value."""
-    h = bucketing.bucket_value(experiment_id, visitor_id)
-    return variants[bucketing.choose_position(h, [v.weight for v in variants])], h
+def active_arms(agent_id: int) -> list[Any]:
+    """The agent's active experiment's variants in position order (with the experiment's fields), in one query."""
+    return execute(ACTIVE_ARMS, {"agent_id": agent_id}).all()
 
 
 def assign(agent_id: int, visitor_id: str) -> Arm | None:
     """Steps 2–4 for a visitor message of an unstamped conversation; inserts the durable row (race-safe)."""
-    active = active_arms(agent_id)
-    if active is None:
+    rows = active_arms(agent_id)
+    if not rows:
         return None
-    experiment, variants = active
-    chosen, _ = bucket(experiment.id, variants, visitor_id)
-    # Step 3 and 4 in one race-safe move: the unique (experiment, visitor) keeps the first row.
+    experiment_id = rows[0].experiment_id
+    h = bucketing.bucket_value(experiment_id, visitor_id)
+    chosen = rows[bucketing.choose_position(h, [r.weight for r in rows])]
+    # Steps 3 and 4 in one race-safe move: the unique (experiment, visitor) keeps the first row.
     inserted = insert_ignoring_conflict(
         ExperimentAssignment,
-        {"agent_id": agent_id, "experiment_id": experiment.id, "variant_id": chosen.id,
-         "variant_key": chosen.key, "visitor_id": visitor_id, "assigned_at": utcnow()},
+        {"agent_id": agent_id, "experiment_id": experiment_id, "variant_id": chosen.id, "variant_key": chosen.key,
+         "visitor_id": visitor_id, "assigned_at": utcnow()},
         ["experiment_id", "visitor_id"])
     if inserted is None:
-        existing = db.session.execute(
-            sa.select(ExperimentAssignment.variant_id, ExperimentAssignment.variant_key)
-            .where(ExperimentAssignment.experiment_id == experiment.id,
-                   ExperimentAssignment.visitor_id == visitor_id)
-        ).one()
-        live = next((v for v in variants if v.id == existing.variant_id), None)
-        return Arm(experiment.id, existing.variant_id, existing.variant_key, experiment, live)
-    return Arm(experiment.id, chosen.id, chosen.key, experiment, chosen)
+        existing = execute(ASSIGNED, {"experiment_id": experiment_id, "visitor_id": visitor_id}).one()
+        chosen = next((r for r in rows if r.id == existing.variant_id), None)
+        if chosen is None:
+            return Arm(experiment_id, existing.variant_id, existing.variant_key)
+    return _arm(experiment_id, chosen)
 
 
 def stamped_arm(experiment_id: int | None, variant_id: int | None, variant_key: str | None) -> Arm | None:
-    """Step 1: the arm of a stamp, with its live rows unless the experiment has been deleted."""
+    """Step 1: the arm of a stamp, with its live fields unless the experiment has been deleted."""
     if experiment_id is None or variant_id is None:
         return None
-    row = db.session.execute(
-        sa.select(Variant, Experiment).join(Experiment, Experiment.id == Variant.experiment_id)
-        .where(Variant.id == variant_id, Variant.experiment_id == experiment_id, Variant.key == variant_key)
-    ).first()
-    if row is None:
-        return Arm(experiment_id, variant_id, variant_key or "", None, None)
-    return Arm(experiment_id, variant_id, variant_key or "", row.Experiment, row.Variant)
+    row = execute(STAMPED_ARM, {"variant_id": variant_id, "experiment_id": experiment_id,
+                                "variant_key": variant_key}).first()
+    return _arm(experiment_id, row) if row else Arm(experiment_id, variant_id, variant_key or "")
 
 
 def current_assignment(agent_id: int, visitor_id: str) -> tuple[Arm, Any] | None:
     """The visitor's row in the active experiment with its assigned_at, or None; never assigns."""
-    active = active_arms(agent_id)
-    if active is None:
+    rows = active_arms(agent_id)
+    if not rows:
         return None
-    experiment, variants = active
-    row = db.session.execute(
-        sa.select(ExperimentAssignment.variant_id, ExperimentAssignment.variant_key, ExperimentAssignment.assigned_at)
-        .where(ExperimentAssignment.experiment_id == experiment.id, ExperimentAssignment.visitor_id == visitor_id)
-    ).first()
+    experiment_id = rows[0].experiment_id
+    row = execute(ASSIGNED, {"experiment_id": experiment_id, "visitor_id": visitor_id}).first()
     if row is None:
         return None
-    live = next((v for v in variants if v.id == row.variant_id), None)
-    return Arm(experiment.id, row.variant_id, row.variant_key, experiment, live), row.assigned_at
+    live = next((r for r in rows if r.id == row.variant_id), None)
+    arm = _arm(experiment_id, live) if live else Arm(experiment_id, row.variant_id, row.variant_key)
+    return arm, row.assigned_at
 
 
 @dataclass(frozen=True)
@@ -162,7 +167,8 @@ def preview(actor_id: int, agent_id: int, experiment_id: int, visitor_id: Any) -
         errors["visitor_id"] = "This experiment has no variants to preview."
     if errors:
         raise ValidationError(errors)
-    chosen, h = bucket(experiment.id, variants, visitor_id)
+    h = bucketing.bucket_value(experiment.id, visitor_id)
+    chosen = variants[bucketing.choose_position(h, weights)]
     existing_id = db.session.scalar(
         sa.select(ExperimentAssignment.variant_id)
         .where(ExperimentAssignment.experiment_id == experiment.id, ExperimentAssignment.visitor_id == visitor_id))

@@ -17,6 +17,35 @@ from .persona import effective_persona, system_prompt
 
 MAX_DB_INT = 2**31 - 1
 
+C, M = Conversation.__table__.c, Message.__table__.c
+AGENT = (sa.select(Agent.id, Agent.persona_name, Agent.persona_tone, Agent.instructions, Workspace.name)
+         .join(Workspace, Workspace.id == Agent.workspace_id)
+         .where(Agent.id == sa.bindparam("agent_id"), Agent.workspace_id == sa.bindparam("workspace_id")))
+# The conversation and, for a retry, the first response of its message_id: one query.
+CONVERSATION_AND_REPLAY = (
+    sa.select(C.id, C.visitor_id, C.experiment_id, C.variant_id, C.variant_key, M.response)
+    .outerjoin(Message.__table__, sa.and_(M.conversation_id == C.id,
+                                          M.client_message_id == sa.bindparam("message_id")))
+    .where(C.agent_id == sa.bindparam("agent_id"), C.external_id == sa.bindparam("external_id"))
+)
+_AT = sa.bindparam("sent_at", type_=Conversation.started_at.type)
+_UNSTAMPED = C.variant_id.is_(None)
+# Step 5 on an existing conversation, atomically: stamp only if unstamped; started/last = min/max of sent_at.
+TOUCH_CONVERSATION = (
+    sa.update(Conversation.__table__)
+    .where(C.agent_id == sa.bindparam("where_agent_id"), C.external_id == sa.bindparam("where_external_id"))
+    .values(started_at=sa.case((C.started_at > _AT, _AT), else_=C.started_at),
+            last_message_at=sa.case((C.last_message_at < _AT, _AT), else_=C.last_message_at),
+            experiment_id=sa.case((_UNSTAMPED, sa.bindparam("stamp_experiment_id", type_=sa.Integer)),
+                                  else_=C.experiment_id),
+            variant_id=sa.case((_UNSTAMPED, sa.bindparam("stamp_variant_id", type_=sa.Integer)), else_=C.variant_id),
+            variant_key=sa.case((_UNSTAMPED, sa.bindparam("stamp_variant_key", type_=sa.String)),
+                                else_=C.variant_key))
+    .returning(C.id, C.visitor_id, C.experiment_id, C.variant_id, C.variant_key)
+)
+REPLAYED = sa.select(M.response).where(M.conversation_id == sa.bindparam("conversation_id"),
+                                       M.client_message_id == sa.bindparam("message_id"))
+
 
 @dataclass(frozen=True)
 class MessageResult:
@@ -37,11 +66,7 @@ def _agent(workspace_id: int, agent_id: int) -> RuntimeAgent:
     """The agent if the key's workspace owns it; anything else is a 404 (ids never leak)."""
     row = None
     if 1 <= agent_id <= MAX_DB_INT:
-        row = db.session.execute(
-            sa.select(Agent.id, Agent.persona_name, Agent.persona_tone, Agent.instructions, Workspace.name)
-            .join(Workspace, Workspace.id == Agent.workspace_id)
-            .where(Agent.id == agent_id, Agent.workspace_id == workspace_id)
-        ).first()
+        row = assignment.execute(AGENT, {"agent_id": agent_id, "workspace_id": workspace_id}).first()
     if row is None:
         raise NotFound("No such agent.")
     return RuntimeAgent(*row)
@@ -67,15 +92,14 @@ def experiment_json(arm: Arm | None) -> dict[str, Any] | None:
     """`{id, name, kind}`; name and kind are null once the experiment has been deleted."""
     if arm is None:
         return None
-    e = arm.experiment
-    return {"id": arm.experiment_id, "name": e.name if e else None, "kind": e.kind if e else None}
+    return {"id": arm.experiment_id, "name": arm.experiment_name, "kind": arm.kind}
 
 
 def variant_json(arm: Arm | None) -> dict[str, Any] | None:
     """`{id, key, name}` from the stamp; name is null once the experiment has been deleted."""
     if arm is None:
         return None
-    return {"id": arm.variant_id, "key": arm.variant_key, "name": arm.variant.name if arm.variant else None}
+    return {"id": arm.variant_id, "key": arm.variant_key, "name": arm.variant_name}
 
 
 def _persona_json(agent: RuntimeAgent, arm: Arm | None) -> dict[str, Any]:
@@ -107,13 +131,8 @@ def record_message(workspace_id: int, agent_id: int, data: dict[str, Any]) -> Me
         raise ValidationError(errors)
     agent = _agent(workspace_id, agent_id)
 
-    found = db.session.execute(
-        sa.select(Conversation.id, Conversation.visitor_id, Conversation.experiment_id, Conversation.variant_id,
-                  Conversation.variant_key, Message.response)
-        .outerjoin(Message, sa.and_(Message.conversation_id == Conversation.id,
-                                    Message.client_message_id == message_id))
-        .where(Conversation.agent_id == agent_id, Conversation.external_id == external_id)
-    ).first()
+    found = assignment.execute(CONVERSATION_AND_REPLAY, {"agent_id": agent_id, "external_id": external_id,
+                                                         "message_id": message_id}).first()
     if found is not None:
         _check_visitor(found.visitor_id, visitor_id, external_id)
         if found.response is not None:
@@ -146,8 +165,7 @@ def record_message(workspace_id: int, agent_id: int, data: dict[str, Any]) -> Me
     if inserted is None:
         # A concurrent delivery of the same message_id won: answer its body and write nothing.
         db.session.rollback()
-        first = db.session.scalar(sa.select(Message.response).where(
-            Message.conversation_id == conversation_id, Message.client_message_id == message_id))
+        first = assignment.execute(REPLAYED, {"conversation_id": conversation_id, "message_id": message_id}).scalar()
         return MessageResult(first, True)
     db.session.commit()
     return MessageResult(body, False)
@@ -161,22 +179,11 @@ def _check_visitor(owner: str, visitor_id: str, external_id: str) -> None:
 
 def _touch_conversation(agent_id: int, external_id: str, visitor_id: str, arm: Arm | None,
                         sent_at: datetime) -> tuple[int, Arm | None]:
-    """Step 5 on an existing conversation, atomically: stamp only if unstamped; started/last = min/max."""
-    c = Conversation.__table__.c
-    at = sa.literal(sent_at, Conversation.started_at.type)
-    unstamped = c.variant_id.is_(None)
-    values: dict[str, Any] = {
-        "started_at": sa.case((c.started_at > at, at), else_=c.started_at),
-        "last_message_at": sa.case((c.last_message_at < at, at), else_=c.last_message_at),
-    }
-    if arm is not None:
-        values |= {"experiment_id": sa.case((unstamped, arm.experiment_id), else_=c.experiment_id),
-                   "variant_id": sa.case((unstamped, arm.variant_id), else_=c.variant_id),
-                   "variant_key": sa.case((unstamped, arm.variant_key), else_=c.variant_key)}
-    row = db.session.execute(
-        sa.update(Conversation.__table__).where(c.agent_id == agent_id, c.external_id == external_id)
-        .values(**values).returning(c.id, c.visitor_id, c.experiment_id, c.variant_id, c.variant_key)
-    ).one()
+    """Stamp an existing conversation unless stamped, widen its span; the returned stamp is the truth."""
+    row = assignment.execute(TOUCH_CONVERSATION, {
+        "where_agent_id": agent_id, "where_external_id": external_id, "sent_at": sent_at,
+        "stamp_experiment_id": arm.experiment_id if arm else None, "stamp_variant_id": arm.variant_id if arm else None,
+        "stamp_variant_key": arm.variant_key if arm else None}).one()
     _check_visitor(row.visitor_id, visitor_id, external_id)
     if arm is None or row.variant_id != arm.variant_id:
         arm = assignment.stamped_arm(row.experiment_id, row.variant_id, row.variant_key)
