@@ -14,17 +14,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import requests
-import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.databases import scratch_postgres  # noqa: E402
 from webapp import create_app  # noqa: E402
-from webapp.config import TestConfig, normalise_database_url  # noqa: E402
+from webapp.config import TestConfig  # noqa: E402
 from webapp.extensions import db  # noqa: E402
 from webapp.models import Experiment, Variant, utcnow  # noqa: E402
 from webapp.services import accounts, agents, api_keys  # noqa: E402
@@ -118,20 +117,6 @@ def bench_runtime(database_url: str, label: str) -> dict[str, dict]:
                 f"{label} follow-up messages": wrk(server.port, path, "follow", key)}
 
 
-def postgres_database() -> tuple[str, callable]:
-    admin = sa.create_engine(normalise_database_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
-    name = f"abx_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return admin.url.set(database=name).render_as_string(hide_password=False), drop
-
-
 def main() -> None:
     """Run every scenario and print the table."""
     results: dict[str, dict] = {}
@@ -139,7 +124,7 @@ def main() -> None:
         results["bare Flask baseline"] = wrk(server.port, "/json", "first")
     with tempfile.TemporaryDirectory() as tmp:
         results |= bench_runtime(f"sqlite:///{tmp}/bench.db", "SQLite")
-    url, drop = postgres_database()
+    url, drop = scratch_postgres(PG_ADMIN_URL, "bench")
     try:
         results |= bench_runtime(url, "PostgreSQL")
     finally:

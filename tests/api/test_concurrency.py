@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -15,8 +14,9 @@ import sqlalchemy as sa
 from werkzeug.serving import make_server
 
 from tests import factories
+from tests.databases import scratch_postgres
 from webapp import create_app
-from webapp.config import TestConfig, normalise_database_url
+from webapp.config import TestConfig
 from webapp.extensions import db
 from webapp.models import Conversation, ExperimentAssignment, Message
 
@@ -30,13 +30,9 @@ def server(request, tmp_path_factory):
     if request.param == "postgresql":
         if not PG_ADMIN_URL:
             pytest.skip("PostgreSQL variant: set TEST_DATABASE_URL")
-        admin = sa.create_engine(normalise_database_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
-        name = f"abx_race_{uuid.uuid4().hex[:10]}"
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        url = admin.url.set(database=name).render_as_string(hide_password=False)
+        url, drop = scratch_postgres(PG_ADMIN_URL, "race")
     else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('race') / 'race.db'}"
+        url, drop = f"sqlite:///{tmp_path_factory.mktemp('race') / 'race.db'}", lambda: None
     app = create_app(type("RaceConfig", (TestConfig,), {
         "SQLALCHEMY_DATABASE_URI": url, "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": N, "max_overflow": 8}}))
     with app.app_context():
@@ -52,10 +48,7 @@ def server(request, tmp_path_factory):
     thread.join()
     with app.app_context():
         db.engine.dispose()
-    if request.param == "postgresql":
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    drop()
 
 
 def fire(server, bodies: list[dict]) -> list[requests.Response]:

@@ -29,7 +29,8 @@ def rt(ctx, world):
 
 def visitor_at(experiment_id: int, position: int, weights=(1, 1), prefix: str = "v") -> str:
     """A visitor id that bucketing sends to `position`."""
-    return next(f"{prefix}{i}" for i in range(10_000) if assign_position(experiment_id, f"{prefix}{i}", weights) == position)
+    return next(f"{prefix}{i}" for i in range(10_000)
+                if assign_position(experiment_id, f"{prefix}{i}", weights) == position)
 
 
 def conversation(external_id: str) -> Conversation:

@@ -121,6 +121,16 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
+def _lookup(operation_id: str, summary: str, id_name: str, schema: str, description: str) -> dict[str, Any]:
+    """A read-only GET by a runtime id in the path."""
+    return {"get": {
+        "operationId": operation_id, "summary": summary,
+        "parameters": [AGENT_ID, {"name": id_name, "in": "path", "required": True,
+                                  "schema": _opaque(f"The runtime's {id_name.replace('_', ' ')}")}],
+        "responses": {"200": _json(_ref(schema), description), **_errors("401", "404", "422")},
+    }}
+
+
 def openapi_document() -> dict[str, Any]:
     """The whole document; every operation needs the bearer key."""
     return {
@@ -147,22 +157,12 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"201": _json(_ref("LeadResponse"), "Recorded"),
                               **_errors("400", "401", "404", "409", "413", "422")},
             }},
-            "/agents/{agent_id}/conversations/{conversation_id}/persona": {"get": {
-                "operationId": "getConversationPersona",
-                "summary": "The effective persona and system prompt of a conversation (read-only)",
-                "parameters": [AGENT_ID, {"name": "conversation_id", "in": "path", "required": True,
-                                          "schema": _opaque("The runtime's id of the conversation")}],
-                "responses": {"200": _json(_ref("PersonaResponse"), "The effective persona"),
-                              **_errors("401", "404", "422")},
-            }},
-            "/agents/{agent_id}/visitors/{visitor_id}/assignment": {"get": {
-                "operationId": "getVisitorAssignment",
-                "summary": "The visitor's assignment in the active experiment, or null; never assigns",
-                "parameters": [AGENT_ID, {"name": "visitor_id", "in": "path", "required": True,
-                                          "schema": _opaque("The runtime's id of the visitor")}],
-                "responses": {"200": _json(_ref("AssignmentResponse"), "The assignment, or null"),
-                              **_errors("401", "404", "422")},
-            }},
+            "/agents/{agent_id}/conversations/{conversation_id}/persona": _lookup(
+                "getConversationPersona", "The effective persona and system prompt of a conversation (read-only)",
+                "conversation_id", "PersonaResponse", "The effective persona"),
+            "/agents/{agent_id}/visitors/{visitor_id}/assignment": _lookup(
+                "getVisitorAssignment", "The visitor's assignment in the active experiment, or null; never assigns",
+                "visitor_id", "AssignmentResponse", "The assignment, or null"),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",

@@ -135,7 +135,8 @@ class StampedList(Generic[T]):
 
 def _experiment_options(agent_id: int) -> list[ExperimentOption]:
     """The agent's live experiments and the deleted ones its conversations still carry, newest first."""
-    names = dict(db.session.execute(sa.select(Experiment.id, Experiment.name).where(Experiment.agent_id == agent_id)).all())
+    names = dict(db.session.execute(
+        sa.select(Experiment.id, Experiment.name).where(Experiment.agent_id == agent_id)).all())
     keys: dict[int, set[str]] = {experiment_id: set() for experiment_id in names}
     stamped = sa.select(Conversation.experiment_id, Conversation.variant_key).where(
         Conversation.agent_id == agent_id, Conversation.experiment_id.is_not(None)).distinct()
