@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 5000
 export FLASK_APP := wsgi
 
-.PHONY: run test test-postgres test-browser install install-test chromium bench-results clean
+.PHONY: run test test-postgres test-browser install install-test chromium bench-results bench-runtime clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ test-browser: install-test chromium
 ## results at ~100,000 visitors / ~1M messages on SQLite and PostgreSQL (see benchmarks/README.md)
 bench-results: install-test
 	$(BIN)/python -m benchmarks.results_bench $(BENCH_ARGS)
+
+## make bench-runtime: gunicorn (2 workers) on SQLite then PostgreSQL vs a bare Flask baseline, driven by wrk
+bench-runtime: install-test
+	$(BIN)/python benchmarks/runtime_bench.py
 
 clean:
 	rm -rf $(VENV) instance test-output .pytest_cache

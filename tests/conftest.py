@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 
 import pytest
 import sqlalchemy as sa
 
 from webapp import create_app
-from webapp.config import TestConfig, normalise_database_url
+from webapp.config import TestConfig
 from webapp.extensions import db
 
 from . import factories
+from .databases import scratch_postgres
 
 PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL")
 
@@ -24,18 +24,7 @@ PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL")
 def make_database(tmp_path_factory, label: str) -> tuple[str, callable]:
     """A fresh empty database URL and a function that drops it."""
     if PG_ADMIN_URL:
-        admin_url = sa.engine.make_url(normalise_database_url(PG_ADMIN_URL))
-        name = f"abx_{label}_{uuid.uuid4().hex[:10]}"
-        admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-
-        def drop() -> None:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
-
-        return admin_url.set(database=name).render_as_string(hide_password=False), drop
+        return scratch_postgres(PG_ADMIN_URL, label)
     path = tmp_path_factory.mktemp(label) / "test.db"
     return f"sqlite:///{path}", lambda: None
 

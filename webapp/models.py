@@ -13,6 +13,7 @@ from typing import Any, Optional
 import sqlalchemy as sa
 from flask import current_app, has_app_context
 from flask_login import UserMixin
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -40,6 +41,28 @@ class UTCDateTime(sa.types.TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=timezone.utc)
+
+
+class seconds_between(sa.sql.functions.FunctionElement):
+    """Seconds from one UTCDateTime column expression to another, as a float, on either engine."""
+
+    type = sa.Float()
+    inherit_cache = True
+    name = "seconds_between"
+
+
+@compiles(seconds_between)
+def _seconds_between_sqlite(element, compiler, **kw):
+    start, end = list(element.clauses)
+    # julianday() carries ~10 µs of float error: round to the millisecond.
+    return (f"ROUND((julianday({compiler.process(end, **kw)}) - julianday({compiler.process(start, **kw)}))"
+            " * 86400.0, 3)")
+
+
+@compiles(seconds_between, "postgresql")
+def _seconds_between_postgresql(element, compiler, **kw):
+    start, end = list(element.clauses)
+    return f"EXTRACT(EPOCH FROM ({compiler.process(end, **kw)} - {compiler.process(start, **kw)}))::float"
 
 
 class Role(enum.IntEnum):
@@ -158,6 +181,8 @@ class Experiment(db.Model):
         sa.CheckConstraint(_in("status", EXPERIMENT_STATUSES), name="status"),
         # The active-experiment lookup: running experiments of an agent by started_at.
         sa.Index("ix_experiments_agent_status_started", "agent_id", "status", "started_at"),
+        # Never reuse a deleted experiment's or variant's id on SQLite: stamps outlive the rows (SPEC §3).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -184,6 +209,7 @@ class Variant(db.Model):
         sa.UniqueConstraint("experiment_id", "position"),
         sa.CheckConstraint("weight >= 1 AND weight <= 10000", name="weight"),
         sa.CheckConstraint("position >= 0", name="position"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -236,14 +262,6 @@ class Conversation(db.Model):
     visitor_messages: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     lead_count: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     session_seconds: Mapped[float] = mapped_column(sa.Float, default=0.0, server_default="0")  # last − started
-
-    def include_message(self, sent_at: datetime, role: str) -> None:
-        """Widen the conversation's bounds to a new message and keep its counters in step."""
-        self.started_at = min(self.started_at, sent_at) if self.started_at else sent_at
-        self.last_message_at = max(self.last_message_at, sent_at) if self.last_message_at else sent_at
-        self.session_seconds = (self.last_message_at - self.started_at).total_seconds()
-        if role == "visitor":
-            self.visitor_messages = (self.visitor_messages or 0) + 1
 
     agent: Mapped[Agent] = relationship()
 

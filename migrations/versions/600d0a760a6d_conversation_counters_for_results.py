@@ -1,7 +1,7 @@
 """conversation counters for results
 
 Revision ID: 600d0a760a6d
-Revises: 1fff73fba5a5
+Revises: 7c2d4e1a9b30
 Create Date: 2026-11-26 07:49:55.627951
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '600d0a760a6d'
-down_revision = '1fff73fba5a5'
+down_revision = '7c2d4e1a9b30'
 branch_labels = None
 depends_on = None
 

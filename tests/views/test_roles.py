@@ -40,6 +40,15 @@ GET_ROUTES = [
     ("/agents/{agent}/experiments/{other_exp}", expect(404, 404, 404)),
     ("/agents/{other_agent}/experiments/{other_exp}", OTHER_WORKSPACE),
     ("/agents/{other_agent}/experiments/{other_exp}/edit", OTHER_WORKSPACE),
+    ("/agents/{agent}/experiments/{running}/preview?visitor_id=v-1", VIEW),
+    ("/agents/{agent}/experiments/{running}/preview", VIEW),
+    ("/agents/{other_agent}/experiments/{other_exp}/preview?visitor_id=v-1", OTHER_WORKSPACE),
+    ("/agents/{agent}/experiments/{other_exp}/preview?visitor_id=v-1", expect(404, 404, 404)),
+    ("/agents/{agent}/experiments/{running}/results", VIEW),
+    ("/agents/{agent}/experiments/{running}/results.json", VIEW),
+    ("/agents/{agent}/experiments/{stopped}/results.csv", VIEW),
+    ("/agents/{agent}/experiments/{other_exp}/results.json", expect(404, 404, 404)),
+    ("/agents/{other_agent}/experiments/{other_exp}/results.csv", OTHER_WORKSPACE),
 ]
 
 POST_ROUTES = [

@@ -2,3 +2,5 @@
 from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+from . import routes  # noqa: E402,F401  (registers the routes on bp)

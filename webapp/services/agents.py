@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from .. import authz
 from ..extensions import db
-from ..models import Agent, Conversation, Lead, Role, Workspace
+from ..models import Agent, Conversation, Experiment, Lead, Role, Variant, Workspace
 from . import audit, validation
 from .errors import NotFound, ValidationError
 
@@ -115,9 +115,41 @@ def update_settings(actor_id: int, agent_id: int, data: dict[str, Any]) -> Agent
     return agent
 
 
+@dataclass
+class ExperimentOption:
+    """An experiment to filter by: live or deleted (then labelled by its id), with its variant keys."""
+
+    id: int
+    label: str
+    variant_keys: list[str]
+
+
+@dataclass
+class StampedList(Generic[T]):
+    """A page of stamped rows (conversations or leads) with a label for every experiment id they carry."""
+
+    page: Page[T]
+    labels: dict[int, str]
+    options: list[ExperimentOption]
+
+
+def _experiment_options(agent_id: int) -> list[ExperimentOption]:
+    """The agent's live experiments and the deleted ones its conversations still carry, newest first."""
+    names = dict(db.session.execute(
+        sa.select(Experiment.id, Experiment.name).where(Experiment.agent_id == agent_id)).all())
+    keys: dict[int, set[str]] = {experiment_id: set() for experiment_id in names}
+    stamped = sa.select(Conversation.experiment_id, Conversation.variant_key).where(
+        Conversation.agent_id == agent_id, Conversation.experiment_id.is_not(None)).distinct()
+    live = sa.select(Variant.experiment_id, Variant.key).join(Experiment).where(Experiment.agent_id == agent_id)
+    for experiment_id, key in db.session.execute(stamped.union(live)).all():
+        keys.setdefault(experiment_id, set()).add(key)
+    return [ExperimentOption(i, names.get(i, f"deleted experiment #{i}"), sorted(keys[i]))
+            for i in sorted(keys, reverse=True)]
+
+
 def conversations(actor_id: int, agent_id: int, page: int = 1, per_page: int = 50,
-                  experiment_id: int | None = None, variant_key: str | None = None) -> Page[Conversation]:
-    """The agent's conversations, newest first, optionally filtered by experiment and variant."""
+                  experiment_id: int | None = None, variant_key: str | None = None) -> StampedList[Conversation]:
+    """The agent's conversations, newest first, optionally filtered by experiment and variant key."""
     agent_for(actor_id, agent_id)
     query = sa.select(Conversation).where(Conversation.agent_id == agent_id)
     if experiment_id is not None:
@@ -125,14 +157,16 @@ def conversations(actor_id: int, agent_id: int, page: int = 1, per_page: int = 5
     if variant_key:
         query = query.where(Conversation.variant_key == variant_key)
     query = query.order_by(Conversation.started_at.desc(), Conversation.id.desc())
-    return paginate(query, page, per_page)
+    options = _experiment_options(agent_id)
+    return StampedList(paginate(query, page, per_page), {o.id: o.label for o in options}, options)
 
 
-def leads(actor_id: int, agent_id: int, page: int = 1, per_page: int = 50) -> Page[Lead]:
+def leads(actor_id: int, agent_id: int, page: int = 1, per_page: int = 50) -> StampedList[Lead]:
     """The agent's leads, newest first."""
     agent_for(actor_id, agent_id)
     query = sa.select(Lead).where(Lead.agent_id == agent_id).order_by(Lead.captured_at.desc(), Lead.id.desc())
-    return paginate(query, page, per_page)
+    options = _experiment_options(agent_id)
+    return StampedList(paginate(query, page, per_page), {o.id: o.label for o in options}, options)
 
 
 def overview(actor_id: int, agent_id: int) -> dict[str, int]:

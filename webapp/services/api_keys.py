@@ -13,6 +13,8 @@ from . import audit, validation
 from .errors import NotFound, Unauthorized, ValidationError
 
 KEY_PREFIX = "abx_"
+# Built once: authentication runs on every runtime request.
+KEY_BY_HASH = sa.select(ApiKey).where(ApiKey.key_hash == sa.bindparam("key_hash"))
 
 
 def hash_key(key: str) -> str:
@@ -63,7 +65,7 @@ def authenticate(token: str | None) -> ApiKey:
     """The live key for a bearer token; Unauthorized if missing, unknown or revoked."""
     if not token:
         raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>'.")
-    key = db.session.scalar(sa.select(ApiKey).where(ApiKey.key_hash == hash_key(token)))
+    key = db.session.scalar(KEY_BY_HASH, {"key_hash": hash_key(token)})
     if key is None:
         raise Unauthorized("Invalid API key.")
     if key.revoked_at is not None:

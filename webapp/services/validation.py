@@ -49,14 +49,18 @@ def timestamp(value, field: str, errors: dict) -> datetime | None:
         errors[field] = f"{field} must be an ISO-8601 string with a timezone."
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+        parsed = datetime.fromisoformat(value[:-1] + "+00:00" if value[-1:] in ("Z", "z") else value)
     except ValueError:
         errors[field] = f"{field} is not a valid ISO-8601 timestamp."
         return None
     if parsed.tzinfo is None:
         errors[field] = f"{field} must include a timezone (e.g. 2026-01-31T12:00:00Z)."
         return None
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:
+        errors[field] = f"{field} is out of range once converted to UTC."
+        return None
 
 
 def email(value, field: str, errors: dict) -> str:

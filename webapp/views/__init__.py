@@ -10,9 +10,9 @@ from ..services import agents as agent_service
 
 
 def register(app: Flask) -> None:
-    from . import agents, auth, experiments, results, workspace
+    from . import agents, auth, experiments, preview, results, workspace
 
-    for module in (auth, workspace, agents, experiments, results):
+    for module in (auth, workspace, agents, experiments, preview, results):
         app.register_blueprint(module.bp)
 
 

@@ -33,16 +33,17 @@ def overview(agent_id: int):
 def conversations(agent_id: int):
     experiment_id = request.args.get("experiment", type=int)
     variant_key = request.args.get("variant") or None
-    page = agents.conversations(current_user.id, agent_id, page_arg(), experiment_id=experiment_id,
-                                variant_key=variant_key)
-    return render("agents/conversations.html", page=page, experiment_id=experiment_id, variant_key=variant_key)
+    listing = agents.conversations(current_user.id, agent_id, page_arg(), experiment_id=experiment_id,
+                                   variant_key=variant_key)
+    return render("agents/conversations.html", page=listing.page, labels=listing.labels, options=listing.options,
+                  experiment_id=experiment_id, variant_key=variant_key)
 
 
 @bp.route("/<int:agent_id>/leads")
 @agent_view()
 def leads(agent_id: int):
-    page = agents.leads(current_user.id, agent_id, page_arg())
-    return render("agents/leads.html", page=page)
+    listing = agents.leads(current_user.id, agent_id, page_arg())
+    return render("agents/leads.html", page=listing.page, labels=listing.labels)
 
 
 @bp.route("/<int:agent_id>/settings", methods=["GET", "POST"])

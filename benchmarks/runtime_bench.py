@@ -1,0 +1,140 @@
+"""Benchmark of the runtime API's hot path against a bare Flask baseline (run by `make bench-runtime`).
+
+Serves each app with gunicorn (2 sync workers) on 127.0.0.1, drives it with wrk from a separate process
+(bounded connections and duration), and prints requests/s, p50/p99 latency and the ratio to the baseline
+for first visitor messages (distinct visitors: assignment + new conversation) and follow-up messages in
+existing conversations, on SQLite and then on PostgreSQL (a database of its own, dropped at the end).
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.databases import scratch_postgres  # noqa: E402
+from webapp import create_app  # noqa: E402
+from webapp.config import TestConfig  # noqa: E402
+from webapp.extensions import db  # noqa: E402
+from webapp.models import Experiment, Variant, utcnow  # noqa: E402
+from webapp.services import accounts, agents, api_keys  # noqa: E402
+
+HOST = "127.0.0.1"
+PORTS = range(18400, 18500)
+DURATION_S = int(os.environ.get("BENCH_SECONDS", "6"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
+SEEDED_CONVERSATIONS = 300
+PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/postgres")
+LUA = ROOT / "benchmarks" / "runtime_bench.lua"
+
+
+def free_port() -> int:
+    for port in PORTS:
+        with socket.socket() as s:
+            if s.connect_ex((HOST, port)) != 0:
+                return port
+    raise RuntimeError("no free port in 18400–18499")
+
+
+def seed(database_url: str) -> tuple[int, str]:
+    """Schema, a workspace, an agent, an API key and a running 50/50 persona experiment."""
+    app = create_app(type("BenchConfig", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": database_url}))
+    with app.app_context():
+        db.create_all()
+        accounts.create_user("bench@example.com", "bench-password-123", "bench", "owner")
+        workspace_id = accounts.find_user_by_email("bench@example.com").memberships[0].workspace_id
+        agent = agents.create_agent(None, workspace_id, "Bench agent", "Sam", "friendly", "Be helpful.")
+        _, key = api_keys.create_key(None, workspace_id, "bench")
+        experiment = Experiment(agent_id=agent.id, name="Bench persona", kind="persona", status="running",
+                                started_at=utcnow(), variants=[
+                                    Variant(key=k, name=k, weight=1, position=i,
+                                            config={"persona": {"name": f"Sam {k}", "tone": "warm"}})
+                                    for i, k in enumerate(("control", "treatment"))])
+        db.session.add(experiment)
+        db.session.commit()
+        agent_id = agent.id
+        db.session.remove()
+        db.engine.dispose()
+    return agent_id, key
+
+
+class Server:
+    """gunicorn with 2 sync workers on 127.0.0.1, stopped on exit."""
+
+    def __init__(self, app_spec: str, env: dict[str, str], cwd: Path):
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"{HOST}:{self.port}", "--log-level", "warning",
+             app_spec], cwd=cwd, env={**os.environ, **env})
+
+    def __enter__(self) -> "Server":
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex((HOST, self.port)) == 0:
+                    return self
+            time.sleep(0.1)
+        self.process.kill()
+        raise RuntimeError("gunicorn did not start")
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=15)
+
+
+def wrk(port: int, path: str, mode: str, token: str = "") -> dict:
+    """One bounded wrk run; returns requests/s and latencies in ms."""
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{DURATION_S}s", "--timeout", "5s", "-s", str(LUA),
+         f"http://{HOST}:{port}{path}", "--", mode, str(SEEDED_CONVERSATIONS), token, path],
+        capture_output=True, text=True, timeout=DURATION_S + 30, check=True).stdout
+    result = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
+    return {"rps": result["requests"] / (result["duration_us"] / 1e6), "p50": result["p50_us"] / 1000,
+            "p99": result["p99_us"] / 1000, "errors": result["errors"], "requests": result["requests"]}
+
+
+def bench_runtime(database_url: str, label: str) -> dict[str, dict]:
+    agent_id, key = seed(database_url)
+    path = f"/api/v1/agents/{agent_id}/messages"
+    env = {"DATABASE_URL": database_url, "SECRET_KEY": "bench", "APP_ENV": "production"}
+    with Server("wsgi:app", env, ROOT) as server:
+        headers = {"Authorization": f"Bearer {key}"}
+        with requests.Session() as http:
+            for k in range(SEEDED_CONVERSATIONS):
+                response = http.post(f"http://{HOST}:{server.port}{path}", headers=headers, json={
+                    "visitor_id": f"seed-{k}", "conversation_id": f"seed-conv-{k}", "role": "visitor"})
+                response.raise_for_status()
+        return {f"{label} first messages": wrk(server.port, path, "first", key),
+                f"{label} follow-up messages": wrk(server.port, path, "follow", key)}
+
+
+def main() -> None:
+    """Run every scenario and print the table."""
+    results: dict[str, dict] = {}
+    with Server("bare_app:app", {}, ROOT / "benchmarks") as server:
+        results["bare Flask baseline"] = wrk(server.port, "/json", "first")
+    with tempfile.TemporaryDirectory() as tmp:
+        results |= bench_runtime(f"sqlite:///{tmp}/bench.db", "SQLite")
+    url, drop = scratch_postgres(PG_ADMIN_URL, "bench")
+    try:
+        results |= bench_runtime(url, "PostgreSQL")
+    finally:
+        drop()
+    baseline = results["bare Flask baseline"]["rps"]
+    print(f"\ngunicorn -w 2 (sync), wrk -t2 -c{CONNECTIONS} -d{DURATION_S}s, nproc={os.cpu_count()}")
+    print(f"{'scenario':<32}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}{'errors':>8}")
+    for name, r in results.items():
+        print(f"{name:<32}{r['rps']:>9.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['rps'] / baseline:>8.2f}{r['errors']:>8}")
+
+
+if __name__ == "__main__":
+    main()

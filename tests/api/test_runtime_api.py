@@ -1,0 +1,196 @@
+"""The runtime API's contract (SPEC §6): auth, statuses, the error shape, idempotency, read-only lookups."""
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from tests import factories
+from tests.views.test_roles import snapshot
+from webapp.extensions import db
+from webapp.models import ApiKey, Conversation, ExperimentAssignment, Lead, Message, utcnow
+
+
+@pytest.fixture
+def api(client, world):
+    """POST/GET with the world's key against its agent (used once, so last_used_at is already set)."""
+    class Api:
+        headers = {"Authorization": f"Bearer {world.api_key}"}
+
+        def url(self, tail: str, agent_id: int | None = None) -> str:
+            return f"/api/v1/agents/{agent_id or world.agent_id}/{tail}"
+
+        def message(self, body=None, agent_id=None, **kwargs):
+            body = {"visitor_id": "v1", "conversation_id": "c1", "role": "visitor"} if body is None else body
+            return client.post(self.url("messages", agent_id), json=body, headers=kwargs.pop("headers", self.headers),
+                               **kwargs)
+
+        def lead(self, body, agent_id=None):
+            return client.post(self.url("leads", agent_id), json=body, headers=self.headers)
+
+        def get(self, tail: str, agent_id=None):
+            return client.get(self.url(tail, agent_id), headers=self.headers)
+
+        def raw(self, data, **kwargs):
+            return client.post(self.url("messages"), data=data, headers=self.headers, **kwargs)
+    api = Api()
+    assert api.get("visitors/warm-up/assignment").status_code == 200
+    return api
+
+
+def error(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) == {"error"} and body["error"]["code"] == code and body["error"]["message"]
+    return body["error"]["fields"]
+
+
+def rows(app, model) -> int:
+    with app.app_context():
+        n = db.session.scalar(sa.select(sa.func.count()).select_from(model))
+        db.session.remove()
+        return n
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"},
+                                     {"Authorization": "Bearer "}])
+def test_missing_or_bad_key_is_401(api, headers):
+    error(api.message(headers=headers), 401, "unauthorized")
+
+
+def test_revoked_key_is_401_and_last_used_at_is_kept(app, api, world):
+    assert api.message().status_code == 201
+    with app.app_context():
+        key = db.session.get(ApiKey, world.api_key_id)
+        assert key.last_used_at is not None
+        key.revoked_at = utcnow()
+        db.session.commit()
+    error(api.message(), 401, "unauthorized")
+
+
+def test_another_workspaces_agent_is_404(app, api, world):
+    before = snapshot(app)
+    error(api.message(agent_id=world.other_agent_id), 404, "not_found")
+    error(api.get("visitors/v1/assignment", agent_id=world.other_agent_id), 404, "not_found")
+    error(api.message(agent_id=2**40), 404, "not_found")
+    assert snapshot(app) == before
+
+
+@pytest.mark.parametrize("data", ["{bad", "", "[1, 2]", '"text"', "null", '{"a": NaN}', "[" * 50_000,
+                                  b"\xff\xfe", '{"visitor_id": "\\ud800"}'])
+def test_malformed_or_non_object_body_is_400(app, api, data):
+    before = snapshot(app)
+    error(api.raw(data, content_type="application/json"), 400, "bad_request")
+    assert snapshot(app) == before
+
+
+def test_body_over_64_kb_is_413_by_content_length_and_by_actual_size(app, api, client, world):
+    big = json.dumps({"visitor_id": "v1", "conversation_id": "c1", "role": "visitor", "text": "x" * 70_000})
+    error(api.raw(big, content_type="application/json"), 413, "payload_too_large")
+    # No Content-Length (chunked): the limit holds on the bytes actually read.
+    response = client.post(api.url("messages"), headers=api.headers, input_stream=io.BytesIO(big.encode()),
+                           environ_overrides={"wsgi.input_terminated": True}, content_type="application/json")
+    error(response, 413, "payload_too_large")
+    assert rows(app, Message) == 0
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"conversation_id": "c1", "role": "visitor"}, "visitor_id"),
+    ({"visitor_id": "x" * 300, "conversation_id": "c1", "role": "visitor"}, "visitor_id"),
+    ({"visitor_id": "", "conversation_id": "c1", "role": "visitor"}, "visitor_id"),
+    ({"visitor_id": "v\n1", "conversation_id": "c1", "role": "visitor"}, "visitor_id"),
+    ({"visitor_id": 5, "conversation_id": "c1", "role": "visitor"}, "visitor_id"),
+    ({"visitor_id": "v1", "conversation_id": "c\x001", "role": "visitor"}, "conversation_id"),
+    ({"visitor_id": "v1", "conversation_id": "c1", "role": "bot"}, "role"),
+    ({"visitor_id": "v1", "conversation_id": "c1"}, "role"),
+    ({"visitor_id": "v1", "conversation_id": "c1", "role": "visitor", "text": 3}, "text"),
+    ({"visitor_id": "v1", "conversation_id": "c1", "role": "visitor", "text": "a\x00b"}, "text"),
+    ({"visitor_id": "v1", "conversation_id": "c1", "role": "visitor", "sent_at": "2026-01-01T10:00:00"}, "sent_at"),
+    ({"visitor_id": "v1", "conversation_id": "c1", "role": "visitor", "sent_at": "yesterday"}, "sent_at"),
+    ({"visitor_id": "v1", "conversation_id": "c1", "role": "visitor", "sent_at": "0001-01-01T00:00:00+01:00"},
+     "sent_at"),
+    ({"visitor_id": "v1", "conversation_id": "c1", "role": "visitor", "message_id": "m" * 201}, "message_id"),
+])
+def test_validation_errors_name_the_field_and_write_nothing(app, api, body, field):
+    before = snapshot(app)
+    fields = error(api.message(body), 422, "validation_error")
+    assert field in fields
+    assert snapshot(app) == before
+
+
+def test_a_conversation_id_of_another_visitor_is_409(app, api):
+    assert api.message().status_code == 201
+    fields = error(api.message({"visitor_id": "v2", "conversation_id": "c1", "role": "visitor"}), 409, "conflict")
+    assert "conversation_id" in fields
+    assert rows(app, Message) == 1
+
+
+def test_first_message_201_replay_200_with_the_same_body(app, api, world):
+    with app.app_context():
+        factories.experiment(world.agent_id, status="running")
+    body = {"visitor_id": "v1", "conversation_id": "c1", "role": "visitor", "message_id": "m1", "text": "hi",
+            "sent_at": "2026-01-31T12:00:00Z"}
+    first = api.message(body)
+    assert first.status_code == 201
+    assert set(first.get_json()) == {"conversation_id", "message_id", "experiment", "variant", "persona",
+                                     "system_prompt"}
+    replay = api.message(body)
+    assert replay.status_code == 200 and replay.get_json() == first.get_json()
+    assert rows(app, Message) == 1 and rows(app, ExperimentAssignment) == 1
+
+
+def test_leads(app, api, world):
+    with app.app_context():
+        factories.experiment(world.agent_id, status="running")
+    error(api.lead({"visitor_id": "v1", "conversation_id": "c1"}), 404, "not_found")
+    variant = api.message().get_json()["variant"]
+    created = api.lead({"visitor_id": "v1", "conversation_id": "c1", "fields": {"email": "a@b.c"},
+                        "captured_at": "2026-01-31T12:00:00+02:00"})
+    assert created.status_code == 201
+    assert created.get_json() == {"lead_id": created.get_json()["lead_id"], "variant": variant}
+    error(api.lead({"visitor_id": "v2", "conversation_id": "c1"}), 409, "conflict")
+    assert "fields" in error(api.lead({"visitor_id": "v1", "conversation_id": "c1", "fields": [1]}), 422,
+                             "validation_error")
+    with app.app_context():
+        lead = db.session.scalar(sa.select(Lead))
+        assert lead.fields == {"email": "a@b.c"} and lead.captured_at.hour == 10
+        assert (lead.variant_id, lead.variant_key) == (variant["id"], variant["key"])
+        db.session.remove()
+
+
+def test_persona_and_assignment_lookups_never_assign(app, api, world):
+    with app.app_context():
+        factories.experiment(world.agent_id, status="running")
+    assert api.get("visitors/v1/assignment").get_json() == {"visitor_id": "v1", "assignment": None}
+    error(api.get("conversations/c1/persona"), 404, "not_found")
+    assert rows(app, ExperimentAssignment) == 0 and rows(app, Conversation) == 0
+
+    sent = api.message({"visitor_id": "v/1", "conversation_id": "c/1 ü", "role": "visitor"}).get_json()
+    persona = api.get("conversations/c/1 ü/persona").get_json()
+    assert persona == {"conversation_id": "c/1 ü", "visitor_id": "v/1", "experiment": sent["experiment"],
+                       "variant": sent["variant"], "persona": sent["persona"], "system_prompt": sent["system_prompt"]}
+    assignment = api.get("visitors/v/1/assignment").get_json()["assignment"]
+    assert assignment["variant"] == sent["variant"] and assignment["experiment"] == sent["experiment"]
+    assert "visitor_id" in error(api.get("visitors/" + "x" * 300 + "/assignment"), 422, "validation_error")
+
+
+def test_openapi_document_lists_exactly_the_api_routes(app, client):
+    document = client.get("/api/v1/openapi.json").get_json()
+    assert document["openapi"].startswith("3.")
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    documented = {("/api/v1" + path.replace("{", "<").replace("}", ">"), method.upper())
+                  for path, ops in document["paths"].items() for method in ops}
+    served = set()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith("api.") and rule.endpoint != "api.openapi":
+            path = rule.rule.replace("<int:", "<").replace("<path:", "<")
+            served |= {(path, m) for m in rule.methods - {"HEAD", "OPTIONS"}}
+    assert documented == served
+
+
+def test_csrf_stays_on_for_pages(client, auth, world):
+    auth.login(world.emails["owner"])
+    response = client.post(f"/agents/{world.agent_id}/settings", data={"name": "x", "persona_name": "y"})
+    assert response.status_code == 400

@@ -1,0 +1,109 @@
+"""Conversations and leads show the variant; the visitor preview is a dry run."""
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from tests import factories
+from tests.views.test_roles import snapshot
+from webapp.extensions import db
+from webapp.models import Experiment, ExperimentAssignment
+from webapp.services import runtime
+from webapp.services.bucketing import bucket_value
+
+
+@pytest.fixture
+def traffic(app, world):
+    """A deleted experiment's conversation, a live one's two conversations and a lead, an unstamped one."""
+    def send(conversation, visitor):
+        return runtime.record_message(world.workspace_id, world.agent_id,
+                                      {"conversation_id": conversation, "visitor_id": visitor, "role": "visitor"})
+
+    with app.app_context():
+        gone = factories.experiment(world.agent_id, status="running", name="Gone")
+        send("conv-old", "v-old")
+        db.session.delete(db.session.get(Experiment, gone))
+        db.session.commit()
+        send("conv-none", "v-none")
+        live = factories.experiment(world.agent_id, status="running", name="Live test")
+        send("conv-a", "v-a")
+        send("conv-b", "v-b")
+        runtime.record_lead(world.workspace_id, world.agent_id, {"conversation_id": "conv-a", "visitor_id": "v-a"})
+        db.session.remove()
+    return {"gone": gone, "live": live}
+
+
+def test_conversations_show_variant_and_experiment_even_when_deleted(client, auth, world, traffic):
+    auth.login(world.emails["editor"])
+    html = client.get(f"/agents/{world.agent_id}/conversations").get_data(as_text=True)
+    assert f"deleted experiment #{traffic['gone']}" in html
+    assert "Live test" in html and "conv-none" in html
+    assert 'name="experiment"' in html and 'name="variant"' in html
+
+
+def test_conversations_filter_by_experiment_and_variant(client, auth, world, traffic):
+    auth.login(world.emails["editor"])
+    html = client.get(f"/agents/{world.agent_id}/conversations?experiment={traffic['live']}").get_data(as_text=True)
+    assert "conv-a" in html and "conv-b" in html and "conv-old" not in html and "conv-none" not in html
+    html = client.get(f"/agents/{world.agent_id}/conversations?experiment={traffic['gone']}").get_data(as_text=True)
+    assert "conv-old" in html and "conv-a" not in html
+    with client.application.app_context():
+        key = db.session.scalar(sa.select(ExperimentAssignment.variant_key).where(
+            ExperimentAssignment.visitor_id == "v-a"))
+    html = client.get(f"/agents/{world.agent_id}/conversations?experiment={traffic['live']}&variant={key}"
+                      ).get_data(as_text=True)
+    assert "conv-a" in html
+
+
+def test_leads_show_the_variant(client, auth, world, traffic):
+    auth.login(world.emails["editor"])
+    html = client.get(f"/agents/{world.agent_id}/leads").get_data(as_text=True)
+    assert "Live test" in html and 'class="badge"' in html
+
+
+def preview_url(world, experiment_id, visitor=None):
+    url = f"/agents/{world.agent_id}/experiments/{experiment_id}/preview"
+    return url + (f"?visitor_id={visitor}" if visitor is not None else "")
+
+
+def test_preview_is_a_dry_run_with_bucket_and_ranges(app, client, auth, world):
+    with app.app_context():
+        exp = factories.experiment(world.agent_id, status="running", weights=(1, 3))
+        db.session.remove()
+    auth.login(world.emails["editor"])
+    before = snapshot(app)
+    response = client.get(preview_url(world, exp, "visitor-42"))
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert str(bucket_value(exp, "visitor-42")) in html
+    assert "[0, 4611686018427387904)" in html and "25.0%" in html and "75.0%" in html
+    assert "You are Persona" in html and "by bucketing" in html
+    assert snapshot(app) == before  # not a row anywhere
+
+
+def test_preview_uses_the_existing_assignment(app, client, auth, world):
+    with app.app_context():
+        exp = factories.experiment(world.agent_id, status="running", weights=(1, 10_000))
+        control = db.session.get(Experiment, exp).variants[0]
+        db.session.add(ExperimentAssignment(agent_id=world.agent_id, experiment_id=exp, variant_id=control.id,
+                                            variant_key="control", visitor_id="pinned"))
+        db.session.commit()
+    auth.login(world.emails["editor"])
+    html = client.get(preview_url(world, exp, "pinned")).get_data(as_text=True)
+    assert '<span class="badge" id="preview-variant">control</span>' in html and "existing assignment" in html
+
+
+def test_preview_htmx_fragment_errors_and_full_page(app, client, auth, world):
+    with app.app_context():
+        exp = factories.experiment(world.agent_id)
+        other = factories.experiment(world.other_agent_id)
+        db.session.remove()
+    auth.login(world.emails["owner"])
+    fragment = client.get(preview_url(world, exp, "v1"), headers={"HX-Request": "true"})
+    assert fragment.status_code == 200 and "<html" not in fragment.get_data(as_text=True)
+    assert "preview-variant" in fragment.get_data(as_text=True)
+    full = client.get(preview_url(world, exp))
+    assert full.status_code == 200 and 'id="visitor-preview"' in full.get_data(as_text=True)
+    bad = client.get(preview_url(world, exp, "x" * 300), headers={"HX-Request": "true"})
+    assert bad.status_code == 422 and 'data-field="visitor_id"' in bad.get_data(as_text=True)
+    assert client.get(preview_url(world, other, "v1")).status_code == 404

@@ -1,0 +1,79 @@
+"""Runtime endpoints: parse the request, call one service function, serialise (SPEC §6)."""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from flask import current_app, g, jsonify, request
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
+
+from ..services import api_keys, runtime
+from . import bp
+from .openapi import openapi_document
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value
+
+
+def json_object() -> dict[str, Any]:
+    """The request body as a JSON object: 413 over the size limit, 400 when malformed or not an object."""
+    limit = current_app.config["API_MAX_BODY_BYTES"]
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestEntityTooLarge(f"The request body is over {limit // 1024} KB.")
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise RequestEntityTooLarge(f"The request body is over {limit // 1024} KB.")
+    try:
+        body = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+        # Lone surrogates ("\ud800") decode but cannot be stored as UTF-8.
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError) as error:
+        raise BadRequest(f"The request body is not valid JSON ({type(error).__name__}).") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    return body
+
+
+@bp.before_request
+def authenticate() -> None:
+    """Every endpoint but the OpenAPI document needs a Bearer API key."""
+    if request.endpoint == "api.openapi":
+        return
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    g.api_key = api_keys.authenticate(token.strip() if scheme.lower() == "bearer" else None)
+
+
+@bp.post("/agents/<int:agent_id>/messages")
+def post_message(agent_id: int):
+    result = runtime.record_message(g.api_key.workspace_id, agent_id, json_object())
+    return jsonify(result.body), 200 if result.replayed else 201
+
+
+@bp.post("/agents/<int:agent_id>/leads")
+def post_lead(agent_id: int):
+    return jsonify(runtime.record_lead(g.api_key.workspace_id, agent_id, json_object())), 201
+
+
+@bp.get("/agents/<int:agent_id>/conversations/<path:conversation_id>/persona")
+def conversation_persona(agent_id: int, conversation_id: str):
+    return jsonify(runtime.conversation_persona(g.api_key.workspace_id, agent_id, conversation_id))
+
+
+@bp.get("/agents/<int:agent_id>/visitors/<path:visitor_id>/assignment")
+def visitor_assignment(agent_id: int, visitor_id: str):
+    return jsonify(runtime.visitor_assignment(g.api_key.workspace_id, agent_id, visitor_id))
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(openapi_document())

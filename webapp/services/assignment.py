@@ -1,0 +1,180 @@
+"""Assignment (SPEC §5): the conversation's stamp, then the active experiment, the durable row, then bucketing."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..extensions import db
+from ..models import Experiment, ExperimentAssignment, Variant, utcnow
+from . import bucketing, validation
+from .agents import agent_for
+from .errors import NotFound, ValidationError
+from .experiments import active_experiment_query
+from .persona import Persona, effective_persona, system_prompt
+
+
+@dataclass(frozen=True)
+class Arm:
+    """The variant a conversation runs on: its stamp, and the live fields while the experiment exists."""
+
+    experiment_id: int
+    variant_id: int
+    variant_key: str
+    experiment_name: str | None = None
+    kind: str | None = None
+    variant_name: str | None = None
+    config: dict[str, Any] | None = None
+
+
+E, V, A = Experiment.__table__.c, Variant.__table__.c, ExperimentAssignment.__table__.c
+ARM_COLUMNS = (E.name.label("experiment_name"), E.kind, V.id, V.key, V.name.label("variant_name"), V.config)
+
+# Built once: the hot path pays neither statement construction nor cache-key generation per request.
+ACTIVE_ARMS = (
+    sa.select(E.id.label("experiment_id"), *ARM_COLUMNS, V.weight)
+    .join_from(Experiment.__table__, Variant.__table__, V.experiment_id == E.id)
+    .where(E.id == active_experiment_query(sa.bindparam("agent_id")).with_only_columns(Experiment.id)
+           .scalar_subquery())
+    .order_by(V.position)
+)
+STAMPED_ARM = (
+    sa.select(*ARM_COLUMNS).join_from(Variant.__table__, Experiment.__table__, E.id == V.experiment_id)
+    .where(V.id == sa.bindparam("variant_id"), V.experiment_id == sa.bindparam("experiment_id"),
+           V.key == sa.bindparam("variant_key"))
+)
+ASSIGNED = sa.select(A.variant_id, A.variant_key, A.assigned_at).where(
+    A.experiment_id == sa.bindparam("experiment_id"), A.visitor_id == sa.bindparam("visitor_id"))
+_INSERTS: dict[tuple[str, str], sa.Insert] = {}
+
+
+def execute(statement: sa.Executable, params: dict[str, Any] | None = None) -> sa.CursorResult:
+    """Run a Core statement on the session's connection (its transaction), skipping the ORM layer."""
+    return db.session.connection().execute(statement, params or {})
+
+
+def insert_ignoring_conflict(model: type, values: dict[str, Any], conflict_columns: list[str]) -> int | None:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id: the new id, or None when a unique key already exists."""
+    dialect = db.session.get_bind().dialect.name
+    statement = _INSERTS.get((model.__tablename__, dialect))
+    if statement is None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = (insert(model.__table__).on_conflict_do_nothing(index_elements=conflict_columns)
+                     .returning(model.__table__.c.id))
+        _INSERTS[(model.__tablename__, dialect)] = statement
+    return execute(statement, values).scalar()
+
+
+def _arm(experiment_id: int, row: Any) -> Arm:
+    return Arm(experiment_id, row.id, row.key, row.experiment_name, row.kind, row.variant_name, row.config)
+
+
+def active_arms(agent_id: int) -> list[Any]:
+    """The agent's active experiment's variants in position order (with the experiment's fields), in one query."""
+    return execute(ACTIVE_ARMS, {"agent_id": agent_id}).all()
+
+
+def assign(agent_id: int, visitor_id: str) -> Arm | None:
+    """Steps 2–4 for a visitor message of an unstamped conversation; inserts the durable row (race-safe)."""
+    rows = active_arms(agent_id)
+    if not rows:
+        return None
+    experiment_id = rows[0].experiment_id
+    h = bucketing.bucket_value(experiment_id, visitor_id)
+    chosen = rows[bucketing.choose_position(h, [r.weight for r in rows])]
+    # Steps 3 and 4 in one race-safe move: the unique (experiment, visitor) keeps the first row.
+    inserted = insert_ignoring_conflict(
+        ExperimentAssignment,
+        {"agent_id": agent_id, "experiment_id": experiment_id, "variant_id": chosen.id, "variant_key": chosen.key,
+         "visitor_id": visitor_id, "assigned_at": utcnow()},
+        ["experiment_id", "visitor_id"])
+    if inserted is None:
+        existing = execute(ASSIGNED, {"experiment_id": experiment_id, "visitor_id": visitor_id}).one()
+        chosen = next((r for r in rows if r.id == existing.variant_id), None)
+        if chosen is None:
+            return Arm(experiment_id, existing.variant_id, existing.variant_key)
+    return _arm(experiment_id, chosen)
+
+
+def stamped_arm(experiment_id: int | None, variant_id: int | None, variant_key: str | None) -> Arm | None:
+    """Step 1: the arm of a stamp, with its live fields unless the experiment has been deleted."""
+    if experiment_id is None or variant_id is None:
+        return None
+    row = execute(STAMPED_ARM, {"variant_id": variant_id, "experiment_id": experiment_id,
+                                "variant_key": variant_key}).first()
+    return _arm(experiment_id, row) if row else Arm(experiment_id, variant_id, variant_key or "")
+
+
+def current_assignment(agent_id: int, visitor_id: str) -> tuple[Arm, Any] | None:
+    """The visitor's row in the active experiment with its assigned_at, or None; never assigns."""
+    rows = active_arms(agent_id)
+    if not rows:
+        return None
+    experiment_id = rows[0].experiment_id
+    row = execute(ASSIGNED, {"experiment_id": experiment_id, "visitor_id": visitor_id}).first()
+    if row is None:
+        return None
+    live = next((r for r in rows if r.id == row.variant_id), None)
+    arm = _arm(experiment_id, live) if live else Arm(experiment_id, row.variant_id, row.variant_key)
+    return arm, row.assigned_at
+
+
+@dataclass(frozen=True)
+class VariantRange:
+    variant: Variant
+    low: int
+    high: int
+    share: float
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a visitor would get in an experiment: a dry run of steps 3–4 that writes nothing.
+
+    Without a visitor id only the experiment and its split are filled in (the empty form).
+    """
+
+    experiment: Experiment
+    ranges: list[VariantRange]
+    is_active: bool
+    visitor_id: str | None = None
+    variant: Variant | None = None
+    from_existing_assignment: bool = False
+    bucket_value: int | None = None
+    persona: Persona | None = None
+    system_prompt: str | None = None
+
+
+def preview(actor_id: int, agent_id: int, experiment_id: int, visitor_id: Any) -> Preview:
+    """The variant `visitor_id` would get in this experiment (its row, else bucketing); reads only."""
+    agent, _ = agent_for(actor_id, agent_id)
+    experiment = db.session.get(Experiment, experiment_id)
+    if experiment is None or experiment.agent_id != agent_id:
+        raise NotFound("No such experiment.")
+    variants = list(experiment.variants)
+    weights = [v.weight for v in variants]
+    ranges = [VariantRange(v, low, high, 100 * v.weight / sum(weights))
+              for v, (low, high) in zip(variants, bucketing.weight_ranges(weights))]
+    active_id = db.session.scalar(active_experiment_query(agent_id).with_only_columns(Experiment.id))
+    shell = Preview(experiment, ranges, active_id == experiment.id)
+    if visitor_id is None or visitor_id == "":
+        return shell
+    errors: dict[str, str] = {}
+    visitor_id = validation.opaque_id(visitor_id, "visitor_id", errors)
+    if not variants:
+        errors["visitor_id"] = "This experiment has no variants to preview."
+    if errors:
+        raise ValidationError(errors)
+    h = bucketing.bucket_value(experiment.id, visitor_id)
+    chosen = variants[bucketing.choose_position(h, weights)]
+    existing_id = db.session.scalar(
+        sa.select(ExperimentAssignment.variant_id)
+        .where(ExperimentAssignment.experiment_id == experiment.id, ExperimentAssignment.visitor_id == visitor_id))
+    existing = next((v for v in variants if v.id == existing_id), None)
+    variant = existing or chosen
+    persona = effective_persona(agent.persona_name, agent.persona_tone, experiment.kind, variant.config)
+    return replace(shell, visitor_id=visitor_id, variant=variant, from_existing_assignment=existing is not None,
+                   bucket_value=h, persona=persona,
+                   system_prompt=system_prompt(persona, agent.workspace.name, agent.instructions))
