@@ -21,13 +21,13 @@ import sys
 import tempfile
 import time
 import tracemalloc
-import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.databases import scratch_postgres  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.config import TestConfig  # noqa: E402
 from webapp.extensions import db  # noqa: E402
@@ -128,21 +128,6 @@ def sqlite_url(tmp: str) -> tuple[str, callable]:
     return f"sqlite:///{tmp}/bench.db", lambda: None
 
 
-def postgres_url() -> tuple[str, callable]:
-    admin_url = sa.engine.make_url(PG_ADMIN)
-    name = f"abx_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-
-    def drop():
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return admin_url.set(database=name).render_as_string(hide_password=False), drop
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--visitors", type=int, default=100_000)
@@ -155,7 +140,7 @@ def main() -> None:
     rows = []
     for engine in args.engines.split(","):
         with tempfile.TemporaryDirectory() as tmp:
-            url, drop = sqlite_url(tmp) if engine == "sqlite" else postgres_url()
+            url, drop = sqlite_url(tmp) if engine == "sqlite" else scratch_postgres(PG_ADMIN, "bench")
             try:
                 rows.append(run_engine(engine, url, args.visitors))
             finally:

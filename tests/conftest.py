@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 
 import pytest
 import sqlalchemy as sa
+from werkzeug.serving import make_server
 
 from webapp import create_app
 from webapp.config import TestConfig
@@ -63,6 +65,16 @@ def _clean_tables(request):
             else:
                 for table in tables:
                     conn.execute(sa.text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture(scope="session")
+def live_server(app):
+    """The suite's app on a free loopback port, in a thread, for the whole session (browser and HTTP clients)."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
 
 
 @pytest.fixture

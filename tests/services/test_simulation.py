@@ -93,3 +93,22 @@ def test_cli_simulate(runner, app, world):
     bad = runner.invoke(args=["simulate", "--agent", str(world.agent_id), "--visitors", "5", "--via-http",
                               "http://127.0.0.1:1"])
     assert bad.exit_code != 0 and "--api-key" in bad.output
+
+
+def test_cli_simulate_over_http_is_a_real_runtime_client(runner, app, world, live_server):
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="running")
+    result = runner.invoke(args=["simulate", "--agent", str(world.agent_id), "--visitors", "12", "--days", "3",
+                                 "--seed", "9", "--via-http", live_server, "--api-key", world.api_key,
+                                 "--concurrency", "3"])
+    assert result.exit_code == 0, result.output
+    assert "Sent 12 visitors" in result.output
+    with app.app_context():
+        assert count(ExperimentAssignment, ExperimentAssignment.experiment_id == experiment_id) == 12
+        sent = int(result.output.split("visitors, ")[1].split(" messages")[0])
+        assert count(Message) == sent
+        visitor_messages = db.session.scalar(sa.select(sa.func.sum(Conversation.visitor_messages)))
+        assert visitor_messages == count(Message, Message.role == "visitor")
+    bad = runner.invoke(args=["simulate", "--agent", str(world.agent_id), "--visitors", "2", "--via-http",
+                              live_server, "--api-key", "abx_wrong"])
+    assert bad.exit_code != 0 and "401" in bad.output
