@@ -169,6 +169,7 @@ def test_start_with_another_running_asks_for_confirmation(app, client, owner, wo
     assert response.status_code == 200 and 'id="status-component"' in html
     assert 'id="flashes" hx-swap-oob="true"' in html and "is running" in html
     assert 'id="experiment-badges" hx-swap-oob="true"' in html and "data-active" in html
+    assert 'id="audit-trail" hx-swap-oob="true"' in html and "started" in html.split('id="audit-trail"')[1]
     assert (status_of(app, running), status_of(app, draft)) == ("stopped", "running")
 
 
