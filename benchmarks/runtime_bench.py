@@ -1,6 +1,7 @@
 """Benchmark of the runtime API's hot path against a bare Flask baseline (run by `make bench-runtime`).
 
-Serves each app with gunicorn (2 sync workers) on 127.0.0.1, drives it with wrk from a separate process
+Serves each app the same way with gunicorn on 127.0.0.1 (BENCH_WORKERS=2 workers; sync, or gthread with
+BENCH_THREADS threads when above 1), drives it with wrk from a separate process
 (bounded connections and duration), and prints requests/s, p50/p99 latency and the ratio to the baseline
 for first visitor messages (distinct visitors: assignment + new conversation) and follow-up messages in
 existing conversations, on SQLite and then on PostgreSQL (a database of its own, dropped at the end).
@@ -32,6 +33,9 @@ HOST = "127.0.0.1"
 PORTS = range(18400, 18500)
 DURATION_S = int(os.environ.get("BENCH_SECONDS", "6"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+# Threads per worker: 1 = gunicorn's sync worker; more = the gthread worker. Baseline and app alike.
+THREADS = int(os.environ.get("BENCH_THREADS", "1"))
 SEEDED_CONVERSATIONS = 300
 PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/postgres")
 LUA = ROOT / "benchmarks" / "runtime_bench.lua"
@@ -67,13 +71,25 @@ def seed(database_url: str) -> tuple[int, str]:
     return agent_id, key
 
 
+def gunicorn_args() -> list[str]:
+    """The same serving for the baseline and the app: WORKERS workers, sync or gthread with THREADS threads."""
+    args = ["-w", str(WORKERS)]
+    if THREADS > 1:
+        args += ["--worker-class", "gthread", "--threads", str(THREADS)]
+    return args
+
+
+def serving() -> str:
+    return f"gunicorn -w {WORKERS} " + (f"(gthread, {THREADS} threads)" if THREADS > 1 else "(sync)")
+
+
 class Server:
-    """gunicorn with 2 sync workers on 127.0.0.1, stopped on exit."""
+    """gunicorn on 127.0.0.1 (WORKERS workers, sync or gthread), stopped on exit."""
 
     def __init__(self, app_spec: str, env: dict[str, str], cwd: Path):
         self.port = free_port()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"{HOST}:{self.port}", "--log-level", "warning",
+            [sys.executable, "-m", "gunicorn", *gunicorn_args(), "-b", f"{HOST}:{self.port}", "--log-level", "warning",
              app_spec], cwd=cwd, env={**os.environ, **env})
 
     def __enter__(self) -> "Server":
@@ -130,7 +146,7 @@ def main() -> None:
     finally:
         drop()
     baseline = results["bare Flask baseline"]["rps"]
-    print(f"\ngunicorn -w 2 (sync), wrk -t2 -c{CONNECTIONS} -d{DURATION_S}s, nproc={os.cpu_count()}")
+    print(f"\n{serving()}, wrk -t2 -c{CONNECTIONS} -d{DURATION_S}s, nproc={os.cpu_count()}")
     print(f"{'scenario':<32}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}{'errors':>8}")
     for name, r in results.items():
         print(f"{name:<32}{r['rps']:>9.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['rps'] / baseline:>8.2f}{r['errors']:>8}")

@@ -78,10 +78,18 @@ def _configure_database(app: Flask) -> None:
         url = f"sqlite:///{Path(app.instance_path) / 'app.db'}"
     url = normalise_database_url(url)
     app.config["SQLALCHEMY_DATABASE_URI"] = url
+    options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
     if url.startswith("sqlite"):
-        options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        options.pop("pool_recycle", None)  # a file, not a server: nothing to recycle
         options.setdefault("connect_args", {"timeout": 30})
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+    synchronous_commit = app.config.get("DATABASE_SYNCHRONOUS_COMMIT")
+    if synchronous_commit and url.startswith("postgresql"):
+        if synchronous_commit not in {"on", "off", "local", "remote_write", "remote_apply"}:
+            raise RuntimeError(f"DATABASE_SYNCHRONOUS_COMMIT: unknown value {synchronous_commit!r}")
+        connect_args = dict(options.get("connect_args") or {})
+        connect_args["options"] = f"{connect_args.get('options', '')} -c synchronous_commit={synchronous_commit}".strip()
+        options["connect_args"] = connect_args
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
 
 def _configure_sqlite(app: Flask) -> None:

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from tests import factories
 from webapp.extensions import db
-from webapp.models import Conversation, Experiment, ExperimentAssignment, Lead, Message, utcnow
+from webapp.models import Conversation, Experiment, ExperimentAssignment, Lead, Message, Variant, utcnow
 from webapp.services import runtime
 from webapp.services.bucketing import assign_position
 
@@ -205,3 +205,29 @@ def test_replayed_message_id_answers_the_first_body_and_writes_nothing(rt, world
     assert count(Message) == 1
     assert first["message_id"] == "m-1"
     assert len(rt.message("c1")["message_id"]) == 32  # generated when the runtime sends none
+
+
+def test_an_assignment_inserted_between_lookup_and_write_wins(rt, world, monkeypatch):
+    """The race the unique (experiment, visitor) settles: the lookup saw no row, a concurrent request then
+    inserted one; the new conversation (one statement on PostgreSQL, step by step on SQLite) takes its variant."""
+    exp = factories.experiment(world.agent_id, status="running")
+    visitor = visitor_at(exp, 0)
+    rt.message("race-a", visitor=visitor)
+    treatment = db.session.scalar(sa.select(Variant).where(Variant.experiment_id == exp, Variant.key == "treatment"))
+    db.session.execute(sa.update(ExperimentAssignment).values(variant_id=treatment.id, variant_key="treatment"))
+    db.session.commit()
+    execute = runtime.assignment.execute
+
+    def lookup_misses_the_row(statement, params=None):
+        if statement is runtime.LOOKUP:
+            params = {**params, "active_experiment_id": None}
+        return execute(statement, params)
+
+    monkeypatch.setattr(runtime.assignment, "execute", lookup_misses_the_row)
+    body = rt.message("race-b", visitor=visitor, text="hi")
+    assert body["variant"]["key"] == "treatment"
+    assert count(ExperimentAssignment) == 1
+    stamped = conversation("race-b")
+    assert (stamped.variant_id, stamped.visitor_messages, stamped.session_seconds) == (treatment.id, 1, 0.0)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Message)
+                             .where(Message.conversation_id == stamped.id, Message.variant_id == treatment.id)) == 1

@@ -8,7 +8,7 @@ from typing import Any
 from flask import current_app, g, jsonify, request
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
-from ..services import api_keys, runtime
+from ..services import runtime
 from . import bp
 from .openapi import openapi_document
 
@@ -45,33 +45,37 @@ def json_object() -> dict[str, Any]:
 
 @bp.before_request
 def authenticate() -> None:
-    """Every endpoint but the OpenAPI document needs a Bearer API key."""
+    """Every endpoint but the OpenAPI document needs a Bearer API key.
+
+    The same query reads the path's agent (if the key's workspace owns it) and its active experiment's arms.
+    """
     if request.endpoint == "api.openapi":
         return
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    g.api_key = api_keys.authenticate(token.strip() if scheme.lower() == "bearer" else None)
+    g.auth = runtime.authenticate(token.strip() if scheme.lower() == "bearer" else None,
+                                  (request.view_args or {}).get("agent_id"))
 
 
 @bp.post("/agents/<int:agent_id>/messages")
 def post_message(agent_id: int):
-    result = runtime.record_message(g.api_key.workspace_id, agent_id, json_object())
+    result = runtime.record_message(g.auth.workspace_id, agent_id, json_object(), g.auth)
     return jsonify(result.body), 200 if result.replayed else 201
 
 
 @bp.post("/agents/<int:agent_id>/leads")
 def post_lead(agent_id: int):
-    return jsonify(runtime.record_lead(g.api_key.workspace_id, agent_id, json_object())), 201
+    return jsonify(runtime.record_lead(g.auth.workspace_id, agent_id, json_object(), g.auth)), 201
 
 
 @bp.get("/agents/<int:agent_id>/conversations/<path:conversation_id>/persona")
 def conversation_persona(agent_id: int, conversation_id: str):
-    return jsonify(runtime.conversation_persona(g.api_key.workspace_id, agent_id, conversation_id))
+    return jsonify(runtime.conversation_persona(g.auth.workspace_id, agent_id, conversation_id, g.auth))
 
 
 @bp.get("/agents/<int:agent_id>/visitors/<path:visitor_id>/assignment")
 def visitor_assignment(agent_id: int, visitor_id: str):
-    return jsonify(runtime.visitor_assignment(g.api_key.workspace_id, agent_id, visitor_id))
+    return jsonify(runtime.visitor_assignment(g.auth.workspace_id, agent_id, visitor_id, g.auth))
 
 
 @bp.get("/openapi.json")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime
 
 import sqlalchemy as sa
 
@@ -15,6 +16,8 @@ from .errors import NotFound, Unauthorized, ValidationError
 KEY_PREFIX = "abx_"
 # Built once: authentication runs on every runtime request.
 KEY_BY_HASH = sa.select(ApiKey).where(ApiKey.key_hash == sa.bindparam("key_hash"))
+TOUCH = (sa.update(ApiKey.__table__).where(ApiKey.__table__.c.id == sa.bindparam("key_id"))
+         .values(last_used_at=sa.bindparam("now", type_=ApiKey.__table__.c.last_used_at.type)))
 
 
 def hash_key(key: str) -> str:
@@ -70,9 +73,13 @@ def authenticate(token: str | None) -> ApiKey:
         raise Unauthorized("Invalid API key.")
     if key.revoked_at is not None:
         raise Unauthorized("This API key has been revoked.")
-    now = utcnow()
-    # Write last_used_at at most once a minute: a write per request would serialise the hot path.
-    if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
-        key.last_used_at = now
-        db.session.commit()
+    touch(key.id, key.last_used_at)
     return key
+
+
+def touch(key_id: int, last_used_at: datetime | None) -> None:
+    """Keep last_used_at, written at most once a minute: a write per request would serialise the hot path."""
+    now = utcnow()
+    if last_used_at is None or (now - last_used_at).total_seconds() > 60:
+        db.session.execute(TOUCH, {"key_id": key_id, "now": now})
+        db.session.commit()

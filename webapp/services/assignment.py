@@ -34,7 +34,7 @@ ARM_COLUMNS = (E.name.label("experiment_name"), E.kind, V.id, V.key, V.name.labe
 
 # Built once: the hot path pays neither statement construction nor cache-key generation per request.
 ACTIVE_ARMS = (
-    sa.select(E.id.label("experiment_id"), *ARM_COLUMNS, V.weight)
+    sa.select(E.id.label("experiment_id"), *ARM_COLUMNS, V.weight, V.position)
     .join_from(Experiment.__table__, Variant.__table__, V.experiment_id == E.id)
     .where(E.id == active_experiment_query(sa.bindparam("agent_id")).with_only_columns(Experiment.id)
            .scalar_subquery())
@@ -71,6 +71,11 @@ def _arm(experiment_id: int, row: Any) -> Arm:
     return Arm(experiment_id, row.id, row.key, row.experiment_name, row.kind, row.variant_name, row.config)
 
 
+def arm_of(row: Any) -> Arm:
+    """The arm of an active-arms row (which carries its experiment_id)."""
+    return _arm(row.experiment_id, row)
+
+
 def active_arms(agent_id: int) -> list[Any]:
     """The agent's active experiment's variants in position order (with the experiment's fields), in one query."""
     return execute(ACTIVE_ARMS, {"agent_id": agent_id}).all()
@@ -81,21 +86,39 @@ def assign(agent_id: int, visitor_id: str) -> Arm | None:
     rows = active_arms(agent_id)
     if not rows:
         return None
-    experiment_id = rows[0].experiment_id
-    h = bucketing.bucket_value(experiment_id, visitor_id)
-    chosen = rows[bucketing.choose_position(h, [r.weight for r in rows])]
-    # Steps 3 and 4 in one race-safe move: the unique (experiment, visitor) keeps the first row.
-    inserted = insert_ignoring_conflict(
-        ExperimentAssignment,
-        {"agent_id": agent_id, "experiment_id": experiment_id, "variant_id": chosen.id, "variant_key": chosen.key,
-         "visitor_id": visitor_id, "assigned_at": utcnow()},
-        ["experiment_id", "visitor_id"])
+    return record_assignment(agent_id, visitor_id, rows, bucket(rows, visitor_id))
+
+
+def bucket(rows: list[Any], visitor_id: str) -> Any:
+    """Step 4's choice among the active experiment's arms (rows in position order), without writing."""
+    h = bucketing.bucket_value(rows[0].experiment_id, visitor_id)
+    return rows[bucketing.choose_position(h, [r.weight for r in rows])]
+
+
+def assigned_arm(rows: list[Any], variant_id: int, variant_key: str) -> Arm:
+    """The arm of an existing assignment row (step 3), with live fields while its variant is active."""
+    live = next((r for r in rows if r.id == variant_id), None)
+    return _arm(rows[0].experiment_id, live) if live else Arm(rows[0].experiment_id, variant_id, variant_key)
+
+
+def assignment_values(agent_id: int, visitor_id: str, chosen: Any) -> dict[str, Any]:
+    return {"agent_id": agent_id, "experiment_id": chosen.experiment_id, "variant_id": chosen.id,
+            "variant_key": chosen.key, "visitor_id": visitor_id, "assigned_at": utcnow()}
+
+
+def record_assignment(agent_id: int, visitor_id: str, rows: list[Any], chosen: Any) -> Arm:
+    """Step 4's insert, race-safe: the unique (experiment, visitor) keeps the first row; a loser reads it."""
+    inserted = insert_ignoring_conflict(ExperimentAssignment, assignment_values(agent_id, visitor_id, chosen),
+                                        ["experiment_id", "visitor_id"])
     if inserted is None:
-        existing = execute(ASSIGNED, {"experiment_id": experiment_id, "visitor_id": visitor_id}).one()
-        chosen = next((r for r in rows if r.id == existing.variant_id), None)
-        if chosen is None:
-            return Arm(experiment_id, existing.variant_id, existing.variant_key)
-    return _arm(experiment_id, chosen)
+        return existing_assignment(rows, visitor_id)
+    return _arm(chosen.experiment_id, chosen)
+
+
+def existing_assignment(rows: list[Any], visitor_id: str) -> Arm:
+    """The arm of the row a concurrent request inserted first for (active experiment, visitor)."""
+    existing = execute(ASSIGNED, {"experiment_id": rows[0].experiment_id, "visitor_id": visitor_id}).one()
+    return assigned_arm(rows, existing.variant_id, existing.variant_key)
 
 
 def stamped_arm(experiment_id: int | None, variant_id: int | None, variant_key: str | None) -> Arm | None:
@@ -107,18 +130,15 @@ def stamped_arm(experiment_id: int | None, variant_id: int | None, variant_key: 
     return _arm(experiment_id, row) if row else Arm(experiment_id, variant_id, variant_key or "")
 
 
-def current_assignment(agent_id: int, visitor_id: str) -> tuple[Arm, Any] | None:
+def current_assignment(agent_id: int, visitor_id: str, rows: list[Any] | None = None) -> tuple[Arm, Any] | None:
     """The visitor's row in the active experiment with its assigned_at, or None; never assigns."""
-    rows = active_arms(agent_id)
+    rows = active_arms(agent_id) if rows is None else rows
     if not rows:
         return None
-    experiment_id = rows[0].experiment_id
-    row = execute(ASSIGNED, {"experiment_id": experiment_id, "visitor_id": visitor_id}).first()
+    row = execute(ASSIGNED, {"experiment_id": rows[0].experiment_id, "visitor_id": visitor_id}).first()
     if row is None:
         return None
-    live = next((r for r in rows if r.id == row.variant_id), None)
-    arm = _arm(experiment_id, live) if live else Arm(experiment_id, row.variant_id, row.variant_key)
-    return arm, row.assigned_at
+    return assigned_arm(rows, row.variant_id, row.variant_key), row.assigned_at
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..extensions import db
-from ..models import MESSAGE_ROLES, Agent, Conversation, Lead, Message, Workspace, seconds_between, utcnow
-from . import assignment, validation
+from ..models import (MESSAGE_ROLES, Agent, ApiKey, Conversation, ExperimentAssignment, Lead, Message, UTCDateTime,
+                      Workspace, seconds_between, utcnow)
+from . import api_keys, assignment, validation
 from .assignment import Arm
-from .errors import Conflict, NotFound, ValidationError
+from .errors import Conflict, NotFound, Unauthorized, ValidationError
 from .persona import effective_persona, system_prompt
 
 MAX_DB_INT = 2**31 - 1
@@ -21,13 +22,67 @@ C, M = Conversation.__table__.c, Message.__table__.c
 AGENT = (sa.select(Agent.id, Agent.persona_name, Agent.persona_tone, Agent.instructions, Workspace.name)
          .join(Workspace, Workspace.id == Agent.workspace_id)
          .where(Agent.id == sa.bindparam("agent_id"), Agent.workspace_id == sa.bindparam("workspace_id")))
-# The conversation and, for a retry, the first response of its message_id: one query.
-CONVERSATION_AND_REPLAY = (
-    sa.select(C.id, C.visitor_id, C.experiment_id, C.variant_id, C.variant_key, M.response)
+K, AG, W, A = ApiKey.__table__.c, Agent.__table__.c, Workspace.__table__.c, ExperimentAssignment.__table__.c
+E, V = assignment.E, assignment.V
+_ARMS = assignment.ACTIVE_ARMS.order_by(None).subquery("arms")
+# Authentication, the agent (only if the key's workspace owns it) and its active experiment's arms: one query,
+# one row per arm (one row with null arms when no experiment is active), run on every runtime request.
+AUTHENTICATE = (
+    sa.select(K.id, K.workspace_id, K.revoked_at, K.last_used_at, AG.id.label("agent_id"), AG.persona_name,
+              AG.persona_tone, AG.instructions, W.name.label("workspace_name"),
+              *(c.label(f"arm_{c.name}") for c in _ARMS.c))
+    .select_from(ApiKey.__table__)
+    .outerjoin(Agent.__table__, sa.and_(AG.id == sa.bindparam("agent_id"), AG.workspace_id == K.workspace_id))
+    .outerjoin(Workspace.__table__, W.id == AG.workspace_id)
+    .outerjoin(_ARMS, AG.id.is_not(None))
+    .where(K.key_hash == sa.bindparam("key_hash"))
+    .order_by(_ARMS.c.position)
+)
+# Always one row: the conversation (if any) with its stamp's live fields, a replayed message_id's first response,
+# and the visitor's assignment row in the active experiment (step 3).
+_ANCHOR = sa.select(sa.literal_column("1").label("one")).subquery("anchor")
+LOOKUP = (
+    sa.select(C.id, C.visitor_id, C.experiment_id, C.variant_id, C.variant_key, M.response,
+              E.name.label("experiment_name"), E.kind, V.name.label("variant_name"), V.config,
+              A.variant_id.label("assigned_variant_id"), A.variant_key.label("assigned_variant_key"))
+    .select_from(_ANCHOR)
+    .outerjoin(Conversation.__table__, sa.and_(C.agent_id == sa.bindparam("agent_id"),
+                                               C.external_id == sa.bindparam("external_id")))
     .outerjoin(Message.__table__, sa.and_(M.conversation_id == C.id,
                                           M.client_message_id == sa.bindparam("message_id")))
-    .where(C.agent_id == sa.bindparam("agent_id"), C.external_id == sa.bindparam("external_id"))
+    .outerjoin(assignment.Variant.__table__, sa.and_(V.id == C.variant_id, V.experiment_id == C.experiment_id,
+                                                     V.key == C.variant_key))
+    .outerjoin(assignment.Experiment.__table__, E.id == V.experiment_id)
+    .outerjoin(ExperimentAssignment.__table__, sa.and_(A.experiment_id == sa.bindparam("active_experiment_id"),
+                                                       A.visitor_id == sa.bindparam("visitor_id")))
 )
+# PostgreSQL: a new conversation's writes (assignment row if new, conversation, message) in one statement.
+# ON CONFLICT keeps it race-safe: when the assignment or the conversation already exists, what follows it in
+# the chain is not inserted and the caller falls back to the statement-by-statement path.
+NEW_CONVERSATION_PG = sa.text("""
+WITH a AS (
+    INSERT INTO experiment_assignments (agent_id, experiment_id, variant_id, variant_key, visitor_id, assigned_at)
+    SELECT :agent_id, CAST(:experiment_id AS INTEGER), CAST(:variant_id AS INTEGER), CAST(:variant_key AS TEXT),
+           :visitor_id, :assigned_at
+    WHERE CAST(:assign AS BOOLEAN)
+    ON CONFLICT (experiment_id, visitor_id) DO NOTHING
+    RETURNING id
+), c AS (
+    INSERT INTO conversations (agent_id, external_id, visitor_id, experiment_id, variant_id, variant_key,
+                               started_at, last_message_at, session_seconds, visitor_messages, lead_count)
+    SELECT :agent_id, :external_id, :visitor_id, CAST(:experiment_id AS INTEGER), CAST(:variant_id AS INTEGER),
+           CAST(:variant_key AS TEXT), :sent_at, :sent_at, 0, :visitor_messages, 0
+    WHERE NOT CAST(:assign AS BOOLEAN) OR EXISTS (SELECT 1 FROM a)
+    ON CONFLICT (agent_id, external_id) DO NOTHING
+    RETURNING id
+), m AS (
+    INSERT INTO messages (conversation_id, role, text, sent_at, variant_id, client_message_id, response)
+    SELECT c.id, :role, :text, :sent_at, CAST(:variant_id AS INTEGER), :message_id, CAST(:response AS JSON) FROM c
+    RETURNING id
+)
+SELECT (SELECT id FROM a) AS assignment_id, (SELECT id FROM c) AS conversation_id, (SELECT id FROM m) AS message_id
+""").bindparams(sa.bindparam("assigned_at", type_=UTCDateTime()), sa.bindparam("sent_at", type_=UTCDateTime()),
+                sa.bindparam("response", type_=sa.JSON()))
 _AT = sa.bindparam("sent_at", type_=Conversation.started_at.type)
 _UNSTAMPED = C.variant_id.is_(None)
 _STARTED = sa.case((C.started_at > _AT, _AT), else_=C.started_at)
@@ -67,14 +122,75 @@ class RuntimeAgent:
     workspace_name: str
 
 
-def _agent(workspace_id: int, agent_id: int) -> RuntimeAgent:
+@dataclass(frozen=True)
+class ActiveArm:
+    """A variant of the agent's active experiment, as the assignment functions read it."""
+
+    experiment_id: int
+    experiment_name: str
+    kind: str
+    id: int
+    key: str
+    variant_name: str
+    config: dict[str, Any] | None
+    weight: int
+
+
+@dataclass(frozen=True)
+class RuntimeAuth:
+    """A live key's workspace and, for the agent in the path, the agent (None: not this workspace's) and its
+    active experiment's arms in position order, all read by one query."""
+
+    key_id: int
+    workspace_id: int
+    agent_id: int | None
+    agent: RuntimeAgent | None
+    arms: list[ActiveArm]
+
+
+def authenticate(token: str | None, agent_id: int | None = None) -> RuntimeAuth:
+    """The live key for a bearer token, with the path's agent and active arms; Unauthorized if missing,
+    unknown or revoked. No cache: a revoked key or a stopped experiment takes effect on the next request."""
+    if not token:
+        raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>'.")
+    in_range = agent_id is not None and 1 <= agent_id <= MAX_DB_INT
+    rows = assignment.execute(AUTHENTICATE, {"key_hash": api_keys.hash_key(token),
+                                             "agent_id": agent_id if in_range else None}).all()
+    if not rows:
+        raise Unauthorized("Invalid API key.")
+    first = rows[0]
+    if first.revoked_at is not None:
+        raise Unauthorized("This API key has been revoked.")
+    api_keys.touch(first.id, first.last_used_at)
+    agent = None
+    if first.agent_id is not None:
+        agent = RuntimeAgent(first.agent_id, first.persona_name, first.persona_tone, first.instructions,
+                             first.workspace_name)
+    arms = [ActiveArm(r.arm_experiment_id, r.arm_experiment_name, r.arm_kind, r.arm_id, r.arm_key,
+                      r.arm_variant_name, r.arm_config, r.arm_weight)
+            for r in rows if r.arm_experiment_id is not None]
+    return RuntimeAuth(first.id, first.workspace_id, agent_id, agent, arms)
+
+
+def _agent(workspace_id: int, agent_id: int, auth: RuntimeAuth | None = None) -> RuntimeAgent:
     """The agent if the key's workspace owns it; anything else is a 404 (ids never leak)."""
+    if auth is not None and auth.agent_id == agent_id and auth.workspace_id == workspace_id:
+        if auth.agent is None:
+            raise NotFound("No such agent.")
+        return auth.agent
     row = None
     if 1 <= agent_id <= MAX_DB_INT:
         row = assignment.execute(AGENT, {"agent_id": agent_id, "workspace_id": workspace_id}).first()
     if row is None:
         raise NotFound("No such agent.")
     return RuntimeAgent(*row)
+
+
+def _arms(agent_id: int, auth: RuntimeAuth | None) -> list[Any]:
+    """The active experiment's arms: read with the key when the route authenticated, else now."""
+    if auth is not None and auth.agent_id == agent_id:
+        return auth.arms
+    return assignment.active_arms(agent_id)
 
 
 def _no_nul(value: Any) -> bool:
@@ -114,8 +230,12 @@ def _persona_json(agent: RuntimeAgent, arm: Arm | None) -> dict[str, Any]:
             "system_prompt": system_prompt(persona, agent.workspace_name, agent.instructions)}
 
 
-def record_message(workspace_id: int, agent_id: int, data: dict[str, Any]) -> MessageResult:
-    """Record one message (SPEC §5–§6); visitor messages assign; a replayed message_id answers the first body."""
+def record_message(workspace_id: int, agent_id: int, data: dict[str, Any],
+                   auth: RuntimeAuth | None = None) -> MessageResult:
+    """Record one message (SPEC §5–§6); visitor messages assign; a replayed message_id answers the first body.
+
+    `auth`: what the route's authentication already read (agent, active arms), saving those queries.
+    """
     errors: dict[str, str] = {}
     visitor_id, external_id = _ids(data, errors)
     role = data.get("role")
@@ -134,22 +254,48 @@ def record_message(workspace_id: int, agent_id: int, data: dict[str, Any]) -> Me
         message_id = validation.opaque_id(message_id, "message_id", errors)
     if errors:
         raise ValidationError(errors)
-    agent = _agent(workspace_id, agent_id)
+    agent = _agent(workspace_id, agent_id, auth)
+    arms = _arms(agent_id, auth) if role == "visitor" else []
 
-    found = assignment.execute(CONVERSATION_AND_REPLAY, {"agent_id": agent_id, "external_id": external_id,
-                                                         "message_id": message_id}).first()
-    if found is not None:
+    found = assignment.execute(LOOKUP, {
+        "agent_id": agent_id, "external_id": external_id, "message_id": message_id, "visitor_id": visitor_id,
+        "active_experiment_id": arms[0].experiment_id if arms else None}).one()
+    exists = found.id is not None
+    arm = None
+    if exists:
         _check_visitor(found.visitor_id, visitor_id, external_id)
         if found.response is not None:
             return MessageResult(found.response, True)
+        arm = _stamp(found)
+    chosen = None  # a fresh bucketing whose assignment row is still to be inserted
+    if arm is None and arms:
+        if found.assigned_variant_id is not None:  # step 3
+            arm = assignment.assigned_arm(arms, found.assigned_variant_id, found.assigned_variant_key)
+        else:  # step 4
+            chosen = assignment.bucket(arms, visitor_id)
+            arm = assignment.arm_of(chosen)
+    message_id = message_id or uuid.uuid4().hex
 
-    stamp = (found.experiment_id, found.variant_id, found.variant_key) if found else (None, None, None)
-    arm = assignment.stamped_arm(*stamp) if found else None
-    if arm is None and role == "visitor":
-        arm = assignment.assign(agent_id, visitor_id)
+    if not exists and db.session.get_bind().dialect.name == "postgresql":
+        body = _message_body(external_id, message_id, agent, arm)
+        row = assignment.execute(NEW_CONVERSATION_PG, {
+            "agent_id": agent_id, "visitor_id": visitor_id, "external_id": external_id,
+            "experiment_id": arm.experiment_id if arm else None, "variant_id": arm.variant_id if arm else None,
+            "variant_key": arm.variant_key if arm else None, "assign": chosen is not None, "assigned_at": utcnow(),
+            "sent_at": sent_at, "visitor_messages": int(role == "visitor"), "role": role, "text": text,
+            "message_id": message_id, "response": body}).one()
+        if row.message_id is not None:
+            db.session.commit()
+            return MessageResult(body, False)
+        # A concurrent request got there first (nothing after the conflict was written): go step by step.
+        if chosen is not None and row.assignment_id is None:
+            arm = assignment.existing_assignment(arms, visitor_id)
+        chosen = None
 
+    if chosen is not None:
+        arm = assignment.record_assignment(agent_id, visitor_id, arms, chosen)
     conversation_id = None
-    if found is None:
+    if not exists:
         conversation_id = assignment.insert_ignoring_conflict(Conversation, {
             "agent_id": agent_id, "external_id": external_id, "visitor_id": visitor_id,
             "experiment_id": arm.experiment_id if arm else None, "variant_id": arm.variant_id if arm else None,
@@ -161,9 +307,7 @@ def record_message(workspace_id: int, agent_id: int, data: dict[str, Any]) -> Me
         # stamped, and widen its time span; the returned stamp is the truth.
         conversation_id, arm = _touch_conversation(agent_id, external_id, visitor_id, arm, sent_at, role)
 
-    message_id = message_id or uuid.uuid4().hex
-    body = {"conversation_id": external_id, "message_id": message_id,
-            "experiment": experiment_json(arm), "variant": variant_json(arm), **_persona_json(agent, arm)}
+    body = _message_body(external_id, message_id, agent, arm)
     inserted = assignment.insert_ignoring_conflict(Message, {
         "conversation_id": conversation_id, "role": role, "text": text, "sent_at": sent_at,
         "variant_id": arm.variant_id if arm else None, "client_message_id": message_id, "response": body,
@@ -175,6 +319,21 @@ def record_message(workspace_id: int, agent_id: int, data: dict[str, Any]) -> Me
         return MessageResult(first, True)
     db.session.commit()
     return MessageResult(body, False)
+
+
+def _stamp(found: Any) -> Arm | None:
+    """Step 1 from the lookup row: the conversation's stamp, with live fields unless the experiment is deleted."""
+    if found.experiment_id is None or found.variant_id is None:
+        return None
+    if found.kind is None:
+        return Arm(found.experiment_id, found.variant_id, found.variant_key or "")
+    return Arm(found.experiment_id, found.variant_id, found.variant_key, found.experiment_name, found.kind,
+               found.variant_name, found.config)
+
+
+def _message_body(external_id: str, message_id: str, agent: RuntimeAgent, arm: Arm | None) -> dict[str, Any]:
+    return {"conversation_id": external_id, "message_id": message_id,
+            "experiment": experiment_json(arm), "variant": variant_json(arm), **_persona_json(agent, arm)}
 
 
 def _check_visitor(owner: str, visitor_id: str, external_id: str) -> None:
@@ -197,7 +356,8 @@ def _touch_conversation(agent_id: int, external_id: str, visitor_id: str, arm: A
     return row.id, arm
 
 
-def record_lead(workspace_id: int, agent_id: int, data: dict[str, Any]) -> dict[str, Any]:
+def record_lead(workspace_id: int, agent_id: int, data: dict[str, Any],
+                auth: RuntimeAuth | None = None) -> dict[str, Any]:
     """Record a lead of an existing conversation of the visitor; it carries the conversation's stamp."""
     errors: dict[str, str] = {}
     visitor_id, external_id = _ids(data, errors)
@@ -211,7 +371,7 @@ def record_lead(workspace_id: int, agent_id: int, data: dict[str, Any]) -> dict[
     captured_at = validation.timestamp(data.get("captured_at"), "captured_at", errors) or utcnow()
     if errors:
         raise ValidationError(errors)
-    _agent(workspace_id, agent_id)
+    _agent(workspace_id, agent_id, auth)
     conversation = db.session.scalar(sa.select(Conversation).where(
         Conversation.agent_id == agent_id, Conversation.external_id == external_id))
     if conversation is None:
@@ -238,10 +398,11 @@ def _path_id(value: str, field: str) -> str:
     return value
 
 
-def conversation_persona(workspace_id: int, agent_id: int, conversation_id: str) -> dict[str, Any]:
+def conversation_persona(workspace_id: int, agent_id: int, conversation_id: str,
+                         auth: RuntimeAuth | None = None) -> dict[str, Any]:
     """The effective persona and system prompt of a conversation, read-only."""
     external_id = _path_id(conversation_id, "conversation_id")
-    agent = _agent(workspace_id, agent_id)
+    agent = _agent(workspace_id, agent_id, auth)
     row = db.session.execute(
         sa.select(Conversation.visitor_id, Conversation.experiment_id, Conversation.variant_id,
                   Conversation.variant_key)
@@ -254,11 +415,12 @@ def conversation_persona(workspace_id: int, agent_id: int, conversation_id: str)
             "variant": variant_json(arm), **_persona_json(agent, arm)}
 
 
-def visitor_assignment(workspace_id: int, agent_id: int, visitor_id: str) -> dict[str, Any]:
+def visitor_assignment(workspace_id: int, agent_id: int, visitor_id: str,
+                       auth: RuntimeAuth | None = None) -> dict[str, Any]:
     """The visitor's assignment in the agent's active experiment, or null; never assigns."""
     visitor_id = _path_id(visitor_id, "visitor_id")
-    _agent(workspace_id, agent_id)
-    found = assignment.current_assignment(agent_id, visitor_id)
+    _agent(workspace_id, agent_id, auth)
+    found = assignment.current_assignment(agent_id, visitor_id, _arms(agent_id, auth))
     if found is None:
         return {"visitor_id": visitor_id, "assignment": None}
     arm, assigned_at = found
