@@ -5,11 +5,13 @@ import os
 from pathlib import Path
 
 import sqlalchemy as sa
-from flask import Flask, g
+from werkzeug.routing import IntegerConverter
+from flask import Flask, abort, g, request
 from flask_login import current_user
 
 from .config import Config, normalise_database_url
 from .extensions import csrf, db, login_manager, migrate
+from .models import MAX_DB_ID
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,6 +44,7 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
     with app.app_context():
         _configure_sqlite(app)
 
+    app.url_map.converters["int"] = DatabaseIdConverter  # before any route is added
     from . import errors, views
     from .api import bp as api_bp
 
@@ -54,7 +57,25 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
 
     register_cli(app)
     _register_template_helpers(app)
+    app.before_request(_reject_nul_bytes)
     return app
+
+
+class DatabaseIdConverter(IntegerConverter):
+    """`<int:…>` in every route: ids above the database's integer range are a plain 404, never a 500."""
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", MAX_DB_ID)
+        super().__init__(map, *args, **kwargs)
+
+
+def _reject_nul_bytes() -> None:
+    """No database stores NUL in text (PostgreSQL refuses it): refuse it in the path, query and form."""
+    if "\x00" in request.path:
+        abort(400, "The URL contains a NUL character.")
+    for name, value in request.values.items(multi=True):
+        if "\x00" in name or "\x00" in value:
+            abort(400, f"The field '{name.replace(chr(0), '')}' contains a NUL character.")
 
 
 def _configure_secret_key(app: Flask) -> None:

@@ -20,6 +20,9 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from .extensions import db
 
 
+MAX_DB_ID = 2**31 - 1  # INTEGER primary keys on both engines
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 

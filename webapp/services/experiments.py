@@ -176,6 +176,10 @@ def _weight(value: Any, field: str, errors: dict[str, str]) -> int:
     return value
 
 
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _config(value: Any, field: str, errors: dict[str, str]) -> dict[str, Any] | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return {}
@@ -184,9 +188,12 @@ def _config(value: Any, field: str, errors: dict[str, str]) -> dict[str, Any] | 
             errors[field] = "Config must be at most 8 KB of JSON."
             return None
         try:
-            value = json.loads(value)
+            value = json.loads(value, parse_constant=_reject_constant)
         except ValueError as error:
             errors[field] = f"Config is not valid JSON: {error}."
+            return None
+        except RecursionError:
+            errors[field] = "Config is nested too deeply."
             return None
     if not isinstance(value, dict):
         errors[field] = "Config must be a JSON object, e.g. {\"persona\": {\"name\": \"Aria\"}}."

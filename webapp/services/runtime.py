@@ -9,14 +9,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..extensions import db
-from ..models import (MESSAGE_ROLES, Agent, ApiKey, Conversation, ExperimentAssignment, Lead, Message, UTCDateTime,
+from ..models import (MAX_DB_ID, MESSAGE_ROLES, Agent, ApiKey, Conversation, ExperimentAssignment, Lead, Message, UTCDateTime,
                       Workspace, seconds_between, utcnow)
 from . import api_keys, assignment, validation
 from .assignment import Arm
 from .errors import Conflict, NotFound, Unauthorized, ValidationError
 from .persona import effective_persona, system_prompt
 
-MAX_DB_INT = 2**31 - 1
 
 C, M = Conversation.__table__.c, Message.__table__.c
 AGENT = (sa.select(Agent.id, Agent.persona_name, Agent.persona_tone, Agent.instructions, Workspace.name)
@@ -153,7 +152,7 @@ def authenticate(token: str | None, agent_id: int | None = None) -> RuntimeAuth:
     unknown or revoked. No cache: a revoked key or a stopped experiment takes effect on the next request."""
     if not token:
         raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>'.")
-    in_range = agent_id is not None and 1 <= agent_id <= MAX_DB_INT
+    in_range = agent_id is not None and 1 <= agent_id <= MAX_DB_ID
     rows = assignment.execute(AUTHENTICATE, {"key_hash": api_keys.hash_key(token),
                                              "agent_id": agent_id if in_range else None}).all()
     if not rows:
@@ -179,7 +178,7 @@ def _agent(workspace_id: int, agent_id: int, auth: RuntimeAuth | None = None) ->
             raise NotFound("No such agent.")
         return auth.agent
     row = None
-    if 1 <= agent_id <= MAX_DB_INT:
+    if 1 <= agent_id <= MAX_DB_ID:
         row = assignment.execute(AGENT, {"agent_id": agent_id, "workspace_id": workspace_id}).first()
     if row is None:
         raise NotFound("No such agent.")

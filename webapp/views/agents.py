@@ -1,13 +1,14 @@
 """Agent pages: Overview, Conversations, Leads, Settings (the A/B experiments tab is in experiments.py)."""
 from __future__ import annotations
 
-from flask import Blueprint, flash, g, redirect, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
 
 from ..services import agents
 from ..services.errors import ValidationError
+from ..models import MAX_DB_ID
 from . import agent_view, page_arg, render
 from .workspace import apply_errors
 
@@ -32,6 +33,8 @@ def overview(agent_id: int):
 @agent_view()
 def conversations(agent_id: int):
     experiment_id = request.args.get("experiment", type=int)
+    if experiment_id is not None and not 1 <= experiment_id <= MAX_DB_ID:
+        abort(400, "experiment must be the id of an experiment.")
     variant_key = request.args.get("variant") or None
     listing = agents.conversations(current_user.id, agent_id, page_arg(), experiment_id=experiment_id,
                                    variant_key=variant_key)

@@ -1,0 +1,54 @@
+"""Bad input anywhere in the web app is a clear 4xx, never a 500 (found in review)."""
+import pytest
+
+
+@pytest.mark.parametrize("url", [
+    "/agents/99999999999999999999/experiments",
+    "/agents/2147483648",
+    "/agents/{agent}/experiments/1099511627776",
+    "/agents/{agent}/conversations?experiment=99999999999999999999",
+])
+def test_huge_ids_are_not_found_or_bad_request(client, auth, world, url):
+    auth.login("owner@acme.test")
+    response = client.get(url.format(agent=world.agent_id))
+    assert response.status_code in (400, 404)
+
+
+@pytest.mark.parametrize("url", ["/w/ac%00me/agents", "/agents/{agent}/conversations?variant=a%00b"])
+def test_nul_in_url_is_400(client, auth, world, url):
+    auth.login("owner@acme.test")
+    response = client.get(url.format(agent=world.agent_id))
+    assert response.status_code == 400 and "NUL" in response.get_data(as_text=True)
+
+
+def test_nul_in_login_form_is_400_even_logged_out(client, world):
+    from tests.conftest import csrf_token
+    response = client.post("/login", data={"email": "a\x00@b.c", "password": "x", "csrf_token": csrf_token(client)})
+    assert response.status_code == 400 and "email&#39; contains a NUL character" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("config,message", [
+    ('{"a": NaN}', "not a JSON number"),
+    ('{"a": Infinity}', "not a JSON number"),
+    ("[" * 3000 + "]" * 3000, "nested too deeply"),
+])
+def test_bad_variant_config_is_a_field_error(client, auth, world, config, message):
+    auth.login("owner@acme.test")
+    response = auth.post(f"/agents/{world.agent_id}/experiments/new", {
+        "name": "X", "kind": "cta", "hypothesis": "",
+        "variants-0-key": "control", "variants-0-name": "C", "variants-0-weight": "1", "variants-0-config": config,
+        "variants-1-key": "treatment", "variants-1-name": "T", "variants-1-weight": "1", "variants-1-config": "{}"})
+    assert response.status_code == 422 and message in response.get_data(as_text=True)
+
+
+def test_id_with_leading_slash_is_never_redirected_to_another_id(client, world):
+    """Werkzeug would merge '//' and redirect /conversations/%2Flead to the conversation 'lead'."""
+    headers = {"Authorization": f"Bearer {world.api_key}"}
+    base = f"/api/v1/agents/{world.agent_id}"
+    for conversation in ("/lead", "lead"):
+        body = {"visitor_id": conversation.strip("/") + "-visitor", "conversation_id": conversation, "role": "visitor"}
+        assert client.post(f"{base}/messages", json=body, headers=headers).status_code == 201
+    response = client.get(f"{base}/conversations/%2Flead/persona", headers=headers)
+    assert response.status_code == 404 and "Location" not in response.headers
+    response = client.get(f"{base}/visitors/%2Flead-visitor/assignment", headers=headers)
+    assert response.status_code == 404 and "Location" not in response.headers
