@@ -429,3 +429,45 @@ def test_detail_lists_audit_events_newest_first_and_the_shares(ctx, world):
 def test_new_variant_picks_a_free_key():
     assert experiments.new_variant(["control", "treatment"])["key"] == "treatment-2"
     assert experiments.new_variant(["control", "treatment-2"])["key"] == "treatment-3"
+
+
+def test_a_start_racing_an_arms_edit_never_unfreezes_the_arms(app, world, monkeypatch):
+    """The edit holds the experiment's row from its status check to its commit (found in review)."""
+    import threading
+
+    with app.app_context():
+        exp_id = experiments.create_experiment(world.owner_id, world.agent_id, data()).id
+        db.session.remove()
+    started: dict[str, object] = {}
+    real_clean = experiments._clean_variants
+
+    def start_meanwhile():
+        with app.app_context():
+            try:
+                experiments.start_experiment(world.admin_id, world.agent_id, exp_id)
+                started["ok"] = True
+            except Exception as error:  # noqa: BLE001 - reported below
+                started["error"] = error
+            finally:
+                db.session.remove()
+
+    def slow_clean(*args, **kwargs):
+        racer = threading.Thread(target=start_meanwhile)
+        racer.start()
+        racer.join(timeout=1.0)  # blocked by the edit's hold: it may only finish after the edit commits
+        started["thread"] = racer
+        return real_clean(*args, **kwargs)
+
+    monkeypatch.setattr(experiments, "_clean_variants", slow_clean)
+    with app.app_context():
+        experiments.update_experiment(world.owner_id, world.agent_id, exp_id,
+                                      {"variants": [arm("control", 9), arm("new-arm", 1)]})
+        db.session.remove()
+    started["thread"].join(timeout=30)
+    with app.app_context():
+        events = actions(exp_id)
+        assert "experiment.edited" in events and started.get("ok") is True
+        # the edit committed before the start: the running arms are the edited ones, never replaced after start
+        assert events.index("experiment.edited") < events.index("experiment.started")
+        keys = [v.key for v in db.session.get(Experiment, exp_id).variants]
+        assert keys == ["control", "new-arm"]

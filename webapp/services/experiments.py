@@ -311,11 +311,25 @@ def create_experiment(actor_id: int, agent_id: int, data: dict[str, Any]) -> Exp
     return experiment
 
 
+def _hold(experiment: Experiment, statuses: tuple[str, ...]) -> bool:
+    """Write-lock the experiment's row if its status is still one of `statuses`, and reload it.
+
+    A no-op UPDATE guarded by the status: on PostgreSQL it waits for a concurrent lifecycle change and
+    re-checks the status afterwards; on SQLite it takes the database write lock. Either way the check
+    and the change that follows see the same status, so a concurrent Start cannot slip in between.
+    """
+    held = db.session.execute(
+        sa.update(Experiment).where(Experiment.id == experiment.id, Experiment.status.in_(statuses))
+        .values(status=Experiment.status).execution_options(synchronize_session=False)).rowcount
+    db.session.refresh(experiment)
+    return bool(held)
+
+
 def update_experiment(actor_id: int, agent_id: int, experiment_id: int, data: dict[str, Any]) -> Experiment:
     """Edit name and hypothesis (always) and, in draft only, kind and variants (absent keys keep their value)."""
     experiment = experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
     changes_arms = "variants" in data or ("kind" in data and data["kind"] != experiment.kind)
-    if changes_arms and experiment.status != "draft":
+    if changes_arms and not _hold(experiment, ("draft",)):
         raise Conflict("Variants, weights, configs and kind are frozen once an experiment has started; "
                        "duplicate it to change them.")
     errors: dict[str, str] = {}
@@ -359,8 +373,7 @@ def start_experiment(actor_id: int, agent_id: int, experiment_id: int, mode: str
     if mode not in (None, "", *START_MODES):
         raise ValidationError({"mode": f"Start mode must be one of: {', '.join(START_MODES)}."})
     _lock_agent(agent_id)
-    db.session.refresh(experiment)
-    if experiment.status == "running":
+    if not _hold(experiment, ("draft", "stopped")):
         raise Conflict(f"“{experiment.name}” is already running.")
     others = _running_others(experiment)
     if others and not mode:
@@ -385,7 +398,7 @@ def start_experiment(actor_id: int, agent_id: int, experiment_id: int, mode: str
 def stop_experiment(actor_id: int, agent_id: int, experiment_id: int) -> Experiment:
     """Stop a running experiment: no new assignments; stamped conversations keep their variant."""
     experiment = experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
-    if experiment.status != "running":
+    if not _hold(experiment, ("running",)):
         raise Conflict(f"Only a running experiment can be stopped; “{experiment.name}” is {experiment.status}.")
     experiment.status, experiment.stopped_at = "stopped", utcnow()
     audit.record(experiment.agent.workspace_id, actor_id, "experiment.stopped", "experiment", experiment.id)
@@ -396,7 +409,7 @@ def stop_experiment(actor_id: int, agent_id: int, experiment_id: int) -> Experim
 def delete_experiment(actor_id: int, agent_id: int, experiment_id: int) -> str:
     """Delete a draft or stopped experiment and its variants; stamps elsewhere stay. Returns its name."""
     experiment = experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
-    if experiment.status == "running":
+    if not _hold(experiment, ("draft", "stopped")):
         raise Conflict(f"“{experiment.name}” is running: stop it before deleting it.")
     name = experiment.name
     audit.record(experiment.agent.workspace_id, actor_id, "experiment.deleted", "experiment", experiment.id,
