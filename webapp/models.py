@@ -262,6 +262,7 @@ class Conversation(db.Model):
     last_message_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Kept in step with the messages and leads rows as they are written, in the same transaction,
     # so that results read conversations only and never scan messages (SPEC §7, benchmarks/).
+    # They count stamped rows only: activity before the visitor was assigned is not a variant's outcome.
     visitor_messages: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     lead_count: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     session_seconds: Mapped[float] = mapped_column(sa.Float, default=0.0, server_default="0")  # last − started

@@ -24,15 +24,16 @@ def upgrade():
         batch_op.add_column(sa.Column('session_seconds', sa.Float(), server_default='0', nullable=False))
 
     # ### end Alembic commands ###
-    # Backfill the counters from the rows already there.
+    # Backfill the counters from the rows already there (stamped activity only, as the runtime counts).
     if op.get_bind().dialect.name == "postgresql":
         seconds = "EXTRACT(EPOCH FROM (last_message_at - started_at))"
     else:
         seconds = "(julianday(last_message_at) - julianday(started_at)) * 86400.0"
     op.execute("UPDATE conversations SET "
-               "visitor_messages = (SELECT COUNT(*) FROM messages m "
-               "WHERE m.conversation_id = conversations.id AND m.role = 'visitor'), "
-               "lead_count = (SELECT COUNT(*) FROM leads l WHERE l.conversation_id = conversations.id), "
+               "visitor_messages = (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = conversations.id "
+               "AND m.role = 'visitor' AND m.variant_id IS NOT NULL), "
+               "lead_count = (SELECT COUNT(*) FROM leads l WHERE l.conversation_id = conversations.id "
+               "AND l.variant_id IS NOT NULL), "
                f"session_seconds = {seconds}")
 
 

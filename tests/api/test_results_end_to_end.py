@@ -79,8 +79,32 @@ def test_api_traffic_gives_exact_results(app, client, auth, world):
     with app.app_context():
         actual = db.session.execute(sa.select(
             Conversation.visitor_messages,
-            sa.select(sa.func.count()).where(Message.conversation_id == Conversation.id, Message.role == "visitor")
-            .scalar_subquery(),
+            sa.select(sa.func.count()).where(Message.conversation_id == Conversation.id, Message.role == "visitor",
+                                             Message.variant_id.is_not(None)).scalar_subquery(),
             Conversation.lead_count,
-            sa.select(sa.func.count()).where(Lead.conversation_id == Conversation.id).scalar_subquery())).all()
+            sa.select(sa.func.count()).where(Lead.conversation_id == Conversation.id, Lead.variant_id.is_not(None))
+            .scalar_subquery())).all()
         assert all(row[0] == row[1] and row[2] == row[3] for row in actual)
+
+
+def test_activity_before_assignment_is_not_a_variant_outcome(app, client, auth, world):
+    """Messages and a lead before any experiment runs; then the experiment starts and stamps the conversation."""
+    headers = {"Authorization": f"Bearer {world.api_key}"}
+    base = f"/api/v1/agents/{world.agent_id}"
+    before = {"visitor_id": "early", "conversation_id": "early-c", "role": "visitor", "text": "hi"}
+    for i in range(3):
+        assert client.post(f"{base}/messages", json={**before, "message_id": f"m{i}"},
+                           headers=headers).get_json()["variant"] is None
+    lead = client.post(f"{base}/leads", json={"visitor_id": "early", "conversation_id": "early-c"}, headers=headers)
+    assert lead.get_json()["variant"] is None
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, weights=(1, 1), status="running")
+    stamped = client.post(f"{base}/messages", json={**before, "message_id": "m-after"}, headers=headers).get_json()
+    assert stamped["variant"] is not None
+    with app.app_context():
+        conversation = db.session.scalar(sa.select(Conversation).where(Conversation.external_id == "early-c"))
+        assert (conversation.visitor_messages, conversation.lead_count) == (1, 0)
+    auth.login("owner@acme.test")
+    body = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results.json").get_json()
+    arm = next(v for v in body["variants"] if v["key"] == stamped["variant"]["key"])
+    assert (arm["visitors"], arm["conversations"], arm["visitor_messages"], arm["converted_visitors"]) == (1, 1, 1, 0)

@@ -86,18 +86,22 @@ _AT = sa.bindparam("sent_at", type_=Conversation.started_at.type)
 _UNSTAMPED = C.variant_id.is_(None)
 _STARTED = sa.case((C.started_at > _AT, _AT), else_=C.started_at)
 _LAST = sa.case((C.last_message_at < _AT, _AT), else_=C.last_message_at)
+_STAMP_VARIANT = sa.bindparam("stamp_variant_id", type_=sa.Integer)
 # Step 5 on an existing conversation, atomically: stamp only if unstamped; started/last = min/max of sent_at;
-# the counters the results read (visitor messages, session seconds) move in the same statement.
+# the counters the results read move in the same statement. Only stamped visitor messages count: what a
+# visitor did before being assigned is not an outcome of the variant.
 TOUCH_CONVERSATION = (
     sa.update(Conversation.__table__)
     .where(C.agent_id == sa.bindparam("where_agent_id"), C.external_id == sa.bindparam("where_external_id"))
     .values(started_at=_STARTED,
             last_message_at=_LAST,
             session_seconds=seconds_between(_STARTED, _LAST),
-            visitor_messages=C.visitor_messages + sa.bindparam("visitor_increment", type_=sa.Integer),
+            visitor_messages=C.visitor_messages + sa.case(
+                (sa.or_(C.variant_id.is_not(None), _STAMP_VARIANT.is_not(None)),
+                 sa.bindparam("visitor_increment", type_=sa.Integer)), else_=0),
             experiment_id=sa.case((_UNSTAMPED, sa.bindparam("stamp_experiment_id", type_=sa.Integer)),
                                   else_=C.experiment_id),
-            variant_id=sa.case((_UNSTAMPED, sa.bindparam("stamp_variant_id", type_=sa.Integer)), else_=C.variant_id),
+            variant_id=sa.case((_UNSTAMPED, _STAMP_VARIANT), else_=C.variant_id),
             variant_key=sa.case((_UNSTAMPED, sa.bindparam("stamp_variant_key", type_=sa.String)),
                                 else_=C.variant_key))
     .returning(C.id, C.visitor_id, C.experiment_id, C.variant_id, C.variant_key)
@@ -281,7 +285,8 @@ def record_message(workspace_id: int, agent_id: int, data: dict[str, Any],
             "agent_id": agent_id, "visitor_id": visitor_id, "external_id": external_id,
             "experiment_id": arm.experiment_id if arm else None, "variant_id": arm.variant_id if arm else None,
             "variant_key": arm.variant_key if arm else None, "assign": chosen is not None, "assigned_at": utcnow(),
-            "sent_at": sent_at, "visitor_messages": int(role == "visitor"), "role": role, "text": text,
+            "sent_at": sent_at, "visitor_messages": int(role == "visitor" and arm is not None), "role": role,
+            "text": text,
             "message_id": message_id, "response": body}).one()
         if row.message_id is not None:
             db.session.commit()
@@ -299,7 +304,7 @@ def record_message(workspace_id: int, agent_id: int, data: dict[str, Any],
             "agent_id": agent_id, "external_id": external_id, "visitor_id": visitor_id,
             "experiment_id": arm.experiment_id if arm else None, "variant_id": arm.variant_id if arm else None,
             "variant_key": arm.variant_key if arm else None, "started_at": sent_at, "last_message_at": sent_at,
-            "session_seconds": 0.0, "visitor_messages": int(role == "visitor"), "lead_count": 0,
+            "session_seconds": 0.0, "visitor_messages": int(role == "visitor" and arm is not None), "lead_count": 0,
         }, ["agent_id", "external_id"])
     if conversation_id is None:
         # An existing conversation (or one a concurrent request just created): stamp it unless already
@@ -381,7 +386,8 @@ def record_lead(workspace_id: int, agent_id: int, data: dict[str, Any],
                 captured_at=captured_at, experiment_id=conversation.experiment_id,
                 variant_id=conversation.variant_id, variant_key=conversation.variant_key)
     db.session.add(lead)
-    conversation.lead_count = Conversation.lead_count + 1  # atomic in SQL: racing leads both count
+    if conversation.variant_id is not None:  # a lead before assignment is no outcome of a variant
+        conversation.lead_count = Conversation.lead_count + 1  # atomic in SQL: racing leads both count
     db.session.flush()
     arm = assignment.stamped_arm(conversation.experiment_id, conversation.variant_id, conversation.variant_key)
     body = {"lead_id": lead.id, "variant": variant_json(arm)}
