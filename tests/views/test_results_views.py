@@ -77,3 +77,4 @@ def test_results_of_an_experiment_without_visitors_say_so(client, auth, app, wor
                       headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "No visitors yet" in html and "Start the experiment" in html
     assert "data-chart" not in html
+

@@ -6,7 +6,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
 
-from ..services import agents
+from ..services import agents, experiments
 from ..services.errors import ValidationError
 from ..models import MAX_DB_ID
 from . import agent_view, page_arg, render
@@ -26,7 +26,7 @@ class SettingsForm(FlaskForm):
 @agent_view()
 def overview(agent_id: int):
     counts = agents.overview(current_user.id, agent_id)
-    return render("agents/overview.html", counts=counts)
+    return render("agents/overview.html", counts=counts, active=experiments.active_experiment(agent_id))
 
 
 @bp.route("/<int:agent_id>/conversations")
