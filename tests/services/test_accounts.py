@@ -92,3 +92,20 @@ def test_api_keys_are_hashed_revocable_and_track_use(ctx, world):
         api_keys.create_key(world.editor_id, world.workspace_id, "nope")
     with pytest.raises(NotFound):
         api_keys.revoke_key(world.owner_id, world.workspace_id, world.other_api_key_id)
+
+
+def test_workspace_activity_is_owner_only_and_excludes_experiments(ctx, world):
+    from webapp.services import audit
+    from tests import factories
+
+    api_keys.create_key(world.admin_id, world.workspace_id, "widget")
+    factories.experiment(world.agent_id)
+    audit.record(world.workspace_id, world.owner_id, "experiment.created", "experiment", 1)
+    db.session.commit()
+    events = audit.workspace_events(world.owner_id, world.workspace_id)
+    assert "api_key.created" in [e.action for e in events]
+    assert all(e.target_type != "experiment" for e in events)
+    with pytest.raises(Forbidden):
+        audit.workspace_events(world.admin_id, world.workspace_id)
+    with pytest.raises(NotFound):
+        audit.workspace_events(world.outsider_id, world.workspace_id)

@@ -8,3 +8,14 @@ def test_overview_names_the_active_experiment(client, auth, app, world):
         factories.experiment(world.agent_id, status="running", name="Live persona test")
     html = client.get(f"/agents/{world.agent_id}").get_data(as_text=True)
     assert "Live persona test" in html and "No experiment is running" not in html
+
+
+def test_members_page_shows_workspace_activity_to_owners(client, auth, world):
+    auth.login("owner@acme.test")
+    auth.post("/w/acme/api-keys", {"name": "widget <b>"})
+    auth.post(f"/w/acme/members/{world.editor_membership_id}/role", {"role": "admin"})
+    html = client.get("/w/acme/members").get_data(as_text=True)
+    activity = html.split('id="workspace-activity"')[1]
+    assert "api key created" in activity and "member role changed" in activity
+    assert "widget &lt;b&gt;" in activity and "owner@acme.test" in activity
+    assert html.count('id="workspace-activity"') == 1 and "<title>Members ·" in html

@@ -34,3 +34,16 @@ def events_for(target_type: str, target_id: int, limit: int = 200) -> list[Audit
         .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
         .limit(limit)
     ))
+
+
+def workspace_events(actor_id: int, workspace_id: int, limit: int = 50) -> list[AuditEvent]:
+    """The workspace's recent events other than experiments' (members, API keys, agents), newest first; owners only."""
+    from .. import authz
+
+    authz.require(actor_id, workspace_id, "manage_members")
+    return list(db.session.scalars(
+        sa.select(AuditEvent)
+        .where(AuditEvent.workspace_id == workspace_id, AuditEvent.target_type != "experiment")
+        .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+        .limit(limit)
+    ))

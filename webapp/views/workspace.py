@@ -9,7 +9,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, SelectField, StringField, TextAreaField
 
 from ..models import ROLES
-from ..services import accounts, agents, api_keys
+from ..services import accounts, agents, api_keys, audit
 from ..services.errors import Conflict, ValidationError
 from . import render
 
@@ -102,7 +102,9 @@ def members(slug: str):
             apply_errors(form, error)
             status = 422
     items = accounts.members(current_user.id, g.workspace.id)
-    return render("workspace/members.html", status=status, members=items, form=form, role_form=RoleForm())
+    events = audit.workspace_events(current_user.id, g.workspace.id)
+    return render("workspace/members.html", status=status, members=items, form=form, role_form=RoleForm(),
+                  events=events)
 
 
 @bp.route("/w/<slug>/members/<int:membership_id>/role", methods=["POST"])
