@@ -5,6 +5,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .. import authz
 from ..extensions import db
 from ..models import AuditEvent, User
 
@@ -38,8 +39,6 @@ def events_for(target_type: str, target_id: int, limit: int = 200) -> list[Audit
 
 def workspace_events(actor_id: int, workspace_id: int, limit: int = 50) -> list[AuditEvent]:
     """The workspace's recent events other than experiments' (members, API keys, agents), newest first; owners only."""
-    from .. import authz
-
     authz.require(actor_id, workspace_id, "manage_members")
     return list(db.session.scalars(
         sa.select(AuditEvent)
