@@ -292,7 +292,10 @@ class Message(db.Model):
 
 class Lead(db.Model):
     __tablename__ = "leads"
-    __table_args__ = (sa.Index("ix_leads_agent_captured", "agent_id", "captured_at"),)
+    __table_args__ = (
+        sa.Index("ix_leads_agent_captured", "agent_id", "captured_at"),
+        sa.UniqueConstraint("conversation_id", "idempotency_key"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     agent_id: Mapped[int] = mapped_column(sa.ForeignKey("agents.id", ondelete="CASCADE"))
@@ -303,6 +306,8 @@ class Lead(db.Model):
     experiment_id: Mapped[Optional[int]] = mapped_column(sa.Integer)
     variant_id: Mapped[Optional[int]] = mapped_column(sa.Integer, index=True)
     variant_key: Mapped[Optional[str]] = mapped_column(sa.String(64))
+    # The runtime's own key of the lead, for idempotent retries (like a message's message_id).
+    idempotency_key: Mapped[Optional[str]] = mapped_column(sa.String(200))
 
     conversation: Mapped[Conversation] = relationship()
 

@@ -18,7 +18,7 @@ from tests.databases import scratch_postgres
 from webapp import create_app
 from webapp.config import TestConfig
 from webapp.extensions import db
-from webapp.models import Conversation, ExperimentAssignment, Message
+from webapp.models import Conversation, ExperimentAssignment, Lead, Message
 
 N = 32
 PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL")
@@ -51,9 +51,10 @@ def server(request, tmp_path_factory):
     drop()
 
 
-def fire(server, bodies: list[dict]) -> list[requests.Response]:
-    """Post all bodies at once: every thread waits at a barrier, then sends."""
+def fire(server, bodies: list[dict], endpoint: str = "messages") -> list[requests.Response]:
+    """Post all bodies at once to the agent's `endpoint`: every thread waits at a barrier, then sends."""
     _, world, url = server
+    url = url.rsplit("/", 1)[0] + "/" + endpoint
     barrier = threading.Barrier(len(bodies))
     headers = {"Authorization": f"Bearer {world.api_key}"}
 
@@ -106,3 +107,14 @@ def test_racing_replays_of_one_message_id_write_one_message(server):
     assert len({r.text for r in responses}) == 1
     assert count(app, Message, Message.client_message_id == "race-m") == 1
     assert count(app, ExperimentAssignment, ExperimentAssignment.visitor_id == "race-3") == 1
+
+
+def test_racing_retries_of_one_lead_write_one_lead(server):
+    app, _, _ = server
+    assert fire(server, [{"visitor_id": "race-4", "conversation_id": "race-4-c", "role": "visitor"}])[0].ok
+    body = {"visitor_id": "race-4", "conversation_id": "race-4-c", "idempotency_key": "race-lead"}
+    responses = fire(server, [body] * N, endpoint="leads")
+    assert sorted(r.status_code for r in responses) == [200] * (N - 1) + [201]
+    assert len({r.json()["lead_id"] for r in responses}) == 1
+    assert count(app, Lead, Lead.idempotency_key == "race-lead") == 1
+    assert count(app, Conversation, Conversation.external_id == "race-4-c", Conversation.lead_count == 1) == 1

@@ -194,3 +194,20 @@ def test_csrf_stays_on_for_pages(client, auth, world):
     auth.login(world.emails["owner"])
     response = client.post(f"/agents/{world.agent_id}/settings", data={"name": "x", "persona_name": "y"})
     assert response.status_code == 400
+
+
+def test_lead_idempotency_key_replays_and_writes_nothing(app, api, world):
+    from tests import factories
+    with app.app_context():
+        factories.experiment(world.agent_id, status="running")
+    assert api.message({"visitor_id": "v1", "conversation_id": "c1", "role": "visitor"}).status_code == 201
+    body = {"visitor_id": "v1", "conversation_id": "c1", "fields": {"email": "a@b.c"}, "idempotency_key": "lead-1"}
+    first = api.lead(body)
+    again = api.lead(body)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.get_json() == first.get_json()
+    assert api.lead({**body, "idempotency_key": "lead-2"}).status_code == 201
+    assert api.lead({**body, "idempotency_key": ""}).status_code == 422
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Lead)) == 2
+        assert db.session.scalar(sa.select(Conversation.lead_count)) == 2

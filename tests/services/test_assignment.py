@@ -23,7 +23,7 @@ def rt(ctx, world):
 
         def lead(self, conversation: str, visitor: str = "v1"):
             data = {"conversation_id": conversation, "visitor_id": visitor, "fields": {"email": "a@b.c"}}
-            return runtime.record_lead(world.workspace_id, world.agent_id, data)
+            return runtime.record_lead(world.workspace_id, world.agent_id, data).body
     return Runtime()
 
 

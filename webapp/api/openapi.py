@@ -91,6 +91,7 @@ SCHEMAS: dict[str, Any] = {
             "fields": {"type": "object", "description": "The captured fields, free-form"},
             "captured_at": {"type": "string", "format": "date-time",
                             "description": "ISO-8601 with a timezone; default now"},
+            "idempotency_key": _opaque("Idempotency key of the lead: a retry answers 200 with the first lead"),
         },
     },
     "LeadResponse": {
@@ -155,6 +156,7 @@ def openapi_document() -> dict[str, Any]:
                 "parameters": [AGENT_ID],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("LeadRequest")}}},
                 "responses": {"201": _json(_ref("LeadResponse"), "Recorded"),
+                              "200": _json(_ref("LeadResponse"), "A retry of an idempotency_key: the first lead"),
                               **_errors("400", "401", "404", "409", "413", "422")},
             }},
             "/agents/{agent_id}/conversations/{conversation_id}/persona": _lookup(

@@ -65,7 +65,8 @@ def post_message(agent_id: int):
 
 @bp.post("/agents/<int:agent_id>/leads")
 def post_lead(agent_id: int):
-    return jsonify(runtime.record_lead(g.auth.workspace_id, agent_id, json_object(), g.auth)), 201
+    result = runtime.record_lead(g.auth.workspace_id, agent_id, json_object(), g.auth)
+    return jsonify(result.body), 200 if result.replayed else 201
 
 
 @bp.get("/agents/<int:agent_id>/conversations/<path:conversation_id>/persona", merge_slashes=False)

@@ -111,6 +111,12 @@ REPLAYED = sa.select(M.response).where(M.conversation_id == sa.bindparam("conver
 
 
 @dataclass(frozen=True)
+class LeadResult:
+    body: dict[str, Any]
+    replayed: bool
+
+
+@dataclass(frozen=True)
 class MessageResult:
     body: dict[str, Any]
     replayed: bool
@@ -361,8 +367,11 @@ def _touch_conversation(agent_id: int, external_id: str, visitor_id: str, arm: A
 
 
 def record_lead(workspace_id: int, agent_id: int, data: dict[str, Any],
-                auth: RuntimeAuth | None = None) -> dict[str, Any]:
-    """Record a lead of an existing conversation of the visitor; it carries the conversation's stamp."""
+                auth: RuntimeAuth | None = None) -> LeadResult:
+    """Record a lead of an existing conversation of the visitor; it carries the conversation's stamp.
+
+    With an `idempotency_key`, a retry of the same lead answers the first one and writes nothing.
+    """
     errors: dict[str, str] = {}
     visitor_id, external_id = _ids(data, errors)
     fields = data.get("fields")
@@ -373,6 +382,9 @@ def record_lead(workspace_id: int, agent_id: int, data: dict[str, Any],
     elif not _no_nul(fields):
         errors["fields"] = "fields must not contain NUL characters."
     captured_at = validation.timestamp(data.get("captured_at"), "captured_at", errors) or utcnow()
+    key = data.get("idempotency_key")
+    if key is not None:
+        key = validation.opaque_id(key, "idempotency_key", errors)
     if errors:
         raise ValidationError(errors)
     _agent(workspace_id, agent_id, auth)
@@ -382,17 +394,30 @@ def record_lead(workspace_id: int, agent_id: int, data: dict[str, Any],
         raise NotFound(f"No conversation '{external_id}' for this agent.",
                        {"conversation_id": "No such conversation: report a message first."})
     _check_visitor(conversation.visitor_id, visitor_id, external_id)
-    lead = Lead(agent_id=agent_id, conversation_id=conversation.id, visitor_id=visitor_id, fields=fields,
-                captured_at=captured_at, experiment_id=conversation.experiment_id,
-                variant_id=conversation.variant_id, variant_key=conversation.variant_key)
-    db.session.add(lead)
-    if conversation.variant_id is not None:  # a lead before assignment is no outcome of a variant
-        conversation.lead_count = Conversation.lead_count + 1  # atomic in SQL: racing leads both count
-    db.session.flush()
     arm = assignment.stamped_arm(conversation.experiment_id, conversation.variant_id, conversation.variant_key)
-    body = {"lead_id": lead.id, "variant": variant_json(arm)}
+    if key is not None:
+        earlier = _lead_by_key(conversation.id, key)
+        if earlier is not None:
+            return LeadResult({"lead_id": earlier, "variant": variant_json(arm)}, True)
+    lead_id = assignment.insert_ignoring_conflict(Lead, {
+        "agent_id": agent_id, "conversation_id": conversation.id, "visitor_id": visitor_id, "fields": fields,
+        "captured_at": captured_at, "experiment_id": conversation.experiment_id,
+        "variant_id": conversation.variant_id, "variant_key": conversation.variant_key, "idempotency_key": key,
+    }, ["conversation_id", "idempotency_key"])
+    if lead_id is None:
+        # A concurrent delivery of the same key won: answer its lead and write nothing.
+        db.session.rollback()
+        return LeadResult({"lead_id": _lead_by_key(conversation.id, key), "variant": variant_json(arm)}, True)
+    if conversation.variant_id is not None:  # a lead before assignment is no outcome of a variant
+        assignment.execute(sa.update(Conversation).where(Conversation.id == conversation.id)
+                           .values(lead_count=Conversation.lead_count + 1))  # atomic: racing leads both count
     db.session.commit()
-    return body
+    return LeadResult({"lead_id": lead_id, "variant": variant_json(arm)}, False)
+
+
+def _lead_by_key(conversation_id: int, key: str) -> int | None:
+    return db.session.scalar(sa.select(Lead.id).where(Lead.conversation_id == conversation_id,
+                                                      Lead.idempotency_key == key))
 
 
 def _path_id(value: str, field: str) -> str:
