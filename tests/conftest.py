@@ -65,6 +65,9 @@ def _clean_tables(request):
             else:
                 for table in tables:
                     conn.execute(sa.text(f"DELETE FROM {table}"))
+                # AUTOINCREMENT tables keep counting otherwise: ids (and so bucketing) would depend on test order.
+                if conn.execute(sa.text("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'")).first():
+                    conn.execute(sa.text("DELETE FROM sqlite_sequence"))
 
 
 @pytest.fixture(scope="session")
