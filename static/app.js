@@ -95,8 +95,10 @@ document.addEventListener("input", function (event) {
   } else if (target.matches("[data-weight-number]")) {
     var slider = row.querySelector("[data-weight-slider]");
     var n = parseInt(target.value, 10);
-    if (n > Number(slider.max)) { slider.max = 10000; }
-    if (n >= 1) { slider.value = n; }
+    if (n >= 1) {
+      slider.max = n > 100 ? 10000 : 100;  // the slider's scale follows the number, both ways
+      slider.value = n;
+    }
   } else if (target.matches("[data-persona-name], [data-persona-tone]")) {
     personaToConfig(row);
   } else if (target.matches("[data-config]")) {

@@ -115,7 +115,7 @@ def ensure_demo() -> tuple[Agent, Experiment]:
             ]})
         experiments.start_experiment(owner.id, agent.id, experiment.id)
         # The simulated history spans the past DEMO_DAYS days: the experiment started then.
-        experiment.started_at = utcnow() - timedelta(days=DEMO_DAYS)
+        experiment.created_at = experiment.started_at = utcnow() - timedelta(days=DEMO_DAYS)
         db.session.commit()
     has_traffic = db.session.scalar(
         sa.select(ExperimentAssignment.id).where(ExperimentAssignment.experiment_id == experiment.id).limit(1))

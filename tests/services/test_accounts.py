@@ -109,3 +109,11 @@ def test_workspace_activity_is_owner_only_and_excludes_experiments(ctx, world):
         audit.workspace_events(world.admin_id, world.workspace_id)
     with pytest.raises(NotFound):
         audit.workspace_events(world.outsider_id, world.workspace_id)
+
+
+def test_editing_instructions_is_audited(ctx, world):
+    from webapp.models import AuditEvent
+    agents.update_settings(world.editor_id, world.agent_id, {"name": "Helper", "persona_name": "Sam",
+                                                            "persona_tone": "friendly", "instructions": "New rules."})
+    event = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "agent.settings_updated")).one()
+    assert event.details == {"instructions": "edited"}

@@ -112,3 +112,11 @@ def test_cli_simulate_over_http_is_a_real_runtime_client(runner, app, world, liv
     bad = runner.invoke(args=["simulate", "--agent", str(world.agent_id), "--visitors", "2", "--via-http",
                               live_server, "--api-key", "abx_wrong"])
     assert bad.exit_code != 0 and "401" in bad.output
+
+
+def test_simulated_history_never_lies_in_the_future(ctx, world):
+    from webapp.models import utcnow
+    factories.experiment(world.agent_id, status="running")
+    simulation.simulate_bulk(world.agent_id, 300, days=0.5, seed=8)
+    assert db.session.scalar(sa.select(sa.func.max(Message.sent_at))) <= utcnow()
+    assert db.session.scalar(sa.select(sa.func.max(Lead.captured_at))) <= utcnow()

@@ -104,11 +104,12 @@ def update_settings(actor_id: int, agent_id: int, data: dict[str, Any]) -> Agent
     if errors:
         raise ValidationError(errors)
     before = {"name": agent.name, "persona_name": agent.persona_name, "persona_tone": agent.persona_tone}
+    instructions_before = agent.instructions
     agent.name = name
     for field, value in settings.items():
         setattr(agent, field, value)
     changed = {k: {"from": v, "to": getattr(agent, k)} for k, v in before.items() if getattr(agent, k) != v}
-    if agent.instructions != data.get("instructions", agent.instructions):
+    if agent.instructions != instructions_before:
         changed["instructions"] = "edited"
     audit.record(agent.workspace_id, actor_id, "agent.settings_updated", "agent", agent.id, changed)
     db.session.commit()

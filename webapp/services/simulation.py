@@ -115,6 +115,9 @@ def plan_visitors(count: int, days: float, rng: random.Random, now: datetime | N
                 at += timedelta(seconds=rng.lognormvariate(1.5, 0.8))
                 messages.append(PlannedMessage("agent", rng.choice(AGENT_LINES), at))
                 at += timedelta(seconds=rng.lognormvariate(2.5, 0.9))
+            overshoot = messages[-1].sent_at - now
+            if overshoot > timedelta(0):  # history only: a conversation that would end in the future ends now
+                messages = [PlannedMessage(m.role, m.text, m.sent_at - overshoot) for m in messages]
             conversations.append(PlannedConversation(f"{visitor_id}-c{c}", messages))
             start = min(now, at + timedelta(hours=rng.uniform(1, 72)))
         yield PlannedVisitor(visitor_id, conversations, rng.random(), rng.randrange(n_conversations))
