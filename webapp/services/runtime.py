@@ -258,9 +258,7 @@ def record_message(workspace_id: int, agent_id: int, data: dict[str, Any],
     elif "\x00" in text:
         errors["text"] = "text must not contain NUL characters."
     sent_at = validation.timestamp(data.get("sent_at"), "sent_at", errors) or utcnow()
-    message_id = data.get("message_id")
-    if message_id is not None:
-        message_id = validation.opaque_id(message_id, "message_id", errors)
+    message_id = validation.optional_opaque_id(data, "message_id", errors)
     if errors:
         raise ValidationError(errors)
     agent = _agent(workspace_id, agent_id, auth)
@@ -382,9 +380,7 @@ def record_lead(workspace_id: int, agent_id: int, data: dict[str, Any],
     elif not _no_nul(fields):
         errors["fields"] = "fields must not contain NUL characters."
     captured_at = validation.timestamp(data.get("captured_at"), "captured_at", errors) or utcnow()
-    key = data.get("idempotency_key")
-    if key is not None:
-        key = validation.opaque_id(key, "idempotency_key", errors)
+    key = validation.optional_opaque_id(data, "idempotency_key", errors)
     if errors:
         raise ValidationError(errors)
     _agent(workspace_id, agent_id, auth)

@@ -41,6 +41,12 @@ def opaque_id(value, field: str, errors: dict) -> str:
     return value
 
 
+def optional_opaque_id(data: dict, field: str, errors: dict) -> str | None:
+    """An optional runtime id of a JSON body (an idempotency key): None when absent."""
+    value = data.get(field)
+    return None if value is None else opaque_id(value, field, errors)
+
+
 def timestamp(value, field: str, errors: dict) -> datetime | None:
     """ISO-8601 with a timezone, or None for 'now'."""
     if value is None:
