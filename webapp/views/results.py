@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import io
 
-from flask import Blueprint, Response, g, jsonify
+from flask import Blueprint, Response, jsonify
 from flask_login import current_user
 
 from ..services import results as results_service
@@ -17,7 +17,6 @@ bp = Blueprint("results", __name__, url_prefix="/agents")
 @agent_view()
 def section(agent_id: int, experiment_id: int):
     results = results_service.results_for(current_user.id, agent_id, experiment_id, with_daily=True)
-    g.experiment = results.experiment
     return render("experiments/results_page.html", "experiments/_results_body.html", results=results,
                   metrics=results_service.METRICS, experiment=results.experiment)
 
