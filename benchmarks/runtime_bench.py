@@ -110,7 +110,7 @@ class Server:
 def wrk(port: int, path: str, mode: str, token: str = "") -> dict:
     """One bounded wrk run; returns requests/s and latencies in ms."""
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{DURATION_S}s", "--timeout", "5s", "-s", str(LUA),
+        ["wrk", f"-t{min(2, CONNECTIONS)}", f"-c{CONNECTIONS}", f"-d{DURATION_S}s", "--timeout", "5s", "-s", str(LUA),
          f"http://{HOST}:{port}{path}", "--", mode, str(SEEDED_CONVERSATIONS), token, path],
         capture_output=True, text=True, timeout=DURATION_S + 30, check=True).stdout
     result = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])

@@ -7,11 +7,14 @@ from pathlib import Path
 import sqlalchemy as sa
 from werkzeug.routing import IntegerConverter
 from flask import Flask, abort, g, request
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 
 from .config import Config, normalise_database_url
 from .extensions import csrf, db, login_manager, migrate
 from .models import MAX_DB_ID
+
+API_PREFIX = "/api/"
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,6 +35,7 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
 
     _configure_secret_key(app)
     _configure_database(app)
+    app.session_interface = CookieSessionsOutsideApi()
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
@@ -69,8 +73,23 @@ class DatabaseIdConverter(IntegerConverter):
         super().__init__(map, *args, **kwargs)
 
 
+class CookieSessionsOutsideApi(SecureCookieSessionInterface):
+    """The signed-cookie session for the web app; none for the token-authenticated JSON API, which never reads
+    it (it would only cost the runtime's hot path a serializer per request)."""
+
+    def open_session(self, app: Flask, request):
+        if request.path.startswith(API_PREFIX):  # opened before routing: no blueprint known yet
+            return self.make_null_session(app)
+        return super().open_session(app, request)
+
+
 def _reject_nul_bytes() -> None:
-    """No database stores NUL in text (PostgreSQL refuses it): refuse it in the path, query and form."""
+    """No database stores NUL in text (PostgreSQL refuses it): refuse it in the path, query and form.
+
+    The JSON API validates its own inputs (ids refuse control characters, text and fields refuse NUL) and reads
+    no query string or form, so it skips this (reading `request.values` parses the body's form data)."""
+    if request.blueprint == "api":
+        return
     if "\x00" in request.path:
         abort(400, "The URL contains a NUL character.")
     for name, value in request.values.items(multi=True):

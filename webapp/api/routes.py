@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from flask import current_app, g, jsonify, request
-from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from ..services import runtime
 from . import bp
@@ -53,13 +53,19 @@ def authenticate() -> None:
         return
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    g.auth = runtime.authenticate(token.strip() if scheme.lower() == "bearer" else None,
-                                  (request.view_args or {}).get("agent_id"))
+    g.token = token.strip() if scheme.lower() == "bearer" else None
+    if request.endpoint != "api.post_message":  # which authenticates in the same query as its lookup
+        g.auth = runtime.authenticate(g.token, (request.view_args or {}).get("agent_id"))
 
 
 @bp.post("/agents/<int:agent_id>/messages")
 def post_message(agent_id: int):
-    result = runtime.record_message(g.auth.workspace_id, agent_id, json_object(), g.auth)
+    try:
+        body = json_object()
+    except HTTPException:
+        runtime.authenticate(g.token, agent_id)  # a bad key answers 401 before a bad body
+        raise
+    result = runtime.report_message(g.token, agent_id, body)
     return jsonify(result.body), 200 if result.replayed else 201
 
 

@@ -165,12 +165,18 @@ def authenticate(token: str | None, agent_id: int | None = None) -> RuntimeAuth:
     in_range = agent_id is not None and 1 <= agent_id <= MAX_DB_ID
     rows = assignment.execute(AUTHENTICATE, {"key_hash": api_keys.hash_key(token),
                                              "agent_id": agent_id if in_range else None}).all()
+    auth = auth_from_rows(rows, agent_id)
+    api_keys.touch(auth.key_id, rows[0].last_used_at)
+    return auth
+
+
+def auth_from_rows(rows: list[Any], agent_id: int | None) -> RuntimeAuth:
+    """The RuntimeAuth of AUTHENTICATE's rows (one per active arm); Unauthorized for an unknown or revoked key."""
     if not rows:
         raise Unauthorized("Invalid API key.")
     first = rows[0]
     if first.revoked_at is not None:
         raise Unauthorized("This API key has been revoked.")
-    api_keys.touch(first.id, first.last_used_at)
     agent = None
     if first.agent_id is not None:
         agent = RuntimeAgent(first.agent_id, first.persona_name, first.persona_tone, first.instructions,
@@ -239,12 +245,20 @@ def _persona_json(agent: RuntimeAgent, arm: Arm | None) -> dict[str, Any]:
             "system_prompt": system_prompt(persona, agent.workspace_name, agent.instructions)}
 
 
-def record_message(workspace_id: int, agent_id: int, data: dict[str, Any],
-                   auth: RuntimeAuth | None = None) -> MessageResult:
-    """Record one message (SPEC §5–§6); visitor messages assign; a replayed message_id answers the first body.
+@dataclass(frozen=True)
+class MessageReport:
+    """A validated POST …/messages body."""
 
-    `auth`: what the route's authentication already read (agent, active arms), saving those queries.
-    """
+    visitor_id: str
+    external_id: str
+    role: str
+    text: str
+    sent_at: datetime
+    message_id: str | None
+
+
+def parse_message(data: dict[str, Any]) -> MessageReport:
+    """Validate a message body (SPEC §6); ValidationError names every bad field."""
     errors: dict[str, str] = {}
     visitor_id, external_id = _ids(data, errors)
     role = data.get("role")
@@ -261,6 +275,43 @@ def record_message(workspace_id: int, agent_id: int, data: dict[str, Any],
     message_id = validation.optional_opaque_id(data, "message_id", errors)
     if errors:
         raise ValidationError(errors)
+    return MessageReport(visitor_id, external_id, role, text, sent_at, message_id)
+
+
+def report_message(token: str | None, agent_id: int, data: dict[str, Any]) -> MessageResult:
+    """POST …/messages end to end: authenticate, validate, record (SPEC §5–§6).
+
+    The common cases (a new conversation, a message in a stamped conversation, a replay) run on the hot path
+    (`hot_path.py`: two round trips, no ORM); everything else, with the key already checked there, runs
+    `record_message` statement by statement. A bad key answers 401 before a bad body.
+    """
+    try:
+        report = parse_message(data)
+    except ValidationError:
+        authenticate(token, agent_id)
+        raise
+    from . import hot_path
+
+    outcome = hot_path.record_message(token, agent_id, report)
+    if isinstance(outcome, MessageResult):
+        return outcome
+    return _record_message(outcome.workspace_id, agent_id, report, outcome)
+
+
+def record_message(workspace_id: int, agent_id: int, data: dict[str, Any],
+                   auth: RuntimeAuth | None = None) -> MessageResult:
+    """Record one message (SPEC §5–§6); visitor messages assign; a replayed message_id answers the first body.
+
+    `auth`: what the route's authentication already read (agent, active arms), saving those queries.
+    """
+    return _record_message(workspace_id, agent_id, parse_message(data), auth)
+
+
+def _record_message(workspace_id: int, agent_id: int, report: MessageReport,
+                    auth: RuntimeAuth | None) -> MessageResult:
+    """The reference path, statement by statement on the session; the hot path hands over what it does not do."""
+    visitor_id, external_id, role, text, sent_at, message_id = (
+        report.visitor_id, report.external_id, report.role, report.text, report.sent_at, report.message_id)
     agent = _agent(workspace_id, agent_id, auth)
     arms = _arms(agent_id, auth) if role == "visitor" else []
 

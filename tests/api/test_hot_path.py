@@ -1,0 +1,175 @@
+"""The hot path of POST …/messages (services/hot_path.py) against the reference path (runtime.record_message).
+
+The same script of messages runs through both, for the same visitor in two conversations of one agent; the
+rows each writes (raw, as stored: SQLite's datetime text, PostgreSQL's timestamps) must be the same.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from tests import factories
+from webapp import create_app
+from webapp.config import TestConfig
+from webapp.extensions import db
+from webapp.models import ExperimentAssignment, Variant
+from webapp.services import assignment, hot_path, runtime
+
+T0 = "2026-11-20T10:00:00Z"
+SCRIPT = [  # (body fields, expected status)
+    ({"role": "visitor", "text": "Hi", "sent_at": T0, "message_id": "m1"}, 201),
+    ({"role": "agent", "text": "Hello! How can I help?", "sent_at": "2026-11-20T10:00:05Z"}, 201),
+    ({"role": "visitor", "text": "sent earlier, delivered late", "sent_at": "2026-11-20T09:59:30.250000+00:00"}, 201),
+    ({"role": "visitor", "text": "Hi", "sent_at": T0, "message_id": "m1"}, 200),  # a replay
+    ({"role": "visitor", "text": "What does it cost?", "sent_at": "2026-11-20T11:30:00.5+01:00", "message_id": "m4"}, 201),
+]
+
+
+def _hot(client, world):
+    def send(body):
+        response = client.post(f"/api/v1/agents/{world.agent_id}/messages", json=body,
+                               headers={"Authorization": f"Bearer {world.api_key}"})
+        return response.status_code, response.get_json()
+    return send
+
+
+def _reference(app, world):
+    def send(body):
+        with app.app_context():
+            result = runtime.record_message(world.workspace_id, world.agent_id, body)
+            db.session.remove()
+        return (200 if result.replayed else 201), result.body
+    return send
+
+
+def _run(send, conversation, visitor, script=SCRIPT):
+    for fields, status in script:
+        got_status, body = send({"visitor_id": visitor, "conversation_id": conversation, **fields})
+        assert got_status == status, body
+
+
+def _strip(body):
+    return {k: v for k, v in (json.loads(body) if isinstance(body, str) else body).items()
+            if k not in ("conversation_id", "message_id")}
+
+
+def _stored(app, conversation):
+    """The conversation and its messages as stored (raw column values), without ids."""
+    with app.app_context():
+        connection = db.session.connection()
+        row = connection.execute(sa.text("SELECT * FROM conversations WHERE external_id = :c"),
+                                 {"c": conversation}).mappings().one()
+        messages = connection.execute(sa.text(
+            "SELECT role, text, sent_at, variant_id, client_message_id, response FROM messages "
+            "WHERE conversation_id = :id ORDER BY sent_at, id"), {"id": row["id"]}).mappings().all()
+        db.session.remove()
+    conversation_row = {k: v for k, v in row.items() if k not in ("id", "external_id")}
+    message_rows = [{**m, "response": _strip(m["response"]),
+                     "client_message_id": m["client_message_id"] if m["client_message_id"] in ("m1", "m4")
+                     else bool(m["client_message_id"])} for m in messages]
+    return conversation_row, message_rows
+
+
+@pytest.mark.parametrize("order", [("hot", "reference"), ("reference", "hot")])
+def test_both_paths_write_the_same_rows(app, client, world, order):
+    with app.app_context():
+        factories.experiment(world.agent_id, weights=(1, 1), status="running")
+    paths = {"hot": _hot(client, world), "reference": _reference(app, world)}
+    for name in order:
+        _run(paths[name], f"conv-{name}", "visitor-twin")
+    hot, reference = _stored(app, "conv-hot"), _stored(app, "conv-reference")
+    assert hot == reference
+    conversation, messages = hot
+    assert conversation["variant_id"] is not None and conversation["visitor_messages"] == 3
+    assert conversation["session_seconds"] == pytest.approx(30 * 60 + 30.25)  # 09:59:30.25 → 10:30:00.5
+    assert [m["role"] for m in messages] == ["visitor", "visitor", "agent", "visitor"]
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(ExperimentAssignment)) == 1
+        db.session.remove()
+
+
+def test_both_paths_agree_on_a_conversation_stamped_mid_way(app, client, world):
+    """Unstamped (no experiment) first; a later visitor message finds a running experiment and stamps it.
+    The hot path hands such a conversation to the reference path."""
+    before = [({"role": "visitor", "text": "before", "sent_at": T0}, 201),
+              ({"role": "agent", "text": "reply", "sent_at": "2026-11-20T10:00:01Z"}, 201)]
+    after = [({"role": "visitor", "text": "after", "sent_at": "2026-11-20T10:05:00Z"}, 201),
+             ({"role": "visitor", "text": "again", "sent_at": "2026-11-20T10:06:00Z"}, 201)]
+    paths = {"hot": _hot(client, world), "reference": _reference(app, world)}
+    for name, send in paths.items():
+        _run(send, f"mid-{name}", "visitor-mid", before)
+    with app.app_context():
+        factories.experiment(world.agent_id, weights=(1, 1), status="running")
+    for name, send in paths.items():
+        _run(send, f"mid-{name}", "visitor-mid", after)
+    hot, reference = _stored(app, "mid-hot"), _stored(app, "mid-reference")
+    assert hot == reference
+    assert hot[0]["variant_id"] is not None and hot[0]["visitor_messages"] == 2  # only stamped activity counts
+    assert [m["variant_id"] is None for m in hot[1]] == [True, True, False, False]
+
+
+def test_an_assignment_written_between_read_and_write_wins(app, client, world, monkeypatch):
+    """The hot path read no assignment row; a concurrent request then inserts one for another variant. The
+    hot path's insert meets the unique key, writes nothing, and the reference path answers the winner's."""
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, weights=(1, 1), status="running")
+        variants = db.session.scalars(sa.select(Variant).where(Variant.experiment_id == experiment_id)
+                                      .order_by(Variant.position)).all()
+        by_id = {v.id: (v.id, v.key) for v in variants}
+        db.session.remove()
+    real_bucket = assignment.bucket
+
+    def bucket_then_lose_the_race(rows, visitor_id):
+        chosen = real_bucket(rows, visitor_id)
+        other_id, other_key = next(pair for vid, pair in by_id.items() if vid != chosen.id)
+        with db.engine.begin() as connection:  # the concurrent request, on a connection of its own
+            connection.execute(sa.insert(ExperimentAssignment).values(
+                agent_id=world.agent_id, experiment_id=experiment_id, variant_id=other_id, variant_key=other_key,
+                visitor_id=visitor_id, assigned_at=sa.func.now()))
+        return chosen
+
+    monkeypatch.setattr(assignment, "bucket", bucket_then_lose_the_race)
+    status, body = _hot(client, world)({"visitor_id": "racer", "conversation_id": "race-conv", "role": "visitor"})
+    assert status == 201
+    with app.app_context():
+        winner = db.session.scalar(sa.select(ExperimentAssignment.variant_id)
+                                   .where(ExperimentAssignment.visitor_id == "racer"))
+        db.session.remove()
+    assert body["variant"]["id"] == winner
+    conversation, messages = _stored(app, "race-conv")
+    assert conversation["variant_id"] == winner and [m["variant_id"] for m in messages] == [winner]
+
+
+def test_connections_go_back_to_the_pool_as_the_session_expects(database_url, world):
+    """The hot path runs PostgreSQL in autocommit and SQLite outside a transaction between statements; a
+    connection it used, taken next by the ORM session, is transactional and clean (one-connection pool)."""
+    app = create_app(type("OnePool", (TestConfig,), {
+        "SQLALCHEMY_DATABASE_URI": database_url, "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 1, "max_overflow": 0}}))
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {world.api_key}"}
+    for i in range(3):
+        assert client.post(f"/api/v1/agents/{world.agent_id}/messages", headers=headers, json={
+            "visitor_id": f"pool-{i}", "conversation_id": f"pool-{i}", "role": "visitor"}).status_code == 201
+    with app.app_context():
+        driver = db.session.connection().connection.driver_connection
+        if db.engine.dialect.name == "postgresql":
+            assert driver.autocommit is False
+        db.session.execute(sa.text("DELETE FROM messages"))
+        db.session.rollback()  # must undo the delete: the session's connection is in a transaction
+        assert db.session.scalar(sa.text("SELECT count(*) FROM messages")) == 3
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_statements_compile_for_both_engines():
+    """Every hot-path statement compiles to the driver's SQL with named parameters on both engines."""
+    sqlite_sql, fixed = hot_path.READ.sql("sqlite")
+    assert ":key_hash" in sqlite_sql and fixed["status_1"] == "running"
+    postgres_sql, _ = hot_path.READ.sql("postgresql")
+    assert "%(key_hash)s" in postgres_sql
+    for name in ("new_conversation", "follow_up", "touch_key"):
+        assert "%(" in hot_path.WRITES[name].sql("postgresql")[0]
+    for name in ("assignment", "conversation", "message", "touch", "touch_key"):
+        assert ":" in hot_path.WRITES[name].sql("sqlite")[0]
