@@ -5,7 +5,9 @@ rows each writes (raw, as stored: SQLite's datetime text, PostgreSQL's timestamp
 """
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 
 import pytest
 import sqlalchemy as sa
@@ -173,3 +175,29 @@ def test_statements_compile_for_both_engines():
         assert "%(" in hot_path.WRITES[name].sql("postgresql")[0]
     for name in ("assignment", "conversation", "message", "touch", "touch_key"):
         assert ":" in hot_path.WRITES[name].sql("sqlite")[0]
+
+
+def test_the_sqlite_writer_lock_excludes_other_processes(tmp_path):
+    """Hot-path writers queue on an flock beside the database; a forked worker opens its own descriptor (an
+    inherited one would share the parent's lock and exclude nothing)."""
+    database = str(tmp_path / "locks.db")
+    fd, _ = hot_path._writer_lock(database)  # opened before the fork, as in a gunicorn master
+    locked_r, locked_w = os.pipe()
+    release_r, release_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the other worker
+        try:
+            with hot_path._sqlite_writer(database):
+                os.write(locked_w, b"1")
+                os.read(release_r, 1)
+        finally:
+            os._exit(0)
+    try:
+        os.read(locked_r, 1)
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.write(release_w, b"1")
+        os.waitpid(pid, 0)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again
+    fcntl.flock(fd, fcntl.LOCK_UN)

@@ -79,7 +79,13 @@ def test_another_workspaces_agent_is_404(app, api, world):
 
 
 @pytest.mark.parametrize("data", ["{bad", "", "[1, 2]", '"text"', "null", '{"a": NaN}', "[" * 50_000,
-                                  b"\xff\xfe", '{"visitor_id": "\\ud800"}'])
+                                  b"\xff\xfe", '{"visitor_id": "\\ud800"}',
+                                  # a lone surrogate in an otherwise valid message: escaped, as UTF-8 bytes
+                                  # (json decodes them with surrogatepass), escaped in UTF-16
+                                  '{"visitor_id": "v", "conversation_id": "c", "role": "visitor", "text": "\\udfff"}',
+                                  b'{"visitor_id": "v", "conversation_id": "c", "role": "visitor", "text": "\xed\xa0\x80"}',
+                                  '{"visitor_id": "v", "conversation_id": "c", "role": "visitor", "text": "\\ud800"}'
+                                  .encode("utf-16-le")])
 def test_malformed_or_non_object_body_is_400(app, api, data):
     before = snapshot(app)
     error(api.raw(data, content_type="application/json"), 400, "bad_request")

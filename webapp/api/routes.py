@@ -34,8 +34,10 @@ def json_object() -> dict[str, Any]:
         raise RequestEntityTooLarge(f"The request body is over {limit // 1024} KB.")
     try:
         body = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
-        # Lone surrogates ("\ud800") decode but cannot be stored as UTF-8.
-        json.dumps(body, ensure_ascii=False).encode("utf-8")
+        if b"\\u" in raw or b"\x00" in raw or not raw.isascii():
+            # A lone surrogate (escaped "\ud800", or UTF-8/16 bytes json decodes with surrogatepass) parses but
+            # cannot be stored as UTF-8. Plain ASCII without \u escapes (the usual body) holds none.
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
     except (ValueError, RecursionError) as error:
         raise BadRequest(f"The request body is not valid JSON ({type(error).__name__}).") from None
     if not isinstance(body, dict):
