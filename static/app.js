@@ -77,7 +77,7 @@ function personaToConfig(row) {
 
 function configToPersona(row) {
   var name = row.querySelector("[data-persona-name]");
-  if (!name) { return; }
+  if (!name || name.closest("[hidden]")) { return; }  // another kind: keep what was typed for a switch back
   var config;
   try { config = JSON.parse(row.querySelector("[data-config]").value); } catch (e) { return; }
   if (config && config.persona && typeof config.persona === "object") {

@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 import sqlalchemy as sa
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import BaseConverter, IntegerConverter
 from flask import Flask, abort, g, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
@@ -49,6 +49,7 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
         _configure_sqlite(app)
 
     app.url_map.converters["int"] = DatabaseIdConverter  # before any route is added
+    app.url_map.converters["runtime_id"] = RuntimeIdConverter
     from . import errors, views
     from .api import bp as api_bp
 
@@ -71,6 +72,16 @@ class DatabaseIdConverter(IntegerConverter):
     def __init__(self, map, *args, **kwargs):
         kwargs.setdefault("max", MAX_DB_ID)
         super().__init__(map, *args, **kwargs)
+
+
+class RuntimeIdConverter(BaseConverter):
+    """`<runtime_id:…>`: a runtime's opaque id in the path, any non-empty string. Unlike `path` it may start with
+    `/` or hold `//` (a client sends "/lead" as %2Flead; WSGI decodes it); its rules set merge_slashes=False, so
+    it is never merged into another id. Control characters match too: the service answers them with a 422."""
+
+    regex = r"[\s\S]+"
+    part_isolating = False
+    weight = 200  # as `path`: a rule with a fixed segment in its place wins
 
 
 class CookieSessionsOutsideApi(SecureCookieSessionInterface):

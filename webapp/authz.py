@@ -41,6 +41,11 @@ def require(user_id: int | None, workspace_id: int, action: str) -> Role:
     role = role_in(user_id, workspace_id)
     if role is None:
         raise NotFound("Not found.")
+    return require_role(role, action)
+
+
+def require_role(role: Role, action: str) -> Role:
+    """Raise Forbidden when a member's role is too low for `action`."""
     if not allows(role, action):
         raise Forbidden(f"Your role ({role.name}) may not do this.")
     return role

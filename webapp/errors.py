@@ -1,16 +1,22 @@
 """One error handler that answers HTML for pages and the SPEC's JSON shape under /api/v1."""
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+import re
+
+from flask import Flask, g, jsonify, render_template, request
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .extensions import db
+from .models import MAX_DB_ID
+from .services import accounts, agents
 from .services.errors import DomainError
 
 CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
          409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",
          500: "internal_error"}
+WORKSPACE_URL = re.compile(r"^/(?:w/(?P<slug>[^/]+)|agents/(?P<agent_id>\d{1,12}))(?:/|$)")
 
 
 def wants_json() -> bool:
@@ -23,8 +29,31 @@ def json_error(status: int, message: str, fields: dict | None = None, code: str 
 
 
 def _page(status: int, title: str, message: str):
-    template = "errors/fragment.html" if request.headers.get("HX-Request") else "errors/page.html"
+    if request.headers.get("HX-Request"):
+        template = "errors/fragment.html"
+    else:
+        template = "errors/page.html"
+        if status in (403, 404):
+            _workspace_of_url()
     return render_template(template, status=status, title=title, message=message), status
+
+
+def _workspace_of_url() -> None:
+    """Set g.workspace for the page's navigation when no view loaded it (an unknown page under a workspace's or an
+    agent's URL) and the user is a member; for anyone else the lookup is a 404 and the page names no workspace."""
+    if "workspace" in g or not current_user.is_authenticated:
+        return
+    match = WORKSPACE_URL.match(request.path)
+    if match is None:
+        return
+    try:
+        if match["slug"]:
+            g.workspace, g.role = accounts.workspace_for(current_user.id, match["slug"])
+        elif int(match["agent_id"]) <= MAX_DB_ID:
+            agent, g.role = agents.agent_for(current_user.id, int(match["agent_id"]))
+            g.workspace = agent.workspace
+    except DomainError:
+        pass
 
 
 def register(app: Flask) -> None:

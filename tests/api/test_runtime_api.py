@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
@@ -180,6 +182,30 @@ def test_persona_and_assignment_lookups_never_assign(app, api, world):
     assignment = api.get("visitors/v/1/assignment").get_json()["assignment"]
     assert assignment["variant"] == sent["variant"] and assignment["experiment"] == sent["experiment"]
     assert "visitor_id" in error(api.get("visitors/" + "x" * 300 + "/assignment"), 422, "validation_error")
+    assert "conversation_id" in error(api.get("conversations/a%0Ab/persona"), 422, "validation_error")
+
+
+@pytest.mark.parametrize("conversation_id,neighbour", [("/lead", "lead"), ("a//b", "a/b"), ("lead", "lead/")])
+def test_lookups_take_ids_with_leading_or_double_slashes_never_merged(app, api, world, conversation_id, neighbour):
+    """A client sends "/lead" as %2Flead and WSGI decodes it: the lookups get the id as sent, never its neighbour."""
+    with app.app_context():
+        factories.experiment(world.agent_id, status="running")
+        db.session.remove()
+    sent = {}
+    for conversation in (neighbour, conversation_id):
+        body = {"visitor_id": conversation + "-visitor", "conversation_id": conversation, "role": "visitor"}
+        response = api.message(body)
+        assert response.status_code == 201
+        sent[conversation] = response.get_json()
+    for conversation in (conversation_id, neighbour):
+        visitor = conversation + "-visitor"
+        persona = api.get(f"conversations/{quote(conversation, safe='')}/persona")
+        assert persona.status_code == 200 and "Location" not in persona.headers
+        assert (persona.get_json()["conversation_id"], persona.get_json()["visitor_id"]) == (conversation, visitor)
+        assignment = api.get(f"visitors/{quote(visitor, safe='')}/assignment")
+        assert assignment.status_code == 200 and assignment.get_json()["visitor_id"] == visitor
+        assert assignment.get_json()["assignment"]["variant"] == sent[conversation]["variant"]
+    error(api.get(f"conversations/{quote('/' + conversation_id, safe='')}/persona"), 404, "not_found")
 
 
 def test_openapi_document_lists_exactly_the_api_routes(app, client):
@@ -191,7 +217,7 @@ def test_openapi_document_lists_exactly_the_api_routes(app, client):
     served = set()
     for rule in app.url_map.iter_rules():
         if rule.endpoint.startswith("api.") and rule.endpoint != "api.openapi":
-            path = rule.rule.replace("<int:", "<").replace("<path:", "<")
+            path = re.sub(r"<\w+:", "<", rule.rule)
             served |= {(path, m) for m in rule.methods - {"HEAD", "OPTIONS"}}
     assert documented == served
 

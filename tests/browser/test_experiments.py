@@ -71,7 +71,7 @@ def test_owner_designs_starts_replaces_stops_and_deletes_experiments(app, page, 
     page.click("text=New experiment")
     page.fill("input[name=name]", "Book-a-demo button")
     page.select_option("select[name=kind]", "cta")
-    expect(page.locator("input[name='variants-0-persona_name']")).to_have_count(0)
+    expect(page.locator("input[name='variants-0-persona_name']")).to_be_hidden()
     expect(page.locator("textarea[name='variants-0-config']")).to_have_value("{}")  # the persona block is dropped
     page.fill("textarea[name='variants-1-config']", '{"label": "Book a demo"}')
     page.click("text=Create draft")
@@ -104,6 +104,25 @@ def test_owner_designs_starts_replaces_stops_and_deletes_experiments(app, page, 
     expect(page.locator("#audit-trail")).to_contain_text("stopped")
     expect(page.locator("#audit-trail")).to_contain_text("replaced by")
     shot(page, "10-audit-trail")
+
+
+def test_switching_kind_back_to_persona_keeps_the_typed_names(app, page, world, shot):
+    login(page, "owner@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments/new")
+    page.fill("input[name=name]", "Kind switch")
+    page.fill("input[name='variants-1-persona_name']", "Aria")
+    page.fill("input[name='variants-1-persona_tone']", "warm")
+    page.select_option("select[name=kind]", "cta")
+    expect(page.locator("input[name='variants-1-persona_name']")).to_be_hidden()
+    expect(page.locator("textarea[name='variants-1-config']")).to_have_value("{}")
+    page.select_option("select[name=kind]", "persona")
+    expect(page.locator("input[name='variants-1-persona_name']")).to_be_visible()
+    expect(page.locator("input[name='variants-1-persona_name']")).to_have_value("Aria")
+    expect(page.locator("input[name='variants-1-persona_tone']")).to_have_value("warm")
+    assert '"name": "Aria"' in page.locator("textarea[name='variants-1-config']").input_value()
+    shot(page, "back-to-persona")
+    page.click("text=Create draft")
+    expect(page.locator("#variants")).to_contain_text("Aria")
 
 
 def test_editor_finds_no_control(app, page, world, shot):

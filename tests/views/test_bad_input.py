@@ -39,16 +39,3 @@ def test_bad_variant_config_is_a_field_error(client, auth, world, config, messag
         "variants-0-key": "control", "variants-0-name": "C", "variants-0-weight": "1", "variants-0-config": config,
         "variants-1-key": "treatment", "variants-1-name": "T", "variants-1-weight": "1", "variants-1-config": "{}"})
     assert response.status_code == 422 and message in response.get_data(as_text=True)
-
-
-def test_id_with_leading_slash_is_never_redirected_to_another_id(client, world):
-    """Werkzeug would merge '//' and redirect /conversations/%2Flead to the conversation 'lead'."""
-    headers = {"Authorization": f"Bearer {world.api_key}"}
-    base = f"/api/v1/agents/{world.agent_id}"
-    for conversation in ("/lead", "lead"):
-        body = {"visitor_id": conversation.strip("/") + "-visitor", "conversation_id": conversation, "role": "visitor"}
-        assert client.post(f"{base}/messages", json=body, headers=headers).status_code == 201
-    response = client.get(f"{base}/conversations/%2Flead/persona", headers=headers)
-    assert response.status_code == 404 and "Location" not in response.headers
-    response = client.get(f"{base}/visitors/%2Flead-visitor/assignment", headers=headers)
-    assert response.status_code == 404 and "Location" not in response.headers

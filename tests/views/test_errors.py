@@ -1,3 +1,6 @@
+import pytest
+
+
 def test_html_404_page(client):
     response = client.get("/no/such/page")
     assert response.status_code == 404
@@ -49,3 +52,34 @@ def test_editor_sees_no_controls(client, auth, world):
     auth.login("editor@acme.test")
     html = client.get("/w/acme/agents").get_data(as_text=True)
     assert "New agent" not in html and "API keys" not in html and "Members" not in html
+
+
+WORKSPACE_NAV = '<a href="/w/acme/agents">Agents</a>'
+
+
+@pytest.mark.parametrize("email,url,status", [
+    ("editor@acme.test", "/w/acme/api-keys", 403),
+    ("editor@acme.test", "/w/acme/members", 403),
+    ("editor@acme.test", "/agents/{agent}/experiments/new", 403),
+    ("admin@acme.test", "/w/acme/members", 403),
+    ("editor@acme.test", "/w/acme/no-such-page", 404),
+    ("editor@acme.test", "/agents/{agent}/no-such-tab", 404),
+    ("editor@acme.test", "/agents/{agent}/experiments/1099511627776", 404),
+    ("editor@acme.test", "/agents/{agent}/experiments/999", 404),
+])
+def test_error_pages_of_a_members_workspace_keep_its_navigation(client, auth, world, email, url, status):
+    auth.login(email)
+    response = client.get(url.format(agent=world.agent_id))
+    html = response.get_data(as_text=True)
+    assert response.status_code == status
+    assert WORKSPACE_NAV in html and "Acme" in html and 'class="role-badge' in html
+
+
+@pytest.mark.parametrize("url", ["/w/acme/agents", "/w/acme/api-keys", "/w/acme/no-such-page",
+                                 "/agents/{agent}", "/agents/{agent}/no-such-tab", "/agents/{agent}/experiments/new"])
+def test_error_pages_of_another_workspace_reveal_nothing(client, auth, world, url):
+    auth.login(world.emails["outsider"])
+    response = client.get(url.format(agent=world.agent_id))
+    html = response.get_data(as_text=True)
+    assert response.status_code == 404
+    assert "/w/acme" not in html and "Acme" not in html and "Helper" not in html

@@ -129,9 +129,31 @@ def test_rows_are_added_and_removed_in_place_and_renumbered(client, owner, world
     assert "variants-2-key" not in html and "60.0%" in html and "40.0%" in html
     html = owner.post(url, {**form(), "op": "remove-1"}, headers=HX).get_data(as_text=True)
     assert 'name="variants-1-key"' in html  # two is the minimum: nothing removed
-    switched = {**form(), "kind": "cta", "variants-0-config": '{"persona": {"name": "Sam"}, "colour": "red"}'}
+
+
+def test_switching_kind_away_from_persona_and_back_keeps_the_typed_persona(app, client, owner, world):
+    url = base(world) + "/form-rows"
+    switched = {**form(), "kind": "cta", "variants-0-config": '{"persona": {"name": "Sam"}, "colour": "red"}',
+                "variants-1-persona_tone": "warm"}
     html = owner.post(url, {**switched, "op": "kind"}, headers=HX).get_data(as_text=True)
-    assert "persona_name" not in html and "Sam" not in html and "colour" in html
+    assert html.count('<div class="row-grid persona" hidden>') == 2  # kept, hidden, for a switch back
+    assert 'name="variants-0-config"' in html and "colour" in html and "&#34;persona&#34;" not in html
+    assert 'name="variants-1-persona_name" value="Aria"' in html
+    back = {**switched, "kind": "persona", "variants-0-config": '{"colour": "red"}', "variants-1-config": "{}"}
+    html = owner.post(url, {**back, "op": "kind"}, headers=HX).get_data(as_text=True)
+    assert "hidden>" not in html and 'name="variants-0-persona_name" value="Sam"' in html
+    assert 'name="variants-1-persona_name" value="Aria"' in html and 'value="warm"' in html
+    assert "{&#34;colour&#34;: &#34;red&#34;, &#34;persona&#34;: {&#34;name&#34;: &#34;Sam&#34;}}" in html
+    assert "{&#34;persona&#34;: {&#34;name&#34;: &#34;Aria&#34;, &#34;tone&#34;: &#34;warm&#34;}}" in html
+
+
+def test_hidden_persona_fields_of_another_kind_are_ignored(app, client, owner, world):
+    response = owner.post(base(world) + "/new", {**form(kind="cta"), "variants-1-config": '{"label": "Book"}'})
+    assert response.status_code == 302
+    with app.app_context():
+        configs = [v.config for v in db.session.scalars(sa.select(Variant).order_by(Variant.position))]
+        db.session.remove()
+    assert configs == [{}, {"label": "Book"}]
 
 
 def test_editors_may_not_use_the_form_helper(client, auth, world):

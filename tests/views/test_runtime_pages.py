@@ -55,6 +55,40 @@ def test_conversations_filter_by_experiment_and_variant(client, auth, world, tra
     assert "conv-a" in html
 
 
+@pytest.mark.parametrize("query,parameter", [
+    ("experiment=abc", "experiment"), ("experiment=1.5", "experiment"), ("experiment=-3", "experiment"),
+    ("experiment=0", "experiment"), ("experiment=%EF%BC%91", "experiment"), ("experiment=" + "9" * 5000, "experiment"),
+    ("variant=Bad%20key", "variant"), ("variant=a/b", "variant"), ("variant=control%0A", "variant"),
+])
+def test_malformed_conversation_filter_is_a_400_naming_the_parameter(app, client, auth, world, traffic, query,
+                                                                     parameter):
+    auth.login(world.emails["editor"])
+    url = f"/agents/{world.agent_id}/conversations?{query}"
+    before = snapshot(app)
+    page = client.get(url)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 400 and "<html" in html
+    assert f"{parameter} must be" in html and '<a href="/w/acme/agents">Agents</a>' in html
+    fragment = client.get(url, headers={"HX-Request": "true"})
+    html = fragment.get_data(as_text=True)
+    assert fragment.status_code == 400 and "<html" not in html
+    assert 'data-status="400"' in html and f"{parameter} must be" in html
+    assert snapshot(app) == before
+
+
+def test_conversation_filter_by_an_experiment_not_of_this_agent_is_a_404(app, client, auth, world, traffic):
+    with app.app_context():
+        other_workspace = factories.experiment(world.other_agent_id, status="running")
+        sibling = factories.experiment(factories.agent(world.workspace_id, name="Sibling"), status="running")
+        db.session.remove()
+    auth.login(world.emails["editor"])
+    for experiment_id in (other_workspace, sibling, 999):
+        response = client.get(f"/agents/{world.agent_id}/conversations?experiment={experiment_id}")
+        assert response.status_code == 404 and "No such experiment" in response.get_data(as_text=True)
+    response = client.get(f"/agents/{world.agent_id}/conversations?experiment={traffic['live']}&variant=nobody")
+    assert response.status_code == 200 and "No conversations match this filter" in response.get_data(as_text=True)
+
+
 def test_leads_show_the_variant(client, auth, world, traffic):
     auth.login(world.emails["editor"])
     html = client.get(f"/agents/{world.agent_id}/leads").get_data(as_text=True)

@@ -124,10 +124,10 @@ SCHEMAS: dict[str, Any] = {
 
 def _lookup(operation_id: str, summary: str, id_name: str, schema: str, description: str) -> dict[str, Any]:
     """A read-only GET by a runtime id in the path."""
+    id_schema = _opaque(f"The runtime's {id_name.replace('_', ' ')}, percent-encoded (it may start with or hold '/')")
     return {"get": {
         "operationId": operation_id, "summary": summary,
-        "parameters": [AGENT_ID, {"name": id_name, "in": "path", "required": True,
-                                  "schema": _opaque(f"The runtime's {id_name.replace('_', ' ')}")}],
+        "parameters": [AGENT_ID, {"name": id_name, "in": "path", "required": True, "schema": id_schema}],
         "responses": {"200": _json(_ref(schema), description), **_errors("401", "404", "422")},
     }}
 

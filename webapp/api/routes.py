@@ -77,12 +77,12 @@ def post_lead(agent_id: int):
     return jsonify(result.body), 200 if result.replayed else 201
 
 
-@bp.get("/agents/<int:agent_id>/conversations/<path:conversation_id>/persona", merge_slashes=False)
+@bp.get("/agents/<int:agent_id>/conversations/<runtime_id:conversation_id>/persona", merge_slashes=False)
 def conversation_persona(agent_id: int, conversation_id: str):
     return jsonify(runtime.conversation_persona(g.auth.workspace_id, agent_id, conversation_id, g.auth))
 
 
-@bp.get("/agents/<int:agent_id>/visitors/<path:visitor_id>/assignment", merge_slashes=False)
+@bp.get("/agents/<int:agent_id>/visitors/<runtime_id:visitor_id>/assignment", merge_slashes=False)
 def visitor_assignment(agent_id: int, visitor_id: str):
     return jsonify(runtime.visitor_assignment(g.auth.workspace_id, agent_id, visitor_id, g.auth))
 

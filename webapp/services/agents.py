@@ -150,15 +150,19 @@ def _experiment_options(agent_id: int) -> list[ExperimentOption]:
 
 def conversations(actor_id: int, agent_id: int, page: int = 1, per_page: int = 50,
                   experiment_id: int | None = None, variant_key: str | None = None) -> StampedList[Conversation]:
-    """The agent's conversations, newest first, optionally filtered by experiment and variant key."""
+    """The agent's conversations, newest first, optionally filtered by experiment and variant key.
+
+    The experiment must be one of the agent's, live or deleted (then known by its stamps): any other id is a 404."""
     agent_for(actor_id, agent_id)
+    options = _experiment_options(agent_id)
+    if experiment_id is not None and experiment_id not in {o.id for o in options}:
+        raise NotFound("No such experiment.")
     query = sa.select(Conversation).where(Conversation.agent_id == agent_id)
     if experiment_id is not None:
         query = query.where(Conversation.experiment_id == experiment_id)
     if variant_key:
         query = query.where(Conversation.variant_key == variant_key)
     query = query.order_by(Conversation.started_at.desc(), Conversation.id.desc())
-    options = _experiment_options(agent_id)
     return StampedList(paginate(query, page, per_page), {o.id: o.label for o in options}, options)
 
 

@@ -6,6 +6,7 @@ from functools import wraps
 from flask import Flask, abort, g, make_response, render_template, request
 from flask_login import current_user, login_required
 
+from .. import authz
 from ..services import agents as agent_service
 
 
@@ -40,8 +41,9 @@ def agent_view(action: str = "view"):
         @wraps(view)
         @login_required
         def wrapper(agent_id: int, *args, **kwargs):
-            agent, role = agent_service.agent_for(current_user.id, agent_id, action)
+            agent, role = agent_service.agent_for(current_user.id, agent_id)
             g.agent, g.workspace, g.role = agent, agent.workspace, role
+            authz.require_role(role, action)  # after g is set: a 403 page keeps the workspace navigation
             return view(agent_id, *args, **kwargs)
         return wrapper
     return decorator

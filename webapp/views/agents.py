@@ -6,7 +6,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
 
-from ..services import agents, experiments
+from ..services import agents, experiments, validation
 from ..services.errors import ValidationError
 from ..models import MAX_DB_ID
 from . import agent_view, page_arg, render
@@ -32,14 +32,23 @@ def overview(agent_id: int):
 @bp.route("/<int:agent_id>/conversations")
 @agent_view()
 def conversations(agent_id: int):
-    experiment_id = request.args.get("experiment", type=int)
-    if experiment_id is not None and not 1 <= experiment_id <= MAX_DB_ID:
-        abort(400, "experiment must be the id of an experiment.")
-    variant_key = request.args.get("variant") or None
+    experiment_id, variant_key = _conversation_filter()
     listing = agents.conversations(current_user.id, agent_id, page_arg(), experiment_id=experiment_id,
                                    variant_key=variant_key)
     return render("agents/conversations.html", page=listing.page, labels=listing.labels, options=listing.options,
                   experiment_id=experiment_id, variant_key=variant_key)
+
+
+def _conversation_filter() -> tuple[int | None, str | None]:
+    """The experiment id and variant key of the Conversations filter; a malformed one is a 400 naming it."""
+    experiment = request.args.get("experiment", "")
+    if experiment and not (experiment.isascii() and experiment.isdigit() and len(experiment) <= 20
+                           and 1 <= int(experiment) <= MAX_DB_ID):
+        abort(400, f"experiment must be the id of an experiment, a positive whole number (got “{experiment[:40]}”).")
+    variant = request.args.get("variant", "")
+    if variant and not validation.SLUG_RE.fullmatch(variant):
+        abort(400, f"variant must be a variant key: lower-case letters, digits and dashes (got “{variant[:40]}”).")
+    return int(experiment) if experiment else None, variant or None
 
 
 @bp.route("/<int:agent_id>/leads")

@@ -62,16 +62,29 @@ def _posted(form: MultiDict) -> dict[str, Any]:
     return data
 
 
-def _without_persona(config_json: str) -> str:
-    """A row's config JSON without its persona block, for a form switched away from persona (bad JSON stays)."""
+def _config_for_kind(row: dict[str, Any], kind: str) -> str:
+    """A row's config JSON once the form's kind changed (bad JSON stays as typed).
+
+    Away from persona the persona block is dropped; the name and tone fields stay in the form, hidden, so that
+    switching back to persona folds what was typed there into the JSON again."""
     try:
-        config = json.loads(config_json)
+        config = json.loads(row["config"] or "{}")
     except ValueError:
-        return config_json
-    if isinstance(config, dict) and "persona" in config:
+        return row["config"]
+    if not isinstance(config, dict):
+        return row["config"]
+    if kind == "persona":
+        typed = {field: row[f"persona_{field}"] for field in ("name", "tone")
+                 if (row.get(f"persona_{field}") or "").strip()}
+        if not typed:
+            return row["config"]
+        persona = config.get("persona") if isinstance(config.get("persona"), dict) else {}
+        config["persona"] = {**persona, **typed}
+    elif "persona" in config:
         del config["persona"]
-        return json.dumps(config, ensure_ascii=False)
-    return config_json
+    else:
+        return row["config"]
+    return json.dumps(config, ensure_ascii=False)
 
 
 def _shares(rows: list[dict[str, Any]]) -> list[float | None]:
@@ -141,9 +154,9 @@ def form_rows(agent_id: int):
         index = int(op[7:])
         if index < len(rows):
             rows.pop(index)
-    elif op == "kind" and data.get("kind") != "persona":
+    elif op == "kind":
         for row in rows:
-            row["config"] = _without_persona(row["config"])
+            row["config"] = _config_for_kind(row, data.get("kind"))
     data["variants"] = rows
     return render("experiments/new.html", "experiments/_variant_rows.html", **_form_context(data))
 

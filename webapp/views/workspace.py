@@ -8,6 +8,7 @@ from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import EmailField, SelectField, StringField, TextAreaField
 
+from .. import authz
 from ..models import ROLES
 from ..services import accounts, agents, api_keys, audit
 from ..services.errors import Conflict, ValidationError
@@ -22,7 +23,8 @@ def workspace_view(action: str = "view"):
         @wraps(view)
         @login_required
         def wrapper(slug: str, *args, **kwargs):
-            g.workspace, g.role = accounts.workspace_for(current_user.id, slug, action)
+            g.workspace, g.role = accounts.workspace_for(current_user.id, slug)
+            authz.require_role(g.role, action)  # after g is set: a 403 page keeps the workspace navigation
             return view(slug, *args, **kwargs)
         return wrapper
     return decorator
