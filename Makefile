@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 5000
 export FLASK_APP := wsgi
 
-.PHONY: run test test-postgres test-browser install install-test chromium bench-results bench-runtime clean
+.PHONY: run test test-postgres test-browser install install-test chromium wrk bench-results bench-runtime clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,8 +56,17 @@ test-browser: install-test chromium
 bench-results: install-test
 	$(BIN)/python -m benchmarks.results_bench $(BENCH_ARGS)
 
+## wrk drives the runtime benchmark: installed with apt when missing and we are root.
+wrk:
+	@if ! command -v wrk >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing wrk with apt for the runtime benchmark…"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else echo "wrk not found and not root: install wrk (e.g. apt-get install wrk) to run the benchmark."; exit 1; fi; \
+	fi
+
 ## make bench-runtime: gunicorn (2 workers) on SQLite then PostgreSQL vs a bare Flask baseline, driven by wrk
-bench-runtime: install-test
+bench-runtime: install-test wrk
 	$(BIN)/python benchmarks/runtime_bench.py
 
 clean:
