@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import requests
+import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -28,7 +29,7 @@ from webapp import create_app  # noqa: E402
 from webapp.config import TestConfig  # noqa: E402
 from webapp.extensions import db  # noqa: E402
 from webapp.models import Experiment, Variant, utcnow  # noqa: E402
-from webapp.services import accounts, agents, api_keys  # noqa: E402
+from webapp.services import accounts, agents, api_keys, simulation  # noqa: E402
 
 HOST = "127.0.0.1"
 PORTS = range(18400, 18500)
@@ -42,6 +43,7 @@ THREADS = int(os.environ.get("BENCH_THREADS", "1"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 GOAL_RATIO, GOAL_P99_MS = 0.5, 25
 SEEDED_CONVERSATIONS = 300
+HISTORY_VISITORS = int(os.environ.get("BENCH_HISTORY", "5000"))  # simulated visitors before the run
 PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/postgres")
 LUA = ROOT / "benchmarks" / "runtime_bench.lua"
 
@@ -55,7 +57,8 @@ def free_port() -> int:
 
 
 def seed(database_url: str) -> tuple[int, str]:
-    """Schema, a workspace, an agent, an API key and a running 50/50 persona experiment."""
+    """Schema, a workspace, an agent, an API key, a running 50/50 persona experiment with HISTORY_VISITORS
+    visitors of simulated history, and fresh planner statistics."""
     app = create_app(type("BenchConfig", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": database_url}))
     with app.app_context():
         db.create_all()
@@ -71,6 +74,12 @@ def seed(database_url: str) -> tuple[int, str]:
         db.session.add(experiment)
         db.session.commit()
         agent_id = agent.id
+        # A database in use, not an empty one: history from the simulator, then statistics, as autovacuum (or
+        # SQLite's ANALYZE) would have them. On empty tables PostgreSQL caches plans that scan whole tables
+        # once they grow (a new deployment's first minute, until autovacuum analyzes them).
+        simulation.simulate_bulk(agent_id, HISTORY_VISITORS, days=14, seed=7, batch_size=2000)
+        db.session.execute(sa.text("ANALYZE"))
+        db.session.commit()
         db.session.remove()
         db.engine.dispose()
     return agent_id, key
