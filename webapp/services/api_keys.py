@@ -79,7 +79,11 @@ def authenticate(token: str | None) -> ApiKey:
 
 def touch(key_id: int, last_used_at: datetime | None) -> None:
     """Keep last_used_at, written at most once a minute: a write per request would serialise the hot path."""
-    now = utcnow()
-    if last_used_at is None or (now - last_used_at).total_seconds() > 60:
-        db.session.execute(TOUCH, {"key_id": key_id, "now": now})
+    if touch_due(last_used_at):
+        db.session.execute(TOUCH, {"key_id": key_id, "now": utcnow()})
         db.session.commit()
+
+
+def touch_due(last_used_at: datetime | None) -> bool:
+    """True when last_used_at is unset or over a minute old (the runtime's hot path asks the same)."""
+    return last_used_at is None or (utcnow() - last_used_at).total_seconds() > 60

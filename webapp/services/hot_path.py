@@ -35,9 +35,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
-from ..models import Conversation, Experiment, ExperimentAssignment, Message, MAX_DB_ID, Variant, utcnow
+from ..models import (Conversation, Experiment, ExperimentAssignment, Message, MAX_DB_ID, UTCDateTime, Variant,
+                      utcnow)
 from . import api_keys, assignment, runtime
-from .assignment import Arm
 from .errors import NotFound, Unauthorized
 from .runtime import (AG, AUTHENTICATE, C, M, MessageReport, MessageResult, NEW_CONVERSATION_PG, RuntimeAuth,
                       _ARMS, _check_visitor, _message_body)
@@ -143,12 +143,16 @@ _CONVERT = [(i, name) for i, name in enumerate(Row._fields) if name in _JSON_COL
 WRITES = {name: Compiled(statement, keys) for name, statement, keys in (
     ("new_conversation", NEW_CONVERSATION_PG, None), ("follow_up", FOLLOW_UP_PG, None),
     ("assignment", INSERT_ASSIGNMENT, _ASSIGNMENT_KEYS), ("conversation", INSERT_CONVERSATION, _CONVERSATION_KEYS),
-    ("message", INSERT_MESSAGE, _MESSAGE_KEYS), ("touch", FOLLOW_UP_TOUCH_SQLITE, None), ("touch_key", TOUCH_KEY, None))}
+    ("message", INSERT_MESSAGE, _MESSAGE_KEYS), ("touch", FOLLOW_UP_TOUCH_SQLITE, None),
+    ("touch_key", TOUCH_KEY, None))}
+
+
+_UTC = UTCDateTime()
 
 
 def _time(dialect: str, value: datetime) -> Any:
     """An aware UTC datetime as UTCDateTime stores it: naive UTC (PostgreSQL), SQLAlchemy's text form (SQLite)."""
-    naive = value.astimezone(timezone.utc).replace(tzinfo=None)
+    naive = _UTC.process_bind_param(value, None)
     return naive if dialect == "postgresql" else naive.isoformat(" ", "microseconds")
 
 
@@ -201,7 +205,7 @@ def record_message(token: str | None, agent_id: int, report: MessageReport) -> M
             "visitor_id": report.visitor_id}).fetchall()]
         auth = runtime.auth_from_rows(rows, agent_id)
         first = rows[0]
-        if _touch_due(first.last_used_at):
+        if api_keys.touch_due(first.last_used_at):
             _write(connection, cursor, dialect, [("touch_key", {"key_id": auth.key_id,
                                                                 "now": _time(dialect, utcnow())})])
         if auth.agent is None:
@@ -225,29 +229,16 @@ def record_message(token: str | None, agent_id: int, report: MessageReport) -> M
         raw.close()
 
 
-def _touch_due(last_used_at: datetime | None) -> bool:
-    return last_used_at is None or (utcnow() - last_used_at).total_seconds() > 60
-
-
 def _new_conversation(connection: Any, cursor: Any, dialect: str, auth: RuntimeAuth, first: Row,
                       report: MessageReport) -> MessageResult:
     """Steps 2–5 for a conversation seen for the first time, and its first message."""
-    arm, chosen = None, None
-    if report.role == "visitor" and auth.arms:
-        if first.assigned_variant_id is not None:  # step 3
-            arm = assignment.assigned_arm(auth.arms, first.assigned_variant_id, first.assigned_variant_key)
-        else:  # step 4
-            chosen = assignment.bucket(auth.arms, report.visitor_id)
-            arm = assignment.arm_of(chosen)
+    arm, chosen = runtime.choose_arm(auth.arms if report.role == "visitor" else [], first.assigned_variant_id,
+                                     first.assigned_variant_key, report.visitor_id)
     message_id = report.message_id or uuid.uuid4().hex
     body = _message_body(report.external_id, message_id, auth.agent, arm)
     sent_at = _time(dialect, report.sent_at)
-    stamp = {"experiment_id": arm.experiment_id if arm else None, "variant_id": arm.variant_id if arm else None,
-             "variant_key": arm.variant_key if arm else None}
-    conversation = {"agent_id": auth.agent_id, "external_id": report.external_id, "visitor_id": report.visitor_id,
-                    **stamp, "started_at": sent_at, "last_message_at": sent_at, "session_seconds": 0.0,
-                    "visitor_messages": int(report.role == "visitor" and arm is not None), "lead_count": 0}
-    message = {"role": report.role, "text": report.text, "sent_at": sent_at, "variant_id": stamp["variant_id"],
+    conversation = runtime.new_conversation_values(auth.agent_id, report, arm, sent_at)
+    message = {"role": report.role, "text": report.text, "sent_at": sent_at, "variant_id": conversation["variant_id"],
                "client_message_id": message_id, "response": json.dumps(body)}
     if dialect == "postgresql":
         row = WRITES["new_conversation"].execute(cursor, dialect, {
@@ -267,13 +258,11 @@ def _new_conversation(connection: Any, cursor: Any, dialect: str, auth: RuntimeA
 def _follow_up(connection: Any, cursor: Any, dialect: str, auth: RuntimeAuth, first: Row,
                report: MessageReport) -> MessageResult:
     """Step 1 for a stamped conversation: its stamp (with live fields unless deleted), the message, the span."""
-    if first.stamp_variant_id is None or first.stamp_experiment_id is None:
+    arm = runtime.stamp_arm(first.stamp_experiment_id, first.stamp_variant_id, first.stamp_variant_key,
+                            first.stamp_experiment_name, first.stamp_kind, first.stamp_variant_name,
+                            first.stamp_config)
+    if arm is None:
         raise _Handover  # not stamped yet: steps 2–4 may stamp it, with the reference path's atomic update
-    if first.stamp_kind is None:
-        arm = Arm(first.stamp_experiment_id, first.stamp_variant_id, first.stamp_variant_key or "")
-    else:
-        arm = Arm(first.stamp_experiment_id, first.stamp_variant_id, first.stamp_variant_key,
-                  first.stamp_experiment_name, first.stamp_kind, first.stamp_variant_name, first.stamp_config)
     message_id = report.message_id or uuid.uuid4().hex
     body = _message_body(report.external_id, message_id, auth.agent, arm)
     sent_at = _time(dialect, report.sent_at)

@@ -326,12 +326,8 @@ def _record_message(workspace_id: int, agent_id: int, report: MessageReport,
             return MessageResult(found.response, True)
         arm = _stamp(found)
     chosen = None  # a fresh bucketing whose assignment row is still to be inserted
-    if arm is None and arms:
-        if found.assigned_variant_id is not None:  # step 3
-            arm = assignment.assigned_arm(arms, found.assigned_variant_id, found.assigned_variant_key)
-        else:  # step 4
-            chosen = assignment.bucket(arms, visitor_id)
-            arm = assignment.arm_of(chosen)
+    if arm is None:
+        arm, chosen = choose_arm(arms, found.assigned_variant_id, found.assigned_variant_key, visitor_id)
     message_id = message_id or uuid.uuid4().hex
 
     if not exists and db.session.get_bind().dialect.name == "postgresql":
@@ -355,12 +351,8 @@ def _record_message(workspace_id: int, agent_id: int, report: MessageReport,
         arm = assignment.record_assignment(agent_id, visitor_id, arms, chosen)
     conversation_id = None
     if not exists:
-        conversation_id = assignment.insert_ignoring_conflict(Conversation, {
-            "agent_id": agent_id, "external_id": external_id, "visitor_id": visitor_id,
-            "experiment_id": arm.experiment_id if arm else None, "variant_id": arm.variant_id if arm else None,
-            "variant_key": arm.variant_key if arm else None, "started_at": sent_at, "last_message_at": sent_at,
-            "session_seconds": 0.0, "visitor_messages": int(role == "visitor" and arm is not None), "lead_count": 0,
-        }, ["agent_id", "external_id"])
+        conversation_id = assignment.insert_ignoring_conflict(
+            Conversation, new_conversation_values(agent_id, report, arm, sent_at), ["agent_id", "external_id"])
     if conversation_id is None:
         # An existing conversation (or one a concurrent request just created): stamp it unless already
         # stamped, and widen its time span; the returned stamp is the truth.
@@ -382,12 +374,46 @@ def _record_message(workspace_id: int, agent_id: int, report: MessageReport,
 
 def _stamp(found: Any) -> Arm | None:
     """Step 1 from the lookup row: the conversation's stamp, with live fields unless the experiment is deleted."""
-    if found.experiment_id is None or found.variant_id is None:
+    return stamp_arm(found.experiment_id, found.variant_id, found.variant_key, found.experiment_name, found.kind,
+                     found.variant_name, found.config)
+
+
+def stamp_arm(experiment_id: int | None, variant_id: int | None, variant_key: str | None,
+              experiment_name: str | None, kind: str | None, variant_name: str | None,
+              config: dict[str, Any] | None) -> Arm | None:
+    """A conversation's stamp as an Arm: None when unstamped, names and config only while the experiment exists
+    (`kind` is null once it is deleted)."""
+    if experiment_id is None or variant_id is None:
         return None
-    if found.kind is None:
-        return Arm(found.experiment_id, found.variant_id, found.variant_key or "")
-    return Arm(found.experiment_id, found.variant_id, found.variant_key, found.experiment_name, found.kind,
-               found.variant_name, found.config)
+    if kind is None:
+        return Arm(experiment_id, variant_id, variant_key or "")
+    return Arm(experiment_id, variant_id, variant_key, experiment_name, kind, variant_name, config)
+
+
+def choose_arm(arms: list[Any], assigned_variant_id: int | None, assigned_variant_key: str | None,
+               visitor_id: str) -> tuple[Arm | None, Any]:
+    """Steps 2–4 for an unstamped conversation: (the arm, the bucketed arm row whose assignment is still to be
+    inserted, or None). No active arms: (None, None)."""
+    if not arms:
+        return None, None
+    if assigned_variant_id is not None:  # step 3
+        return assignment.assigned_arm(arms, assigned_variant_id, assigned_variant_key), None
+    chosen = assignment.bucket(arms, visitor_id)  # step 4
+    return assignment.arm_of(chosen), chosen
+
+
+def stamp_values(arm: Arm | None) -> dict[str, Any]:
+    """The stamp columns of a conversation (all null when unstamped)."""
+    return {"experiment_id": arm.experiment_id if arm else None, "variant_id": arm.variant_id if arm else None,
+            "variant_key": arm.variant_key if arm else None}
+
+
+def new_conversation_values(agent_id: int, report: MessageReport, arm: Arm | None, sent_at: Any) -> dict[str, Any]:
+    """A new conversation's row for its first message (`sent_at` as the caller binds it); only a stamped visitor
+    message counts towards the results."""
+    return {"agent_id": agent_id, "external_id": report.external_id, "visitor_id": report.visitor_id,
+            **stamp_values(arm), "started_at": sent_at, "last_message_at": sent_at, "session_seconds": 0.0,
+            "visitor_messages": int(report.role == "visitor" and arm is not None), "lead_count": 0}
 
 
 def _message_body(external_id: str, message_id: str, agent: RuntimeAgent, arm: Arm | None) -> dict[str, Any]:
