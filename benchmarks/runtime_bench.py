@@ -121,15 +121,56 @@ class Server:
         self.process.wait(timeout=15)
 
 
-def wrk(port: int, path: str, mode: str, token: str = "") -> dict:
-    """One bounded wrk run; returns requests/s and latencies in ms."""
+TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu() -> dict[int, tuple[str, int, float]]:
+    """Every process's (command name, parent pid, user + system CPU seconds so far), from /proc."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:  # gone meanwhile
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        found[int(entry)] = (name, int(fields[1]), (int(fields[11]) + int(fields[12])) * TICK_S)
+    return found
+
+
+def cpu_by_role(before: dict, after: dict, server_pid: int) -> tuple[float, float]:
+    """CPU seconds spent between two snapshots by the server's workers and by PostgreSQL's processes."""
+    workers = database = 0.0
+    for pid, (name, parent, seconds) in after.items():
+        spent = seconds - before.get(pid, (name, parent, 0.0))[2]
+        if parent == server_pid:
+            workers += spent
+        elif name == "postgres" or name.startswith("postgres:"):
+            database += spent
+    return workers, database
+
+
+def wrk(server: "Server", path: str, mode: str, token: str = "") -> dict:
+    """One bounded wrk run; returns requests/s, latencies in ms, and CPU per request (ms) of the gunicorn
+    workers, the PostgreSQL processes and wrk itself, which share this machine's cores."""
+    before, children_before = process_cpu(), os.times()
     out = subprocess.run(
         ["wrk", f"-t{min(2, CONNECTIONS)}", f"-c{CONNECTIONS}", f"-d{DURATION_S}s", "--timeout", "5s", "-s", str(LUA),
-         f"http://{HOST}:{port}{path}", "--", mode, str(SEEDED_CONVERSATIONS), token, path],
+         f"http://{HOST}:{server.port}{path}", "--", mode, str(SEEDED_CONVERSATIONS), token, path],
         capture_output=True, text=True, timeout=DURATION_S + 30, check=True).stdout
+    after, children_after = process_cpu(), os.times()
     result = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
+    requests_done = max(1, result["requests"])
+    workers, database = cpu_by_role(before, after, server.process.pid)
+    load = (children_after.children_user + children_after.children_system
+            - children_before.children_user - children_before.children_system)  # wrk: the child reaped here
     return {"rps": result["requests"] / (result["duration_us"] / 1e6), "p50": result["p50_us"] / 1000,
-            "p99": result["p99_us"] / 1000, "errors": result["errors"], "requests": result["requests"]}
+            "p99": result["p99_us"] / 1000, "errors": result["errors"], "requests": result["requests"],
+            "worker_ms": 1000 * workers / requests_done, "db_ms": 1000 * database / requests_done,
+            "wrk_ms": 1000 * load / requests_done}
 
 
 def bench_runtime(database_url: str, label: str) -> dict[str, dict]:
@@ -143,8 +184,8 @@ def bench_runtime(database_url: str, label: str) -> dict[str, dict]:
                 response = http.post(f"http://{HOST}:{server.port}{path}", headers=headers, json={
                     "visitor_id": f"seed-{k}", "conversation_id": f"seed-conv-{k}", "role": "visitor"})
                 response.raise_for_status()
-        return {f"{label} first messages": wrk(server.port, path, "first", key),
-                f"{label} follow-up messages": wrk(server.port, path, "follow", key)}
+        return {f"{label} first messages": wrk(server, path, "first", key),
+                f"{label} follow-up messages": wrk(server, path, "follow", key)}
 
 
 def cpu_times() -> tuple[int, int]:
@@ -157,7 +198,7 @@ def cpu_times() -> tuple[int, int]:
 def run_round() -> dict[str, dict]:
     results: dict[str, dict] = {}
     with Server("bare_app:app", {}, ROOT / "benchmarks") as server:
-        results["bare Flask baseline"] = wrk(server.port, "/json", "first")
+        results["bare Flask baseline"] = wrk(server, "/json", "first")
     with tempfile.TemporaryDirectory() as tmp:
         results |= bench_runtime(f"sqlite:///{tmp}/bench.db", "SQLite")
     url, drop = scratch_postgres(PG_ADMIN_URL, "bench")
@@ -180,12 +221,18 @@ def main() -> None:
         baseline = results["bare Flask baseline"]["rps"]
         print(f"\nround {number}/{ROUNDS}: {serving()}, wrk -t2 -c{CONNECTIONS} -d{DURATION_S}s, nproc={os.cpu_count()}, "
               f"CPU stolen by the host during the round: {steal:.0f}%")
-        print(f"{'scenario':<32}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}{'errors':>8}")
+        print(f"{'':<56}{'CPU ms per request':^30}")
+        print(f"{'scenario':<32}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'ratio':>7}{'workers':>9}{'postgres':>9}"
+              f"{'wrk':>6}{'sum':>6}{'errors':>8}")
         for name, r in results.items():
             ratio = r["rps"] / baseline
             ratios.setdefault(name, []).append(ratio)
             p99s.setdefault(name, []).append(r["p99"])
-            print(f"{name:<32}{r['rps']:>9.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{ratio:>8.2f}{r['errors']:>8}")
+            total = r["worker_ms"] + r["db_ms"] + r["wrk_ms"]
+            print(f"{name:<32}{r['rps']:>8.0f}{r['p50']:>8.2f}{r['p99']:>8.2f}{ratio:>7.2f}{r['worker_ms']:>9.2f}"
+                  f"{r['db_ms']:>9.2f}{r['wrk_ms']:>6.2f}{total:>6.2f}{r['errors']:>8}")
+        print(f"(CPU time per request: the gunicorn workers, PostgreSQL's processes, wrk; {os.cpu_count()} cores "
+              f"give {1000 * (os.cpu_count() or 1):.0f} ms of CPU a second in all)")
     print(f"\nmedian over {ROUNDS} round(s); goal: first messages ≥ {GOAL_RATIO:.2f} of the baseline with p99 < {GOAL_P99_MS} ms")
     for name in ratios:
         if name == "bare Flask baseline":

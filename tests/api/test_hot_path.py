@@ -8,6 +8,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import sqlite3
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -44,6 +46,15 @@ def _reference(app, world):
             db.session.remove()
         return (200 if result.replayed else 201), result.body
     return send
+
+
+def _first_messages(app, world, prefix: str, count: int) -> None:
+    """`count` visitors' first messages over HTTP, each in a conversation of its own."""
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {world.api_key}"}
+    for i in range(count):
+        assert client.post(f"/api/v1/agents/{world.agent_id}/messages", headers=headers, json={
+            "visitor_id": f"{prefix}-{i}", "conversation_id": f"{prefix}-{i}", "role": "visitor"}).status_code == 201
 
 
 def _run(send, conversation, visitor, script=SCRIPT):
@@ -149,11 +160,7 @@ def test_connections_go_back_to_the_pool_as_the_session_expects(database_url, wo
     connection it used, taken next by the ORM session, is transactional and clean (one-connection pool)."""
     app = create_app(type("OnePool", (TestConfig,), {
         "SQLALCHEMY_DATABASE_URI": database_url, "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 1, "max_overflow": 0}}))
-    client = app.test_client()
-    headers = {"Authorization": f"Bearer {world.api_key}"}
-    for i in range(3):
-        assert client.post(f"/api/v1/agents/{world.agent_id}/messages", headers=headers, json={
-            "visitor_id": f"pool-{i}", "conversation_id": f"pool-{i}", "role": "visitor"}).status_code == 201
+    _first_messages(app, world, "pool", 3)
     with app.app_context():
         driver = db.session.connection().connection.driver_connection
         if db.engine.dialect.name == "postgresql":
@@ -201,3 +208,36 @@ def test_the_sqlite_writer_lock_excludes_other_processes(tmp_path):
         os.waitpid(pid, 0)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again
     fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def test_sqlite_checkpoints_run_off_the_request_path(tmp_path):
+    """On a SQLite file the hot path's connections never checkpoint inside a commit (wal_autocheckpoint=0);
+    this process's checkpointer thread copies the log into the database file soon after."""
+    database = tmp_path / "ckpt.db"
+    app = create_app(type("CheckpointConfig", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}"}))
+    with app.app_context():
+        db.create_all()
+        world = factories.world()
+        db.session.remove()
+    _first_messages(app, world, "ck", 5)
+    with app.app_context():
+        raw = db.engine.raw_connection()
+        try:
+            assert raw.driver_connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        finally:
+            raw.close()
+        checkpointer = hot_path.wal_checkpoint.checkpointer(str(database))
+        assert checkpointer.is_alive()
+
+        def in_database_file() -> int:  # immutable=1 reads the main file only, never the log
+            reader = sqlite3.connect(f"file:{database}?immutable=1", uri=True)
+            try:
+                return reader.execute("SELECT count(*) FROM messages").fetchone()[0]
+            finally:
+                reader.close()
+
+        deadline = time.monotonic() + 10
+        while in_database_file() < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert in_database_file() == 5 and checkpointer.checkpoints >= 1
+        db.engine.dispose()

@@ -37,7 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..extensions import db
 from ..models import (Conversation, Experiment, ExperimentAssignment, Message, MAX_DB_ID, UTCDateTime, Variant,
                       utcnow)
-from . import api_keys, assignment, runtime
+from . import api_keys, assignment, runtime, wal_checkpoint
 from .errors import NotFound, Unauthorized
 from .runtime import (AG, AUTHENTICATE, C, M, MessageReport, MessageResult, NEW_CONVERSATION_PG, RuntimeAuth,
                       _ARMS, _check_visitor, _message_body)
@@ -206,7 +206,7 @@ def record_message(token: str | None, agent_id: int, report: MessageReport) -> M
         auth = runtime.auth_from_rows(rows, agent_id)
         first = rows[0]
         if api_keys.touch_due(first.last_used_at):
-            _write(connection, cursor, dialect, [("touch_key", {"key_id": auth.key_id,
+            _write(raw, cursor, dialect, [("touch_key", {"key_id": auth.key_id,
                                                                 "now": _time(dialect, utcnow())})])
         if auth.agent is None:
             raise NotFound("No such agent.")
@@ -214,8 +214,8 @@ def record_message(token: str | None, agent_id: int, report: MessageReport) -> M
             _check_visitor(first.conversation_visitor_id, report.visitor_id, report.external_id)
             if first.response is not None:
                 return MessageResult(first.response, True)
-            return _follow_up(connection, cursor, dialect, auth, first, report)
-        return _new_conversation(connection, cursor, dialect, auth, first, report)
+            return _follow_up(raw, cursor, dialect, auth, first, report)
+        return _new_conversation(raw, cursor, dialect, auth, first, report)
     except _Handover:
         return auth
     except Exception as error:
@@ -229,7 +229,7 @@ def record_message(token: str | None, agent_id: int, report: MessageReport) -> M
         raw.close()
 
 
-def _new_conversation(connection: Any, cursor: Any, dialect: str, auth: RuntimeAuth, first: Row,
+def _new_conversation(raw: Any, cursor: Any, dialect: str, auth: RuntimeAuth, first: Row,
                       report: MessageReport) -> MessageResult:
     """Steps 2–5 for a conversation seen for the first time, and its first message."""
     arm, chosen = runtime.choose_arm(auth.arms if report.role == "visitor" else [], first.assigned_variant_id,
@@ -251,11 +251,11 @@ def _new_conversation(connection: Any, cursor: Any, dialect: str, auth: RuntimeA
     if chosen is not None:
         writes.insert(0, ("assignment", {**assignment.assignment_values(auth.agent_id, report.visitor_id, chosen),
                                          "assigned_at": _time(dialect, utcnow())}))
-    _write(connection, cursor, dialect, writes, chain="conversation_id")
+    _write(raw, cursor, dialect, writes, chain="conversation_id")
     return MessageResult(body, False)
 
 
-def _follow_up(connection: Any, cursor: Any, dialect: str, auth: RuntimeAuth, first: Row,
+def _follow_up(raw: Any, cursor: Any, dialect: str, auth: RuntimeAuth, first: Row,
                report: MessageReport) -> MessageResult:
     """Step 1 for a stamped conversation: its stamp (with live fields unless deleted), the message, the span."""
     arm = runtime.stamp_arm(first.stamp_experiment_id, first.stamp_variant_id, first.stamp_variant_key,
@@ -276,23 +276,27 @@ def _follow_up(connection: Any, cursor: Any, dialect: str, auth: RuntimeAuth, fi
         if row[0] is None:  # a concurrent delivery of the same message_id won
             raise _Handover
         return MessageResult(body, False)
-    _write(connection, cursor, dialect, [
+    _write(raw, cursor, dialect, [
         ("message", message),
         ("touch", {"conversation_id": first.conversation_id, "sent_at": sent_at, "visitor_increment": increment})])
     return MessageResult(body, False)
 
 
-def _write(connection: Any, cursor: Any, dialect: str, writes: list[tuple[str, dict[str, Any]]],
+def _write(raw: Any, cursor: Any, dialect: str, writes: list[tuple[str, dict[str, Any]]],
            chain: str | None = None) -> None:
     """Run `writes` in one transaction; an insert that hits a unique key rolls all back and hands over.
 
-    `chain`: the parameter that takes the previous insert's new id (the conversation's, for its message).
+    `raw`: the pool's connection. `chain`: the parameter that takes the previous insert's new id (the
+    conversation's, for its message).
     """
     if dialect == "postgresql":  # autocommit: one statement is one transaction
         for name, params in writes:
             WRITES[name].execute(cursor, dialect, params)
         return
-    with _sqlite_writer(db.engine.url.database):
+    connection = raw.driver_connection
+    database = db.engine.url.database
+    checkpointer = _checkpointer(raw, database)
+    with _sqlite_writer(database):
         cursor.execute("BEGIN IMMEDIATE")  # the write lock up front: no deadlock-prone upgrade from a read
         try:
             new_id = None
@@ -310,6 +314,23 @@ def _write(connection: Any, cursor: Any, dialect: str, writes: list[tuple[str, d
         except BaseException:
             connection.rollback()
             raise
+    if checkpointer is not None:
+        checkpointer.wake.set()
+
+
+def _checkpointer(raw: Any, database: str | None) -> wal_checkpoint.Checkpointer | None:
+    """This process's WAL checkpointer for a database file, with the connection's automatic checkpoint turned
+    off (once per connection): the commit never copies the log inside the writer lock."""
+    if not _is_file(database):
+        return None
+    if not raw.info.get("wal_checkpoint_off"):
+        raw.driver_connection.execute("PRAGMA wal_autocheckpoint=0")
+        raw.info["wal_checkpoint_off"] = True
+    return wal_checkpoint.checkpointer(database)
+
+
+def _is_file(database: str | None) -> bool:
+    return bool(database) and database != ":memory:" and not database.startswith("file:")
 
 
 _WRITER_LOCKS: dict[str, tuple[int, int, threading.Lock]] = {}  # database → (pid, fd, thread lock)
@@ -328,7 +349,7 @@ class _sqlite_writer:
 
     def __init__(self, database: str | None):
         self.lock: tuple[int, threading.Lock] | None = None  # (fd, thread lock)
-        if database and database != ":memory:" and not database.startswith("file:"):
+        if _is_file(database):
             self.lock = _writer_lock(database)
 
     def __enter__(self) -> None:
