@@ -275,15 +275,17 @@ class Message(db.Model):
     __table_args__ = (
         sa.UniqueConstraint("conversation_id", "client_message_id"),
         sa.CheckConstraint(_in("role", MESSAGE_ROLES), name="role"),
-        sa.Index("ix_messages_conversation_role", "conversation_id", "role"),
     )
+    # No other index: messages are written on every runtime call and read only by (conversation_id,
+    # client_message_id) — the unique key's index, whose conversation_id prefix also serves the cascade.
+    # Results read the conversations' counters, never messages.
 
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_id: Mapped[int] = mapped_column(sa.ForeignKey("conversations.id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(sa.String(16))
     text: Mapped[str] = mapped_column(sa.Text, default="")
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    variant_id: Mapped[Optional[int]] = mapped_column(sa.Integer, index=True)
+    variant_id: Mapped[Optional[int]] = mapped_column(sa.Integer)
     # The runtime's own id of the message, for idempotent retries (SPEC §6).
     client_message_id: Mapped[Optional[str]] = mapped_column(sa.String(200))
     # The API response of the first delivery, replayed verbatim on a retry.
