@@ -12,7 +12,7 @@ from flask_login import current_user
 
 from .config import Config, normalise_database_url
 from .extensions import csrf, db, login_manager, migrate
-from .models import MAX_DB_ID
+from .models import MAX_DB_ID, json_text
 
 API_PREFIX = "/api/"
 
@@ -130,6 +130,7 @@ def _configure_database(app: Flask) -> None:
     url = normalise_database_url(url)
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    options.setdefault("json_serializer", json_text)
     if url.startswith("sqlite"):
         options.pop("pool_recycle", None)  # a file, not a server: nothing to recycle
         options.setdefault("connect_args", {"timeout": 30})

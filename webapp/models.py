@@ -7,6 +7,7 @@ deleting an experiment must leave them exactly as they were (SPEC §3).
 from __future__ import annotations
 
 import enum
+import json
 from datetime import datetime, timezone
 from typing import Any, Optional
 
@@ -21,6 +22,12 @@ from .extensions import db
 
 
 MAX_DB_ID = 2**31 - 1  # INTEGER primary keys on both engines
+
+
+def json_text(value: Any) -> str:
+    """How JSON columns are written (the engines' json_serializer): compact. A runtime reply is serialised once
+    with it, stored with its message, and sent — a replay sends the stored text, byte for byte."""
+    return json.dumps(value, separators=(",", ":"))
 
 
 def utcnow() -> datetime:

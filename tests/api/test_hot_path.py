@@ -243,3 +243,28 @@ def test_sqlite_checkpoints_run_off_the_request_path(tmp_path):
             time.sleep(0.05)
         assert found == 5 and checkpointer.checkpoints >= 1
         db.engine.dispose()
+
+
+@pytest.mark.parametrize("through", ["hot", "reference"])
+def test_a_reply_is_sent_as_stored_and_replayed_byte_for_byte(app, client, world, monkeypatch, through):
+    """The reply is serialised once: the body sent is the message's stored response, and a replay of its
+    message_id sends those same bytes (on both paths; the reference path runs when the hot path hands over)."""
+    if through == "reference":
+        def hand_over(token, agent_id, report):
+            return runtime.authenticate(token, agent_id)
+        monkeypatch.setattr(hot_path, "record_message", hand_over)
+    send = {"visitor_id": "bytes-v", "conversation_id": "bytes-c", "role": "visitor", "message_id": "bytes-m",
+            "text": "Ünïcode ✓"}
+    headers = {"Authorization": f"Bearer {world.api_key}"}
+    first = client.post(f"/api/v1/agents/{world.agent_id}/messages", headers=headers, json=send)
+    again = client.post(f"/api/v1/agents/{world.agent_id}/messages", headers=headers, json=send)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.mimetype == again.mimetype == "application/json"
+    assert again.get_data() == first.get_data()
+    with app.app_context():
+        stored = db.session.execute(sa.select(sa.cast(sa.column("response"), sa.Text)).select_from(
+            sa.table("messages", sa.column("response"), sa.column("client_message_id")))
+            .where(sa.column("client_message_id") == "bytes-m")).scalar_one()
+        db.session.remove()
+    assert first.get_data(as_text=True) == stored + "\n"
+    assert first.get_json()["conversation_id"] == "bytes-c"

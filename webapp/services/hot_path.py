@@ -36,7 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
 from ..models import (Conversation, Experiment, ExperimentAssignment, Message, MAX_DB_ID, UTCDateTime, Variant,
-                      utcnow)
+                      json_text, utcnow)
 from . import api_keys, assignment, runtime, wal_checkpoint
 from .errors import NotFound, Unauthorized
 from .runtime import (AG, AUTHENTICATE, C, M, MessageReport, MessageResult, NEW_CONVERSATION_PG, RuntimeAuth,
@@ -52,7 +52,7 @@ AUTHENTICATE_LOOKUP = (
                  C.experiment_id.label("stamp_experiment_id"), C.variant_id.label("stamp_variant_id"),
                  C.variant_key.label("stamp_variant_key"), _SE.c.name.label("stamp_experiment_name"),
                  _SE.c.kind.label("stamp_kind"), _SV.c.name.label("stamp_variant_name"),
-                 _SV.c.config.label("stamp_config"), M.response,
+                 _SV.c.config.label("stamp_config"), runtime.REPLY,
                  A.variant_id.label("assigned_variant_id"), A.variant_key.label("assigned_variant_key"))
     .outerjoin(Conversation.__table__, sa.and_(AG.id.is_not(None), C.agent_id == AG.id,
                                                C.external_id == sa.bindparam("external_id")))
@@ -64,7 +64,7 @@ AUTHENTICATE_LOOKUP = (
     .outerjoin(ExperimentAssignment.__table__, sa.and_(A.experiment_id == _ARMS.c.experiment_id,
                                                        A.visitor_id == sa.bindparam("visitor_id")))
 )
-_JSON_COLUMNS = {"arm_config", "stamp_config", "response"}
+_JSON_COLUMNS = {"arm_config", "stamp_config"}  # the response stays text: replayed as stored
 _TIME_COLUMNS = {"revoked_at", "last_used_at"}
 
 # PostgreSQL: a message in a stamped conversation, in one statement. The message goes first and the
@@ -213,7 +213,7 @@ def record_message(token: str | None, agent_id: int, report: MessageReport) -> M
         if first.conversation_id is not None:
             _check_visitor(first.conversation_visitor_id, report.visitor_id, report.external_id)
             if first.response is not None:
-                return MessageResult(first.response, True)
+                return runtime._replay(first.response)
             return _follow_up(raw, cursor, dialect, auth, first, report)
         return _new_conversation(raw, cursor, dialect, auth, first, report)
     except _Handover:
@@ -239,20 +239,20 @@ def _new_conversation(raw: Any, cursor: Any, dialect: str, auth: RuntimeAuth, fi
     sent_at = _time(dialect, report.sent_at)
     conversation = runtime.new_conversation_values(auth.agent_id, report, arm, sent_at)
     message = {"role": report.role, "text": report.text, "sent_at": sent_at, "variant_id": conversation["variant_id"],
-               "client_message_id": message_id, "response": json.dumps(body)}
+               "client_message_id": message_id, "response": json_text(body)}
     if dialect == "postgresql":
         row = WRITES["new_conversation"].execute(cursor, dialect, {
             **conversation, **message, "message_id": message_id, "assign": chosen is not None,
             "assigned_at": _time(dialect, utcnow())}).fetchone()
         if row[2] is None:  # a concurrent request won a unique key; nothing after it was written
             raise _Handover
-        return MessageResult(body, False)
+        return MessageResult(body, False, message["response"])
     writes = [("conversation", conversation), ("message", message)]
     if chosen is not None:
         writes.insert(0, ("assignment", {**assignment.assignment_values(auth.agent_id, report.visitor_id, chosen),
                                          "assigned_at": _time(dialect, utcnow())}))
     _write(raw, cursor, dialect, writes, chain="conversation_id")
-    return MessageResult(body, False)
+    return MessageResult(body, False, message["response"])
 
 
 def _follow_up(raw: Any, cursor: Any, dialect: str, auth: RuntimeAuth, first: Row,
@@ -268,18 +268,18 @@ def _follow_up(raw: Any, cursor: Any, dialect: str, auth: RuntimeAuth, first: Ro
     sent_at = _time(dialect, report.sent_at)
     message = {"conversation_id": first.conversation_id, "role": report.role, "text": report.text,
                "sent_at": sent_at, "variant_id": arm.variant_id, "client_message_id": message_id,
-               "response": json.dumps(body)}
+               "response": json_text(body)}
     increment = int(report.role == "visitor")
     if dialect == "postgresql":
         row = WRITES["follow_up"].execute(cursor, dialect, {
             **message, "message_id": message_id, "visitor_increment": increment}).fetchone()
         if row[0] is None:  # a concurrent delivery of the same message_id won
             raise _Handover
-        return MessageResult(body, False)
+        return MessageResult(body, False, message["response"])
     _write(raw, cursor, dialect, [
         ("message", message),
         ("touch", {"conversation_id": first.conversation_id, "sent_at": sent_at, "visitor_increment": increment})])
-    return MessageResult(body, False)
+    return MessageResult(body, False, message["response"])
 
 
 def _write(raw: Any, cursor: Any, dialect: str, writes: list[tuple[str, dict[str, Any]]],

@@ -1,6 +1,7 @@
 """The runtime's reports (SPEC §6): messages, leads, and the read-only persona and assignment lookups."""
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 
 from ..extensions import db
 from ..models import (MAX_DB_ID, MESSAGE_ROLES, Agent, ApiKey, Conversation, ExperimentAssignment, Lead, Message, UTCDateTime,
-                      Workspace, seconds_between, utcnow)
+                      Workspace, json_text, seconds_between, utcnow)
 from . import api_keys, assignment, validation
 from .assignment import Arm
 from .errors import Conflict, NotFound, Unauthorized, ValidationError
@@ -37,11 +38,13 @@ AUTHENTICATE = (
     .where(K.key_hash == sa.bindparam("key_hash"))
     .order_by(_ARMS.c.position)
 )
+# A stored reply as its text: a replay sends it byte for byte (models.json_text wrote it).
+REPLY = sa.cast(M.response, sa.Text).label("response")
 # Always one row: the conversation (if any) with its stamp's live fields, a replayed message_id's first response,
 # and the visitor's assignment row in the active experiment (step 3).
 _ANCHOR = sa.select(sa.literal_column("1").label("one")).subquery("anchor")
 LOOKUP = (
-    sa.select(C.id, C.visitor_id, C.experiment_id, C.variant_id, C.variant_key, M.response,
+    sa.select(C.id, C.visitor_id, C.experiment_id, C.variant_id, C.variant_key, REPLY,
               E.name.label("experiment_name"), E.kind, V.name.label("variant_name"), V.config,
               A.variant_id.label("assigned_variant_id"), A.variant_key.label("assigned_variant_key"))
     .select_from(_ANCHOR)
@@ -106,7 +109,7 @@ TOUCH_CONVERSATION = (
                                 else_=C.variant_key))
     .returning(C.id, C.visitor_id, C.experiment_id, C.variant_id, C.variant_key)
 )
-REPLAYED = sa.select(M.response).where(M.conversation_id == sa.bindparam("conversation_id"),
+REPLAYED = sa.select(REPLY).where(M.conversation_id == sa.bindparam("conversation_id"),
                                        M.client_message_id == sa.bindparam("message_id"))
 
 
@@ -120,6 +123,7 @@ class LeadResult:
 class MessageResult:
     body: dict[str, Any]
     replayed: bool
+    text: str | None = None  # the body already serialised (as stored with the message), sent as it is
 
 
 @dataclass(frozen=True)
@@ -323,7 +327,7 @@ def _record_message(workspace_id: int, agent_id: int, report: MessageReport,
     if exists:
         _check_visitor(found.visitor_id, visitor_id, external_id)
         if found.response is not None:
-            return MessageResult(found.response, True)
+            return _replay(found.response)
         arm = _stamp(found)
     chosen = None  # a fresh bucketing whose assignment row is still to be inserted
     if arm is None:
@@ -341,7 +345,7 @@ def _record_message(workspace_id: int, agent_id: int, report: MessageReport,
             "message_id": message_id, "response": body}).one()
         if row.message_id is not None:
             db.session.commit()
-            return MessageResult(body, False)
+            return MessageResult(body, False, json_text(body))
         # A concurrent request got there first (nothing after the conflict was written): go step by step.
         if chosen is not None and row.assignment_id is None:
             arm = assignment.existing_assignment(arms, visitor_id)
@@ -367,9 +371,14 @@ def _record_message(workspace_id: int, agent_id: int, report: MessageReport,
         # A concurrent delivery of the same message_id won: answer its body and write nothing.
         db.session.rollback()
         first = assignment.execute(REPLAYED, {"conversation_id": conversation_id, "message_id": message_id}).scalar()
-        return MessageResult(first, True)
+        return _replay(first)
     db.session.commit()
-    return MessageResult(body, False)
+    return MessageResult(body, False, json_text(body))
+
+
+def _replay(text: str) -> MessageResult:
+    """The first delivery's reply, as stored."""
+    return MessageResult(json.loads(text), True, text)
 
 
 def _stamp(found: Any) -> Arm | None:
