@@ -94,17 +94,27 @@ def test_api_keys_are_hashed_revocable_and_track_use(ctx, world):
         api_keys.revoke_key(world.owner_id, world.workspace_id, world.other_api_key_id)
 
 
-def test_workspace_activity_is_owner_only_and_excludes_experiments(ctx, world):
-    from webapp.services import audit
+def test_workspace_activity_is_owner_only_and_shows_experiments_only_once_deleted(ctx, world):
+    from webapp.services import audit, experiments
     from tests import factories
 
     api_keys.create_key(world.admin_id, world.workspace_id, "widget")
-    factories.experiment(world.agent_id)
-    audit.record(world.workspace_id, world.owner_id, "experiment.created", "experiment", 1)
+    live = factories.experiment(world.agent_id, name="Still here")
+    gone = factories.experiment(world.agent_id, name="Gone", kind="cta")
+    audit.record(world.workspace_id, world.owner_id, "experiment.created", "experiment", live)
     db.session.commit()
+    experiments.delete_experiment(world.admin_id, world.agent_id, gone)
+    other_gone = factories.experiment(world.other_agent_id, name="Elsewhere")
+    experiments.delete_experiment(world.outsider_id, world.other_agent_id, other_gone)
     events = audit.workspace_events(world.owner_id, world.workspace_id)
     assert "api_key.created" in [e.action for e in events]
-    assert all(e.target_type != "experiment" for e in events)
+    assert [e.action for e in events if e.target_type == "experiment"] == ["experiment.deleted"]
+    deleted = events[0]
+    assert (deleted.target_id, deleted.actor_email) == (gone, "admin@acme.test")
+    assert deleted.details["name"] == "Gone" and deleted.details["kind"] == "cta"
+    assert (deleted.details["agent"], deleted.details["agent_id"]) == ("Helper", world.agent_id)
+    assert [e.details["name"] for e in audit.workspace_events(world.outsider_id, world.other_workspace_id)
+            if e.action == "experiment.deleted"] == ["Elsewhere"]
     with pytest.raises(Forbidden):
         audit.workspace_events(world.admin_id, world.workspace_id)
     with pytest.raises(NotFound):

@@ -19,3 +19,22 @@ def test_members_page_shows_workspace_activity_to_owners(client, auth, world):
     assert "api key created" in activity and "member role changed" in activity
     assert "widget &lt;b&gt;" in activity and "owner@acme.test" in activity
     assert html.count('id="workspace-activity"') == 1 and "<title>Members ·" in html
+
+
+def test_members_page_says_who_deleted_an_experiment(client, auth, app, world):
+    with app.app_context():
+        exp_id = factories.experiment(world.agent_id, status="stopped", name="<b>Old test</b>")
+    auth.login("admin@acme.test")
+    assert auth.post(f"/agents/{world.agent_id}/experiments/{exp_id}/delete").status_code == 302
+    assert client.get(f"/agents/{world.agent_id}/experiments/{exp_id}").status_code == 404
+    assert client.get("/w/acme/members").status_code == 403  # the workspace activity stays an owner's page
+    auth.logout()
+    auth.login("owner@acme.test")
+    activity = client.get("/w/acme/members").get_data(as_text=True).split('id="workspace-activity"')[1]
+    row = next(r for r in activity.split("<tr>") if "experiment deleted" in r)
+    assert "admin@acme.test" in row and "&lt;b&gt;Old test&lt;/b&gt;" in row and "<b>Old" not in row
+    assert "persona" in row and f'href="/agents/{world.agent_id}/experiments">Helper</a>' in row
+    assert "<time" in row
+    auth.logout()
+    auth.login("owner@other.test")
+    assert "experiment deleted" not in client.get("/w/other/members").get_data(as_text=True)

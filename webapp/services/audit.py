@@ -38,11 +38,15 @@ def events_for(target_type: str, target_id: int, limit: int = 200) -> list[Audit
 
 
 def workspace_events(actor_id: int, workspace_id: int, limit: int = 50) -> list[AuditEvent]:
-    """The workspace's recent events other than experiments' (members, API keys, agents), newest first; owners only."""
+    """The workspace's recent events, newest first; owners only.
+
+    Members, API keys, agents, and experiment deletions: a live experiment's trail is on its own page, but a
+    deleted one has no page left, so its deletion is shown here."""
     authz.require(actor_id, workspace_id, "manage_members")
     return list(db.session.scalars(
         sa.select(AuditEvent)
-        .where(AuditEvent.workspace_id == workspace_id, AuditEvent.target_type != "experiment")
+        .where(AuditEvent.workspace_id == workspace_id,
+               sa.or_(AuditEvent.target_type != "experiment", AuditEvent.action == "experiment.deleted"))
         .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
         .limit(limit)
     ))

@@ -411,9 +411,11 @@ def delete_experiment(actor_id: int, agent_id: int, experiment_id: int) -> str:
     experiment = experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
     if not _hold(experiment, ("draft", "stopped")):
         raise Conflict(f"“{experiment.name}” is running: stop it before deleting it.")
-    name = experiment.name
-    audit.record(experiment.agent.workspace_id, actor_id, "experiment.deleted", "experiment", experiment.id,
-                 {"name": name, "kind": experiment.kind, "status": experiment.status, "arms": _arms(experiment)})
+    name, agent = experiment.name, experiment.agent
+    # The experiment's page goes with it: the row names its agent so the workspace activity can say where it was.
+    audit.record(agent.workspace_id, actor_id, "experiment.deleted", "experiment", experiment.id,
+                 {"name": name, "kind": experiment.kind, "status": experiment.status, "agent": agent.name,
+                  "agent_id": agent.id, "arms": _arms(experiment)})
     db.session.delete(experiment)
     db.session.commit()
     return name
