@@ -120,3 +120,27 @@ def test_simulated_history_never_lies_in_the_future(ctx, world):
     simulation.simulate_bulk(world.agent_id, 300, days=0.5, seed=8)
     assert db.session.scalar(sa.select(sa.func.max(Message.sent_at))) <= utcnow()
     assert db.session.scalar(sa.select(sa.func.max(Lead.captured_at))) <= utcnow()
+
+
+def test_conversations_spread_over_the_window_without_piling_up_at_now():
+    import random
+    from datetime import datetime, timedelta, timezone
+
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+    plans = list(simulation.plan_visitors(20_000, 14, random.Random(2028), now=now))
+    starts = [c.messages[0].sent_at for p in plans for c in p.conversations]
+
+    def started_within(hours_ago_from: float, hours_ago_to: float) -> int:
+        return sum(now - timedelta(hours=hours_ago_from) < s <= now - timedelta(hours=hours_ago_to) for s in starts)
+
+    hourly = started_within(73, 1) / 72  # the steady rate of the last three days, the last hour left out
+    assert 0.6 * hourly < started_within(1, 0) < 1.4 * hourly
+    assert started_within(5 / 60, 0) < 0.3 * hourly  # no spike in the last minutes either
+    last_day, day_before = started_within(24, 0), started_within(48, 24)
+    assert 0.85 * day_before < last_day < 1.15 * day_before
+    assert min(starts) >= now - timedelta(days=14)
+    assert max(m.sent_at for p in plans for c in p.conversations for m in c.messages) <= now
+    for p in plans:
+        assert 1 <= len(p.conversations) <= 5 and 0 <= p.lead_conversation < len(p.conversations)
+        for earlier, later in zip(p.conversations, p.conversations[1:]):
+            assert later.messages[0].sent_at >= earlier.messages[-1].sent_at + timedelta(minutes=30)

@@ -96,7 +96,11 @@ def run_prefix(rng: random.Random) -> str:
 
 
 def plan_visitors(count: int, days: float, rng: random.Random, now: datetime | None = None) -> Iterator[PlannedVisitor]:
-    """Visitors with 1–5 conversations (mostly 1), lognormal message counts and gaps, over the past `days`."""
+    """Visitors with 1–5 conversations (mostly 1), lognormal message counts and gaps, over the past `days`.
+
+    First visits are uniform over the window; a return visit comes 1–72 hours after the previous conversation,
+    and one that would begin after `now` has not happened yet, so it is left out (not moved to `now`, which
+    would pile conversations up at the end of the window)."""
     now = now or utcnow()
     span = timedelta(days=days).total_seconds()
     prefix = run_prefix(rng)
@@ -118,9 +122,12 @@ def plan_visitors(count: int, days: float, rng: random.Random, now: datetime | N
             overshoot = messages[-1].sent_at - now
             if overshoot > timedelta(0):  # history only: a conversation that would end in the future ends now
                 messages = [PlannedMessage(m.role, m.text, m.sent_at - overshoot) for m in messages]
-            conversations.append(PlannedConversation(f"{visitor_id}-c{c}", messages))
-            start = min(now, at + timedelta(hours=rng.uniform(1, 72)))
-        yield PlannedVisitor(visitor_id, conversations, rng.random(), rng.randrange(n_conversations))
+            if start < now:
+                conversations.append(PlannedConversation(f"{visitor_id}-c{c}", messages))
+            start = at + timedelta(hours=rng.uniform(1, 72))
+        # The draws do not depend on how many return visits fit: a seed keeps its visitors and their leads.
+        lead_draw, lead_conversation = rng.random(), rng.randrange(n_conversations)
+        yield PlannedVisitor(visitor_id, conversations, lead_draw, min(lead_conversation, len(conversations) - 1))
 
 
 def write_bulk(experiment: Experiment, visitors: list[PlannedVisitor], effects: dict[str, float],
