@@ -1,7 +1,7 @@
 import sqlalchemy as sa
 
 from webapp.extensions import db
-from webapp.models import Agent, ApiKey, Experiment, ExperimentAssignment, User
+from webapp.models import Agent, ApiKey, AuditEvent, Conversation, Experiment, ExperimentAssignment, User
 from webapp.services import api_keys, results
 
 
@@ -65,3 +65,17 @@ def test_demo_is_idempotent(runner, app):
         # only the simulated effect shows: engagement is not "significantly" different
         assert metrics["messages_per_conversation"]["p_value"] > 0.05
         assert metrics["session_length"]["p_value"] > 0.05
+
+
+def test_demo_audit_trail_tells_the_same_story_as_its_dates(runner, app):
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    with app.app_context():
+        agent, experiment = db.session.scalar(sa.select(Agent)), db.session.scalar(sa.select(Experiment))
+        stamps = dict(db.session.execute(sa.select(AuditEvent.action, AuditEvent.created_at)).all())
+        assert stamps == {"agent.created": agent.created_at, "experiment.created": experiment.created_at,
+                          "experiment.started": experiment.started_at}
+        first_conversation = db.session.scalar(sa.select(sa.func.min(Conversation.started_at)))
+        first_assignment = db.session.scalar(sa.select(sa.func.min(ExperimentAssignment.assigned_at)))
+        assert agent.created_at <= experiment.created_at < experiment.started_at <= first_assignment
+        assert experiment.started_at <= first_conversation
+        assert (first_conversation - experiment.started_at).total_seconds() < 6 * 3600  # traffic from day one

@@ -6,7 +6,7 @@ import random
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import click
 import sqlalchemy as sa
@@ -14,7 +14,7 @@ from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 
 from .extensions import db
-from .models import ROLES, Agent, Experiment, ExperimentAssignment, Workspace, utcnow
+from .models import ROLES, Agent, AuditEvent, Experiment, ExperimentAssignment, Workspace, utcnow
 from .services import accounts, agents, api_keys, experiments, simulation
 from .services.errors import DomainError
 
@@ -87,6 +87,17 @@ DEMO_DAYS = 14
 # A seed whose draw shows the simulated lead effect and, like the simulation, no engagement effect
 # (with three metrics, some seeds show a chance "significant" engagement difference, which would puzzle).
 DEMO_SEED = 2028
+DEMO_SETUP = timedelta(hours=1)  # the demo agent and experiment were set up this long before the start
+
+
+def _backdate(target_type: str, row: Agent | Experiment, **times: datetime) -> None:
+    """Move a demo row's stamps (created_at, started_at) into the simulated past, with the audit events of them."""
+    for field, at in times.items():
+        setattr(row, field, at)
+        db.session.execute(sa.update(AuditEvent).where(
+            AuditEvent.target_type == target_type, AuditEvent.target_id == row.id,
+            AuditEvent.action == f"{target_type}.{field.removesuffix('_at')}").values(created_at=at))
+    db.session.commit()
 
 
 def ensure_demo() -> tuple[Agent, Experiment]:
@@ -95,11 +106,14 @@ def ensure_demo() -> tuple[Agent, Experiment]:
         if accounts.find_user_by_email(email) is None:
             accounts.create_user(email, DEMO_PASSWORD, "demo", role)
     workspace = _workspace("demo")
+    # The simulated history spans the past DEMO_DAYS days: the experiment started then.
+    began = utcnow() - timedelta(days=DEMO_DAYS)
     agent = db.session.scalar(sa.select(Agent).where(Agent.workspace_id == workspace.id).order_by(Agent.id))
     if agent is None:
         agent = agents.create_agent(
             None, workspace.id, "Support assistant", "Sam", "friendly and professional",
             "Answer questions about our product. Offer to book a demo when the visitor seems interested.")
+        _backdate("agent", agent, created_at=began - DEMO_SETUP)
     experiment = db.session.scalar(sa.select(Experiment).where(Experiment.agent_id == agent.id).order_by(Experiment.id))
     if experiment is None:
         owner = accounts.find_user_by_email(DEMO_USERS[0][0])
@@ -114,9 +128,7 @@ def ensure_demo() -> tuple[Agent, Experiment]:
                  "config": {"persona": {"name": "Aria", "tone": "warm and concise"}}},
             ]})
         experiments.start_experiment(owner.id, agent.id, experiment.id)
-        # The simulated history spans the past DEMO_DAYS days: the experiment started then.
-        experiment.created_at = experiment.started_at = utcnow() - timedelta(days=DEMO_DAYS)
-        db.session.commit()
+        _backdate("experiment", experiment, created_at=began - DEMO_SETUP, started_at=began)
     has_traffic = db.session.scalar(
         sa.select(ExperimentAssignment.id).where(ExperimentAssignment.experiment_id == experiment.id).limit(1))
     if not has_traffic and experiment.status == "running":
