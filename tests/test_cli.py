@@ -1,8 +1,10 @@
+import pytest
 import sqlalchemy as sa
 
 from webapp.extensions import db
 from webapp.models import Agent, ApiKey, AuditEvent, Conversation, Experiment, ExperimentAssignment, User
-from webapp.services import api_keys, results
+from webapp.services import api_keys, results, simulation
+from tests import factories
 
 
 def test_users_create_and_bad_flags(runner, app):
@@ -79,3 +81,50 @@ def test_demo_audit_trail_tells_the_same_story_as_its_dates(runner, app):
         assert agent.created_at <= experiment.created_at < experiment.started_at <= first_assignment
         assert experiment.started_at <= first_conversation
         assert (first_conversation - experiment.started_at).total_seconds() < 6 * 3600  # traffic from day one
+
+
+def written(app) -> tuple[int, int]:
+    with app.app_context():
+        counts = tuple(db.session.scalar(sa.select(sa.func.count()).select_from(model))
+                       for model in (ExperimentAssignment, Conversation))
+        db.session.remove()
+        return counts
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--agent", "999"], "there is no agent with id 999"),
+    (["--agent", "99999999999"], "there is no agent with id 99999999999"),
+    (["--agent", "{agent}", "--effect", "zzz=2"], "'zzz' is not a variant"),
+    (["--agent", "{agent}", "--seed", "5"], "seed 5 are already in this experiment"),
+    (["--agent", "{idle_agent}"], "has no running experiment"),
+])
+def test_simulate_errors_name_the_problem_and_write_nothing(runner, app, world, args, message):
+    with app.app_context():
+        factories.experiment(world.agent_id, status="running")
+        simulation.simulate_bulk(world.agent_id, 3, seed=5)
+        db.session.remove()
+    before = written(app)
+    ids = {"agent": world.agent_id, "idle_agent": world.other_agent_id}
+    result = runner.invoke(args=["simulate", "--visitors", "5", *[a.format(**ids) for a in args]])
+    assert result.exit_code != 0
+    assert result.output.startswith("Error: ") and len(result.output.splitlines()) == 1  # no progress bar first
+    assert message in result.output
+    assert written(app) == before
+
+
+def test_simulate_an_unknown_agent_says_so(runner, app):
+    result = runner.invoke(args=["simulate", "--agent", "999", "--visitors", "5"])
+    assert result.exit_code != 0 and "running experiment" not in result.output
+
+
+def test_simulate_over_http_checks_the_agent_before_sending(runner, app, world, live_server):
+    with app.app_context():
+        factories.experiment(world.agent_id, status="running")
+    for agent_id, key, message in ((999, world.api_key, "there is no agent with id 999"),
+                                   (world.other_agent_id, world.api_key, "no agent with id"),
+                                   (world.agent_id, "abx_wrong", "401")):
+        result = runner.invoke(args=["simulate", "--agent", str(agent_id), "--visitors", "3", "--via-http",
+                                     live_server, "--api-key", key])
+        assert result.exit_code != 0 and message in result.output, result.output
+        assert "Visitors over HTTP" not in result.output
+    assert written(app) == (0, 0)

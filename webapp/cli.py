@@ -151,13 +151,16 @@ def demo() -> None:
         click.echo(f"  {role:<6}  {email}")
 
 
-def _post_json(url: str, api_key: str, body: dict) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers={
+def _request_json(url: str, api_key: str, body: dict | None = None, not_found: str | None = None) -> dict:
+    """POST `body` (GET without one) to the runtime API; any error status ends the command with its message."""
+    request = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(), headers={
         "Authorization": f"Bearer {api_key}", "Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as error:
+        if error.code == 404 and not_found:
+            raise click.ClickException(not_found)
         raise click.ClickException(f"{url} answered {error.code}: {error.read().decode(errors='replace')[:300]}")
     except urllib.error.URLError as error:
         raise click.ClickException(f"cannot reach {url}: {error.reason}")
@@ -170,7 +173,7 @@ def _send_visitor(base: str, api_key: str, agent_id: int, planned: simulation.Pl
     variant_key, sent, leads = None, 0, 0
     for index, conversation in enumerate(planned.conversations):
         for number, message in enumerate(conversation.messages):
-            answer = _post_json(messages_url, api_key, {
+            answer = _request_json(messages_url, api_key, {
                 "visitor_id": planned.visitor_id, "conversation_id": conversation.external_id,
                 "role": message.role, "text": message.text, "sent_at": message.sent_at.isoformat(),
                 "message_id": f"{conversation.external_id}-m{number}"})
@@ -178,7 +181,7 @@ def _send_visitor(base: str, api_key: str, agent_id: int, planned: simulation.Pl
             if answer.get("variant"):
                 variant_key = answer["variant"]["key"]
         if index == planned.lead_conversation and planned.converts(effects.get(variant_key or "", 1.0)):
-            _post_json(f"{base}/api/v1/agents/{agent_id}/leads", api_key, {
+            _request_json(f"{base}/api/v1/agents/{agent_id}/leads", api_key, {
                 "visitor_id": planned.visitor_id, "conversation_id": conversation.external_id,
                 "fields": {"email": f"{planned.visitor_id}@example.com"},
                 "captured_at": conversation.messages[-1].sent_at.isoformat()})
@@ -189,6 +192,9 @@ def _send_visitor(base: str, api_key: str, agent_id: int, planned: simulation.Pl
 def _simulate_http(base: str, api_key: str, agent_id: int, visitors: int, days: float, effects: dict[str, float],
                    seed: int | None, concurrency: int) -> None:
     base = base.rstrip("/")
+    # Before any traffic: the server answers, takes the key and knows the agent (this read never assigns).
+    _request_json(f"{base}/api/v1/agents/{agent_id}/visitors/simulate-check/assignment", api_key,
+                  not_found=f"agent: there is no agent with id {agent_id} in the API key's workspace at {base}.")
     plans = simulation.plan_visitors(visitors, days, random.Random(seed))
     per_variant: dict[str, int] = {}
     totals = [0, 0]
@@ -233,10 +239,11 @@ def simulate(agent_id: int, visitors: int, days: float, effects: tuple[str, ...]
         _simulate_http(via_http, api_key, agent_id, visitors, days, factors, seed, concurrency)
         return
     try:
-        with click.progressbar(length=visitors, label="Visitors") as bar:
-            summary = simulation.simulate_bulk(agent_id, visitors, days, effects, seed, progress=bar.update)
+        run = simulation.prepare_bulk(agent_id, visitors, days, effects, seed)
     except DomainError as error:
         _fail(error)
+    with click.progressbar(length=visitors, label="Visitors") as bar:
+        summary = simulation.run_bulk(run, progress=bar.update)
     click.echo(f"Experiment {summary.experiment_id}: {summary.visitors} visitors, {summary.conversations} "
                f"conversations, {summary.messages} messages, {summary.leads} leads.")
     click.echo("Visitors per variant: " + ", ".join(f"{k}={n}" for k, n in sorted(summary.per_variant.items())))

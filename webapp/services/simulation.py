@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from ..extensions import db
-from ..models import Conversation, Experiment, ExperimentAssignment, Lead, Message, utcnow
+from ..models import MAX_DB_ID, Agent, Conversation, Experiment, ExperimentAssignment, Lead, Message, utcnow
 from . import bucketing
 from .errors import ValidationError
 from .experiments import active_experiment
@@ -83,7 +83,9 @@ def parse_effects(pairs: list[str] | tuple[str, ...], variant_keys: list[str] | 
 
 
 def running_experiment(agent_id: int) -> Experiment:
-    """The agent's active experiment, or a validation error saying there is none."""
+    """The agent's active experiment, or a validation error saying that there is no such agent or nothing runs."""
+    if not 1 <= agent_id <= MAX_DB_ID or db.session.get(Agent, agent_id) is None:
+        raise ValidationError({"agent": f"there is no agent with id {agent_id}."})
     experiment = active_experiment(agent_id)
     if experiment is None:
         raise ValidationError({"agent": f"agent {agent_id} has no running experiment: start one first."})
@@ -180,10 +182,20 @@ def write_bulk(experiment: Experiment, visitors: list[PlannedVisitor], effects: 
         summary.per_variant[v.key] = summary.per_variant.get(v.key, 0) + 1
 
 
-def simulate_bulk(agent_id: int, visitors: int, days: float = 14, effects: list[str] | tuple[str, ...] = (),
-                  seed: int | None = None, batch_size: int = 1000,
-                  progress: Callable[[int], None] | None = None) -> Summary:
-    """Generate `visitors` visitors of traffic for the agent's active experiment, in batches."""
+@dataclass
+class BulkRun:
+    """A checked bulk run: nothing is written until `run_bulk`."""
+
+    experiment: Experiment
+    visitors: int
+    days: float
+    factors: dict[str, float]
+    seed: int
+
+
+def prepare_bulk(agent_id: int, visitors: int, days: float = 14, effects: list[str] | tuple[str, ...] = (),
+                 seed: int | None = None) -> BulkRun:
+    """Check a bulk run's arguments, agent, running experiment, effects and seed; ValidationError names the problem."""
     errors: dict[str, str] = {}
     if not isinstance(visitors, int) or visitors < 1 or visitors > 10_000_000:
         errors["visitors"] = "visitors must be a whole number from 1 to 10,000,000."
@@ -200,17 +212,29 @@ def simulate_bulk(agent_id: int, visitors: int, days: float = 14, effects: list[
             ExperimentAssignment.experiment_id == experiment.id,
             ExperimentAssignment.visitor_id.startswith(prefix, autoescape=True)).limit(1)):
         raise ValidationError({"seed": f"the visitors of seed {seed} are already in this experiment: use another --seed."})
-    summary = Summary(experiment.id)
+    return BulkRun(experiment, visitors, days, factors, seed)
+
+
+def run_bulk(run: BulkRun, batch_size: int = 1000, progress: Callable[[int], None] | None = None) -> Summary:
+    """Write a prepared run's visitors in batches, reporting each batch's size to `progress`."""
+    summary = Summary(run.experiment.id)
     batch: list[PlannedVisitor] = []
-    for planned in plan_visitors(visitors, days, random.Random(seed)):
+    for planned in plan_visitors(run.visitors, run.days, random.Random(run.seed)):
         batch.append(planned)
         if len(batch) >= batch_size:
-            write_bulk(experiment, batch, factors, summary)
+            write_bulk(run.experiment, batch, run.factors, summary)
             if progress:
                 progress(len(batch))
             batch = []
     if batch:
-        write_bulk(experiment, batch, factors, summary)
+        write_bulk(run.experiment, batch, run.factors, summary)
         if progress:
             progress(len(batch))
     return summary
+
+
+def simulate_bulk(agent_id: int, visitors: int, days: float = 14, effects: list[str] | tuple[str, ...] = (),
+                  seed: int | None = None, batch_size: int = 1000,
+                  progress: Callable[[int], None] | None = None) -> Summary:
+    """Generate `visitors` visitors of traffic for the agent's active experiment, in batches."""
+    return run_bulk(prepare_bulk(agent_id, visitors, days, effects, seed), batch_size, progress)
