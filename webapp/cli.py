@@ -69,7 +69,7 @@ def create_key(workspace_slug: str, name: str) -> None:
 @agents_cli.command("create")
 @click.option("--workspace", "workspace_slug", required=True)
 @click.option("--name", required=True)
-@click.option("--persona-name", default=None)
+@click.option("--persona-name", default=None, help="1–60 characters; defaults to --name when that fits.")
 @click.option("--tone", default="")
 def create_agent(workspace_slug: str, name: str, persona_name: str | None, tone: str) -> None:
     """Create an agent; its id alone is printed on the last line."""

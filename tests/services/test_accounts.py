@@ -127,3 +127,25 @@ def test_editing_instructions_is_audited(ctx, world):
                                                             "persona_tone": "friendly", "instructions": "New rules."})
     event = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "agent.settings_updated")).one()
     assert event.details == {"instructions": "edited"}
+
+
+LONG_NAME_NEEDS_PERSONA = "Persona name is required when the agent's name is longer than 60 characters."
+
+
+@pytest.mark.parametrize("name,persona_name,errors", [
+    ("A" * 60, None, {}),
+    ("A" * 80, "Sam", {}),
+    ("A" * 80, "", {"persona_name": LONG_NAME_NEEDS_PERSONA}),
+    ("A" * 80, "   ", {"persona_name": LONG_NAME_NEEDS_PERSONA}),
+    ("", None, {"name": "Name is required."}),
+    ("A" * 121, None, {"name": "Name must be at most 120 characters (got 121)."}),
+    ("A" * 80, "P" * 61, {"persona_name": "Persona name must be at most 60 characters (got 61)."}),
+], ids=["name-fits", "persona-given", "persona-blank", "persona-spaces", "no-name", "name-too-long", "persona-too-long"])
+def test_a_blank_persona_name_defaults_to_the_agent_name_when_it_fits(ctx, world, name, persona_name, errors):
+    if errors:
+        with pytest.raises(ValidationError) as error:
+            agents.create_agent(world.admin_id, world.workspace_id, name, persona_name)
+        assert error.value.fields == errors
+    else:
+        agent = agents.create_agent(world.admin_id, world.workspace_id, name, persona_name)
+        assert agent.persona_name == (persona_name or name)

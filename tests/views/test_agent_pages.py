@@ -38,3 +38,12 @@ def test_members_page_says_who_deleted_an_experiment(client, auth, app, world):
     auth.logout()
     auth.login("owner@other.test")
     assert "experiment deleted" not in client.get("/w/other/members").get_data(as_text=True)
+
+
+def test_a_long_agent_name_asks_for_a_persona_name(client, auth, world):
+    auth.login("admin@acme.test")
+    response = auth.post("/w/acme/agents", {"name": "N" * 80, "persona_name": ""})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "Persona name is required when the agent&#39;s name is longer than 60 characters." in html
+    assert "got 80" not in html

@@ -83,8 +83,15 @@ def create_agent(actor_id: int | None, workspace_id: int, name: str, persona_nam
         raise NotFound("No such workspace.")
     errors: dict[str, str] = {}
     name = validation.text(name, "name", errors, min_len=1, max_len=NAME_MAX, label="Name")
-    settings = _settings({"persona_name": persona_name or name, "persona_tone": persona_tone,
+    persona_blank = persona_name is None or (isinstance(persona_name, str) and not persona_name.strip())
+    settings = _settings({"persona_name": name if persona_blank else persona_name, "persona_tone": persona_tone,
                           "instructions": instructions}, errors)
+    if persona_blank and "persona_name" in errors:  # the default (the agent's name) does not fit
+        if "name" in errors:
+            del errors["persona_name"]  # the name's own message says what is wrong
+        else:
+            errors["persona_name"] = (f"Persona name is required when the agent's name is longer than "
+                                      f"{PERSONA_NAME_MAX} characters.")
     if errors:
         raise ValidationError(errors)
     agent = Agent(workspace_id=workspace_id, name=name, **settings)
