@@ -149,3 +149,13 @@ def test_a_blank_persona_name_defaults_to_the_agent_name_when_it_fits(ctx, world
     else:
         agent = agents.create_agent(world.admin_id, world.workspace_id, name, persona_name)
         assert agent.persona_name == (persona_name or name)
+
+
+def test_saving_unchanged_settings_writes_no_audit_row(ctx, world):
+    unchanged = {"name": "Helper", "persona_name": " Sam ", "persona_tone": "friendly", "instructions": "Be helpful."}
+    agents.update_settings(world.editor_id, world.agent_id, unchanged)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)
+                             .where(AuditEvent.action == "agent.settings_updated")) == 0
+    agents.update_settings(world.editor_id, world.agent_id, {**unchanged, "persona_tone": "warm"})
+    event = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "agent.settings_updated")).one()
+    assert event.details == {"persona_tone": {"from": "friendly", "to": "warm"}}

@@ -103,7 +103,7 @@ def create_agent(actor_id: int | None, workspace_id: int, name: str, persona_nam
 
 
 def update_settings(actor_id: int, agent_id: int, data: dict[str, Any]) -> Agent:
-    """Edit the agent's default persona and instructions (editors may)."""
+    """Edit the agent's default persona and instructions (editors may); a save that changes nothing writes no audit row."""
     agent, _ = agent_for(actor_id, agent_id, "edit_agent")
     errors: dict[str, str] = {}
     name = validation.text(data.get("name", agent.name), "name", errors, min_len=1, max_len=NAME_MAX, label="Name")
@@ -118,7 +118,8 @@ def update_settings(actor_id: int, agent_id: int, data: dict[str, Any]) -> Agent
     changed = {k: {"from": v, "to": getattr(agent, k)} for k, v in before.items() if getattr(agent, k) != v}
     if agent.instructions != instructions_before:
         changed["instructions"] = "edited"
-    audit.record(agent.workspace_id, actor_id, "agent.settings_updated", "agent", agent.id, changed)
+    if changed:
+        audit.record(agent.workspace_id, actor_id, "agent.settings_updated", "agent", agent.id, changed)
     db.session.commit()
     return agent
 
