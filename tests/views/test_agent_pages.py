@@ -47,3 +47,20 @@ def test_a_long_agent_name_asks_for_a_persona_name(client, auth, world):
     assert response.status_code == 422
     assert "Persona name is required when the agent&#39;s name is longer than 60 characters." in html
     assert "got 80" not in html
+
+
+def member_row(html: str, email: str) -> str:
+    return html.split(f'<tr data-email="{email}">')[1].split("</tr>")[0]
+
+
+def test_the_only_owner_is_offered_no_demote_or_remove(client, auth, world):
+    auth.login("owner@acme.test")
+    html = client.get("/w/acme/members").get_data(as_text=True)
+    owner_row = member_row(html, "owner@acme.test")
+    assert owner_row.count("disabled") == 3 and owner_row.count('aria-describedby="owner-rule"') == 3
+    assert "make another member an owner first" in owner_row and 'id="owner-rule"' in html
+    assert "disabled" not in member_row(html, "editor@acme.test")
+    # once there is a second owner, both can be demoted or removed again
+    assert auth.post(f"/w/acme/members/{world.editor_membership_id}/role", {"role": "owner"}).status_code == 302
+    html = client.get("/w/acme/members").get_data(as_text=True)
+    assert "disabled" not in member_row(html, "owner@acme.test") + member_row(html, "editor@acme.test")

@@ -92,11 +92,13 @@ def members(actor_id: int, workspace_id: int) -> list[Membership]:
     ))
 
 
-def _owner_count(workspace_id: int) -> int:
-    return db.session.scalar(
-        sa.select(sa.func.count()).select_from(Membership)
-        .where(Membership.workspace_id == workspace_id, Membership.role == Role.owner.name)
-    )
+def sole_owner_id(workspace_id: int) -> int | None:
+    """The membership id of the workspace's only owner, who can be neither demoted nor removed; None if several."""
+    owners = db.session.scalars(
+        sa.select(Membership.id)
+        .where(Membership.workspace_id == workspace_id, Membership.role == Role.owner.name).limit(2)
+    ).all()
+    return owners[0] if len(owners) == 1 else None
 
 
 def add_member(actor_id: int, workspace_id: int, email: str, role: str) -> Membership:
@@ -134,7 +136,7 @@ def change_role(actor_id: int, workspace_id: int, membership_id: int, role: str)
     if role not in Role.__members__:
         raise ValidationError({"role": f"Role must be one of: {', '.join(Role.__members__)}."})
     membership = _membership_in(workspace_id, membership_id)
-    if membership.role == Role.owner.name and role != Role.owner.name and _owner_count(workspace_id) <= 1:
+    if role != Role.owner.name and sole_owner_id(workspace_id) == membership.id:
         raise Conflict("A workspace must keep at least one owner: promote another member first.",
                        {"role": "The last owner cannot be demoted."})
     old = membership.role
@@ -149,7 +151,7 @@ def remove_member(actor_id: int, workspace_id: int, membership_id: int) -> None:
     """Remove a member; the last owner cannot leave."""
     authz.require(actor_id, workspace_id, "manage_members")
     membership = _membership_in(workspace_id, membership_id)
-    if membership.role == Role.owner.name and _owner_count(workspace_id) <= 1:
+    if sole_owner_id(workspace_id) == membership.id:
         raise Conflict("A workspace must keep at least one owner: the last owner cannot be removed.")
     audit.record(workspace_id, actor_id, "member.removed", "membership", membership.id,
                  {"email": membership.user.email, "role": membership.role})

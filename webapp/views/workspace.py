@@ -106,7 +106,7 @@ def members(slug: str):
     items = accounts.members(current_user.id, g.workspace.id)
     events = audit.workspace_events(current_user.id, g.workspace.id)
     return render("workspace/members.html", status=status, members=items, form=form, role_form=RoleForm(),
-                  events=events)
+                  events=events, sole_owner_id=accounts.sole_owner_id(g.workspace.id))
 
 
 @bp.route("/w/<slug>/members/<int:membership_id>/role", methods=["POST"])
