@@ -297,3 +297,17 @@ def test_every_lifecycle_action_is_in_the_audit_trail(app, client, owner, world)
         details = db.session.scalar(sa.select(AuditEvent.details).where(AuditEvent.action == "experiment.edited"))
         assert details["name"]["to"] == "Renamed"
         db.session.remove()
+
+
+def test_a_refused_plain_form_post_redirects_back_with_the_reason(app, client, owner, world):
+    """Without JavaScript a refusal is a redirect to the experiment page and a flash (HTMX gets the 409 / 422)."""
+    exp_id = make(app, world.agent_id, status="running")
+    page = f"{base(world)}/{exp_id}"
+    for action, data, reason in (("delete", {}, "stop it before deleting"),
+                                 ("start", {"mode": "sideways"}, "Start mode must be one of"),
+                                 ("promote", {"variant": "nope"}, "Choose one of this experiment")):
+        response = owner.post(f"{page}/{action}", data)
+        assert response.status_code == 302 and response.headers["Location"] == page
+        html = client.get(page).get_data(as_text=True)
+        assert "flash-error" in html and reason in html
+    assert status_of(app, exp_id) == "running"
