@@ -222,6 +222,28 @@ def test_openapi_document_lists_exactly_the_api_routes(app, client):
     assert documented == served
 
 
+def deep_lead(levels: int) -> str:
+    """A lead body whose `fields` nests `levels` objects and arrays (`fields` itself is the first), as raw JSON:
+    the test client's json.dumps would recurse."""
+    return ('{"visitor_id": "v1", "conversation_id": "c1", "fields": {"a": '
+            + "[" * (levels - 1) + "]" * (levels - 1) + "}}")
+
+
+@pytest.mark.parametrize("levels,status", [(20, 201), (21, 422), (301, 422), (400, 422), (900, 422)])
+def test_lead_fields_nest_at_most_20_levels_and_deeper_is_422_not_500(app, api, client, levels, status):
+    """Found by QA: ~330–990 levels crashed the NUL check with a RecursionError (500)."""
+    assert api.message().status_code == 201
+    before = snapshot(app)
+    response = client.post(api.url("leads"), data=deep_lead(levels), headers=api.headers,
+                           content_type="application/json")
+    if status == 201:
+        assert response.status_code == 201, response.get_data(as_text=True)
+        return
+    fields = error(response, 422, "validation_error")
+    assert fields == {"fields": "fields is nested too deeply: at most 20 levels of objects and arrays."}
+    assert snapshot(app) == before
+
+
 def test_csrf_stays_on_for_pages(client, auth, world):
     auth.login(world.emails["owner"])
     response = client.post(f"/agents/{world.agent_id}/settings", data={"name": "x", "persona_name": "y"})

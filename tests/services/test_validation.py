@@ -22,3 +22,35 @@ def test_opaque_ids_refuse_control_characters_anywhere():
     for value in ("visitor-1", "émoji 🎉", "a b", "\u200b", "x" * 200):
         errors = {}
         assert validation.opaque_id(value, "visitor_id", errors) == value and errors == {}
+
+
+def nested(depth: int, inner=None):
+    """`depth` lists inside one another (built without recursion), the innermost holding `inner` if given."""
+    value = [] if inner is None else [inner]
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def test_json_nesting_is_bounded_at_max_json_depth_without_recursing():
+    for value in ({"a": nested(validation.MAX_JSON_DEPTH - 1)}, nested(validation.MAX_JSON_DEPTH - 1, {}),
+                  {"a": 1, "b": [{"c": "d"}], "e": None}):
+        errors: dict = {}
+        validation.json_value(value, "fields", errors, label="fields")
+        assert errors == {}
+    # One level too many, and far beyond what a recursive walk (or json.dumps) survives.
+    for value in ({"a": nested(validation.MAX_JSON_DEPTH)}, nested(validation.MAX_JSON_DEPTH + 1),
+                  {"a": nested(400)}, nested(100_000), [{"x": 1}, {"y": nested(50, {"z": "deep"})}]):
+        errors = {}
+        validation.json_value(value, "fields", errors, label="fields")
+        assert errors == {"fields": "fields is nested too deeply: at most 20 levels of objects and arrays."}
+
+
+def test_json_value_refuses_nul_in_strings_and_keys_only_when_asked():
+    for value in ({"a": "x\x00"}, {"a\x00": 1}, {"a": [["\x00"]]}, ["ok", {"b": {"c\x00d": None}}]):
+        errors: dict = {}
+        validation.json_value(value, "fields", errors, label="fields", refuse_nul=True)
+        assert errors == {"fields": "fields must not contain NUL characters."}
+        errors = {}
+        validation.json_value(value, "config", errors, label="Config")
+        assert errors == {}

@@ -31,6 +31,7 @@ def test_nul_in_login_form_is_400_even_logged_out(client, world):
     ('{"a": NaN}', "not a JSON number"),
     ('{"a": Infinity}', "not a JSON number"),
     ("[" * 3000 + "]" * 3000, "nested too deeply"),
+    ('{"a": ' + "[" * 20 + "]" * 20 + "}", "nested too deeply: at most 20 levels"),
 ])
 def test_bad_variant_config_is_a_field_error(client, auth, world, config, message):
     auth.login("owner@acme.test")
@@ -39,3 +40,15 @@ def test_bad_variant_config_is_a_field_error(client, auth, world, config, messag
         "variants-0-key": "control", "variants-0-name": "C", "variants-0-weight": "1", "variants-0-config": config,
         "variants-1-key": "treatment", "variants-1-name": "T", "variants-1-weight": "1", "variants-1-config": "{}"})
     assert response.status_code == 422 and message in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("config", ["[" * 5000 + "]" * 5000, '{"a": ' + "[" * 900 + "]" * 900 + "}"])
+def test_switching_kind_keeps_a_too_deep_config_as_typed(client, auth, world, config):
+    """The form helper re-reads each row's JSON on a kind switch: too deep for the parser was a 500."""
+    auth.login("owner@acme.test")
+    response = auth.post(f"/agents/{world.agent_id}/experiments/form-rows", {
+        "name": "X", "kind": "persona", "hypothesis": "", "op": "kind",
+        "variants-0-key": "control", "variants-0-name": "C", "variants-0-weight": "1", "variants-0-config": config,
+        "variants-1-key": "treatment", "variants-1-name": "T", "variants-1-weight": "1", "variants-1-config": "{}"},
+        headers={"HX-Request": "true"})
+    assert response.status_code == 200 and "[" * 900 + "]" * 900 in response.get_data(as_text=True)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..services.validation import MAX_JSON_DEPTH
+
 NO_CONTROL_CHARS = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
 
 
@@ -88,7 +90,8 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "visitor_id": _opaque("The visitor of the conversation"),
             "conversation_id": _opaque("An existing conversation of this visitor"),
-            "fields": {"type": "object", "description": "The captured fields, free-form"},
+            "fields": {"type": "object", "description": "The captured fields, free-form; objects and arrays nested "
+                                                        f"at most {MAX_JSON_DEPTH} levels (this one is the first)"},
             "captured_at": {"type": "string", "format": "date-time",
                             "description": "ISO-8601 with a timezone; default now"},
             "idempotency_key": _opaque("Idempotency key of the lead: a retry answers 200 with the first lead"),

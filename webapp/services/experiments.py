@@ -193,12 +193,20 @@ def _config(value: Any, field: str, errors: dict[str, str]) -> dict[str, Any] | 
             errors[field] = f"Config is not valid JSON: {error}."
             return None
         except RecursionError:
-            errors[field] = "Config is nested too deeply."
+            errors[field] = validation.too_deep("Config")
             return None
     if not isinstance(value, dict):
         errors[field] = "Config must be a JSON object, e.g. {\"persona\": {\"name\": \"Aria\"}}."
         return None
-    return value
+    validation.json_value(value, field, errors, label="Config")  # before json.dumps measures it
+    return None if field in errors else value
+
+
+def config_object(text: str) -> dict[str, Any] | None:
+    """A form row's config JSON as the object it holds, or None when validation would refuse it."""
+    errors: dict[str, str] = {}
+    config = _config(text, "config", errors)
+    return None if errors else config
 
 
 def _persona(config: dict[str, Any], variant: dict[str, Any], prefix: str, errors: dict[str, str]) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
+from typing import Any
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -70,6 +71,42 @@ def timestamp(value, field: str, errors: dict) -> datetime | None:
     except OverflowError:
         errors[field] = f"{field} is out of range once converted to UTC."
         return None
+
+
+MAX_JSON_DEPTH = 20  # objects and arrays inside one another in a stored JSON value (lead fields, variant configs)
+
+
+def too_deep(label: str) -> str:
+    """The error of a JSON value nested beyond MAX_JSON_DEPTH."""
+    return f"{label} is nested too deeply: at most {MAX_JSON_DEPTH} levels of objects and arrays."
+
+
+def json_value(value: Any, field: str, errors: dict, *, label: str, refuse_nul: bool = False) -> None:
+    """Record an error on `field` when a parsed JSON value nests objects and arrays more than MAX_JSON_DEPTH
+    levels deep (the value itself is level 1) or, with `refuse_nul`, holds NUL in a string or key.
+
+    Iterative: it never recurses, however deep the value, so it runs before anything that does (a recursive
+    walk, json.dumps when the value is stored).
+    """
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+            if refuse_nul:
+                stack.extend((key, depth) for key in node)
+        elif isinstance(node, list):
+            children = node
+        else:
+            if refuse_nul and isinstance(node, str) and "\x00" in node:
+                errors[field] = f"{label} must not contain NUL characters."
+                return
+            continue
+        if depth > MAX_JSON_DEPTH:
+            errors[field] = too_deep(label)
+            return
+        stack.extend((child, depth + 1) for child in children
+                     if isinstance(child, (dict, list)) or (refuse_nul and isinstance(child, str)))
 
 
 def email(value, field: str, errors: dict) -> str:
