@@ -80,7 +80,8 @@ def test_another_workspaces_agent_is_404(app, api, world):
     assert snapshot(app) == before
 
 
-@pytest.mark.parametrize("data", ["{bad", "", "[1, 2]", '"text"', "null", '{"a": NaN}', "[" * 50_000,
+@pytest.mark.parametrize("data", ["{bad", "", "[1, 2]", '"text"', "null", '{"a": NaN}', '{"a": -Infinity}',
+                                  '{"a": 1e999}', '{"a": -1e400}', "[" * 50_000,
                                   b"\xff\xfe", '{"visitor_id": "\\ud800"}',
                                   # a lone surrogate in an otherwise valid message: escaped, as UTF-8 bytes
                                   # (json decodes them with surrogatepass), escaped in UTF-16

@@ -4,6 +4,8 @@ from __future__ import annotations
 import sys
 import unicodedata
 
+import pytest
+
 from webapp.services import validation
 
 
@@ -54,3 +56,12 @@ def test_json_value_refuses_nul_in_strings_and_keys_only_when_asked():
         errors = {}
         validation.json_value(value, "config", errors, label="Config")
         assert errors == {}
+
+
+def test_parse_json_refuses_what_json_cannot_carry_back():
+    """NaN, ±Infinity and numbers beyond a double's range would be stored as `Infinity` (invalid JSON)."""
+    for text in ('{"a": NaN}', '{"a": Infinity}', '[-Infinity]', '{"a": 1e999}', '{"a": -1e400}', '[1.5, [2e308]]'):
+        with pytest.raises(ValueError):
+            validation.parse_json(text)
+    assert validation.parse_json(b'{"max": 1.7976931348623157e308, "tiny": 1e-400, "n": -0.5}') == {
+        "max": 1.7976931348623157e308, "tiny": 0.0, "n": -0.5}

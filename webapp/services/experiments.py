@@ -176,10 +176,6 @@ def _weight(value: Any, field: str, errors: dict[str, str]) -> int:
     return value
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def _config(value: Any, field: str, errors: dict[str, str]) -> dict[str, Any] | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return {}
@@ -188,7 +184,7 @@ def _config(value: Any, field: str, errors: dict[str, str]) -> dict[str, Any] | 
             errors[field] = "Config must be at most 8 KB of JSON."
             return None
         try:
-            value = json.loads(value, parse_constant=_reject_constant)
+            value = validation.parse_json(value)
         except ValueError as error:
             errors[field] = f"Config is not valid JSON: {error}."
             return None

@@ -1,6 +1,8 @@
 """Small shared validators used by several services."""
 from __future__ import annotations
 
+import json
+import math
 import re
 from datetime import datetime, timezone
 from typing import Any
@@ -71,6 +73,23 @@ def timestamp(value, field: str, errors: dict) -> datetime | None:
     except OverflowError:
         errors[field] = f"{field} is out of range once converted to UTC."
         return None
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:24]} is out of range (JSON numbers must be finite)")
+    return value
+
+
+def parse_json(text: str | bytes) -> Any:
+    """JSON as the standard has it: NaN, Infinity and numbers beyond a double's range (1e999) raise ValueError like
+    malformed JSON, so that what is stored is served as valid JSON again. RecursionError beyond the parser's depth."""
+    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 MAX_JSON_DEPTH = 20  # objects and arrays inside one another in a stored JSON value (lead fields, variant configs)
