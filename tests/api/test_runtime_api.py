@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from datetime import timedelta, timezone
 from urllib.parse import quote
 
 import pytest
@@ -221,6 +222,34 @@ def test_openapi_document_lists_exactly_the_api_routes(app, client):
             path = re.sub(r"<\w+:", "<", rule.rule)
             served |= {(path, m) for m in rule.methods - {"HEAD", "OPTIONS"}}
     assert documented == served
+
+
+def iso(moment) -> str:
+    return moment.isoformat()
+
+
+@pytest.mark.parametrize("field", ["sent_at", "captured_at"])
+def test_timestamps_from_2000_to_24_hours_ahead_and_nothing_outside(app, api, field):
+    """Found by QA: year 9999 was taken and ruined an arm's session length (62 billion seconds); 0001 too."""
+    assert api.message().status_code == 201
+
+    def report(value):
+        if field == "sent_at":
+            return api.message({"visitor_id": "v1", "conversation_id": "c1", "role": "visitor", field: value})
+        return api.lead({"visitor_id": "v1", "conversation_id": "c1", field: value})
+
+    now = utcnow()
+    for value in ("2000-01-01T00:00:00Z", "2000-01-01T02:00:00+02:00", iso(now + timedelta(hours=23, minutes=59)),
+                  iso((now + timedelta(hours=23, minutes=59)).astimezone(timezone(timedelta(hours=-8))))):
+        assert report(value).status_code == 201, value
+    before = snapshot(app)
+    for value in ("9999-12-31T23:59:59+00:00", "0001-01-01T00:00:00+00:00", "1999-12-31T23:59:59Z",
+                  "2000-01-01T01:59:59+02:00", iso(now + timedelta(hours=24, minutes=5)),
+                  iso((now + timedelta(hours=24, minutes=5)).astimezone(timezone(timedelta(hours=5, minutes=30))))):
+        fields = error(report(value), 422, "validation_error")
+        assert set(fields) == {field}, value
+        assert fields[field].startswith(f"{field} must be from 2000-01-01T00:00:00Z to 24 hours after the server's")
+    assert snapshot(app) == before
 
 
 def deep_lead(levels: int) -> str:

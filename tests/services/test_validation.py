@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 import unicodedata
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -65,3 +66,33 @@ def test_parse_json_refuses_what_json_cannot_carry_back():
             validation.parse_json(text)
     assert validation.parse_json(b'{"max": 1.7976931348623157e308, "tiny": 1e-400, "n": -0.5}') == {
         "max": 1.7976931348623157e308, "tiny": 0.0, "n": -0.5}
+
+
+NOW = datetime(2026, 6, 15, 12, 0, tzinfo=timezone.utc)  # so the latest allowed is 2026-06-16T12:00:00Z
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("2000-01-01T00:00:00Z", datetime(2000, 1, 1, tzinfo=timezone.utc)),
+    ("2000-01-01T01:00:00+01:00", datetime(2000, 1, 1, tzinfo=timezone.utc)),
+    ("1999-12-31T19:00:00-05:00", datetime(2000, 1, 1, tzinfo=timezone.utc)),
+    ("2026-06-16T12:00:00Z", NOW + timedelta(hours=24)),
+    ("2026-06-16T11:59:59.999999+00:00", NOW + timedelta(hours=24, microseconds=-1)),
+    ("2026-06-16T14:00:00+02:00", NOW + timedelta(hours=24)),
+    ("2026-06-16T06:30:00-05:30", NOW + timedelta(hours=24)),
+])
+def test_timestamps_just_inside_the_bounds_are_taken_in_utc(value, expected):
+    errors: dict = {}
+    parsed = validation.timestamp(value, "sent_at", errors, now=NOW)
+    assert errors == {} and parsed == expected and parsed.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize("value", [
+    "1999-12-31T23:59:59.999999Z", "2000-01-01T00:59:59+01:00", "1999-12-31T18:59:59-05:00",
+    "2026-06-16T12:00:00.000001Z", "2026-06-16T14:00:01+02:00", "2026-06-16T07:00:01-05:00",
+    "9999-12-31T23:59:59+00:00", "9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00",
+])
+def test_timestamps_just_outside_the_bounds_name_the_field_and_the_range(value):
+    errors: dict = {}
+    assert validation.timestamp(value, "captured_at", errors, now=NOW) is None
+    assert errors == {"captured_at": "captured_at must be from 2000-01-01T00:00:00Z to 24 hours after the server's "
+                                     "current time (2026-06-16T12:00:00Z)."}

@@ -31,6 +31,11 @@ ERRORS = {
 }
 
 
+TIMESTAMP = {"type": "string", "format": "date-time",
+             "description": "ISO-8601 with a timezone, from 2000-01-01T00:00:00Z to 24 hours after the server's "
+                            "clock (else 422); default now"}
+
+
 def _errors(*codes: str) -> dict[str, Any]:
     return {code: ERRORS[code] for code in codes}
 
@@ -70,8 +75,7 @@ SCHEMAS: dict[str, Any] = {
             "conversation_id": _opaque("The runtime's id of the conversation, unique per agent"),
             "role": {"type": "string", "enum": ["visitor", "agent"]},
             "text": {"type": "string"},
-            "sent_at": {"type": "string", "format": "date-time",
-                        "description": "ISO-8601 with a timezone; default now"},
+            "sent_at": TIMESTAMP,
             "message_id": _opaque("Idempotency key: a replay answers 200 with the first response"),
         },
     },
@@ -92,8 +96,7 @@ SCHEMAS: dict[str, Any] = {
             "conversation_id": _opaque("An existing conversation of this visitor"),
             "fields": {"type": "object", "description": "The captured fields, free-form; objects and arrays nested "
                                                         f"at most {MAX_JSON_DEPTH} levels (this one is the first)"},
-            "captured_at": {"type": "string", "format": "date-time",
-                            "description": "ISO-8601 with a timezone; default now"},
+            "captured_at": TIMESTAMP,
             "idempotency_key": _opaque("Idempotency key of the lead: a retry answers 200 with the first lead"),
         },
     },

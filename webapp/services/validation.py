@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
@@ -53,8 +53,13 @@ def optional_opaque_id(data: dict, field: str, errors: dict) -> str | None:
     return None if value is None else opaque_id(value, field, errors)
 
 
-def timestamp(value, field: str, errors: dict) -> datetime | None:
-    """ISO-8601 with a timezone, or None for 'now'."""
+EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=timezone.utc)
+CLOCK_SKEW = timedelta(hours=24)  # how far a runtime's clock may run ahead of the server's
+
+
+def timestamp(value, field: str, errors: dict, now: datetime | None = None) -> datetime | None:
+    """ISO-8601 with a timezone, from 2000-01-01T00:00:00Z to 24 hours after `now` (the server's clock), in UTC;
+    None for 'now'. The bounds keep a typo (year 9999 or 0001) out of session lengths and charts."""
     if value is None:
         return None
     if not isinstance(value, str):
@@ -68,11 +73,12 @@ def timestamp(value, field: str, errors: dict) -> datetime | None:
     if parsed.tzinfo is None:
         errors[field] = f"{field} must include a timezone (e.g. 2026-01-31T12:00:00Z)."
         return None
-    try:
-        return parsed.astimezone(timezone.utc)
-    except OverflowError:
-        errors[field] = f"{field} is out of range once converted to UTC."
+    latest = (now or datetime.now(timezone.utc)) + CLOCK_SKEW
+    if not EARLIEST_TIMESTAMP <= parsed <= latest:  # aware datetimes compare across offsets without converting
+        errors[field] = (f"{field} must be from 2000-01-01T00:00:00Z to 24 hours after the server's current time "
+                         f"({latest:%Y-%m-%dT%H:%M:%SZ}).")
         return None
+    return parsed.astimezone(timezone.utc)
 
 
 def _reject_constant(name: str) -> None:
