@@ -96,6 +96,19 @@ def test_malformed_or_non_object_body_is_400(app, api, data):
     assert snapshot(app) == before
 
 
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
+                                          "multipart/form-data; boundary=x"])
+def test_any_content_type_is_read_as_json(app, api, client, content_type):
+    """Lenient on purpose (README): the body is JSON whatever the header says; auth is a Bearer header, not a
+    cookie, so a cross-site form post gains nothing from it."""
+    body = '{"visitor_id": "v1", "conversation_id": "c1", "role": "visitor", "text": "a=b&c=d"}'
+    headers = {**api.headers, **({"Content-Type": content_type} if content_type else {})}
+    assert client.post(api.url("messages"), data=body, headers=headers).status_code == 201
+    lead = client.post(api.url("leads"), data='{"visitor_id": "v1", "conversation_id": "c1"}', headers=headers)
+    assert lead.status_code == 201
+    assert rows(app, Message) == rows(app, Lead) == 1
+
+
 def test_body_over_64_kb_is_413_by_content_length_and_by_actual_size(app, api, client, world):
     big = json.dumps({"visitor_id": "v1", "conversation_id": "c1", "role": "visitor", "text": "x" * 70_000})
     error(api.raw(big, content_type="application/json"), 413, "payload_too_large")
