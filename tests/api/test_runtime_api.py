@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from datetime import timedelta, timezone
 from urllib.parse import quote
 
 import pytest
@@ -80,7 +81,8 @@ def test_another_workspaces_agent_is_404(app, api, world):
     assert snapshot(app) == before
 
 
-@pytest.mark.parametrize("data", ["{bad", "", "[1, 2]", '"text"', "null", '{"a": NaN}', "[" * 50_000,
+@pytest.mark.parametrize("data", ["{bad", "", "[1, 2]", '"text"', "null", '{"a": NaN}', '{"a": -Infinity}',
+                                  '{"a": 1e999}', '{"a": -1e400}', "[" * 50_000,
                                   b"\xff\xfe", '{"visitor_id": "\\ud800"}',
                                   # a lone surrogate in an otherwise valid message: escaped, as UTF-8 bytes
                                   # (json decodes them with surrogatepass), escaped in UTF-16
@@ -92,6 +94,19 @@ def test_malformed_or_non_object_body_is_400(app, api, data):
     before = snapshot(app)
     error(api.raw(data, content_type="application/json"), 400, "bad_request")
     assert snapshot(app) == before
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
+                                          "multipart/form-data; boundary=x"])
+def test_any_content_type_is_read_as_json(app, api, client, content_type):
+    """Lenient on purpose (README): the body is JSON whatever the header says; auth is a Bearer header, not a
+    cookie, so a cross-site form post gains nothing from it."""
+    body = '{"visitor_id": "v1", "conversation_id": "c1", "role": "visitor", "text": "a=b&c=d"}'
+    headers = {**api.headers, **({"Content-Type": content_type} if content_type else {})}
+    assert client.post(api.url("messages"), data=body, headers=headers).status_code == 201
+    lead = client.post(api.url("leads"), data='{"visitor_id": "v1", "conversation_id": "c1"}', headers=headers)
+    assert lead.status_code == 201
+    assert rows(app, Message) == rows(app, Lead) == 1
 
 
 def test_body_over_64_kb_is_413_by_content_length_and_by_actual_size(app, api, client, world):
@@ -220,6 +235,56 @@ def test_openapi_document_lists_exactly_the_api_routes(app, client):
             path = re.sub(r"<\w+:", "<", rule.rule)
             served |= {(path, m) for m in rule.methods - {"HEAD", "OPTIONS"}}
     assert documented == served
+
+
+def iso(moment) -> str:
+    return moment.isoformat()
+
+
+@pytest.mark.parametrize("field", ["sent_at", "captured_at"])
+def test_timestamps_from_2000_to_24_hours_ahead_and_nothing_outside(app, api, field):
+    """Found by QA: year 9999 was taken and ruined an arm's session length (62 billion seconds); 0001 too."""
+    assert api.message().status_code == 201
+
+    def report(value):
+        if field == "sent_at":
+            return api.message({"visitor_id": "v1", "conversation_id": "c1", "role": "visitor", field: value})
+        return api.lead({"visitor_id": "v1", "conversation_id": "c1", field: value})
+
+    now = utcnow()
+    for value in ("2000-01-01T00:00:00Z", "2000-01-01T02:00:00+02:00", iso(now + timedelta(hours=23, minutes=59)),
+                  iso((now + timedelta(hours=23, minutes=59)).astimezone(timezone(timedelta(hours=-8))))):
+        assert report(value).status_code == 201, value
+    before = snapshot(app)
+    for value in ("9999-12-31T23:59:59+00:00", "0001-01-01T00:00:00+00:00", "1999-12-31T23:59:59Z",
+                  "2000-01-01T01:59:59+02:00", iso(now + timedelta(hours=24, minutes=5)),
+                  iso((now + timedelta(hours=24, minutes=5)).astimezone(timezone(timedelta(hours=5, minutes=30))))):
+        fields = error(report(value), 422, "validation_error")
+        assert set(fields) == {field}, value
+        assert fields[field].startswith(f"{field} must be from 2000-01-01T00:00:00Z to 24 hours after the server's")
+    assert snapshot(app) == before
+
+
+def deep_lead(levels: int) -> str:
+    """A lead body whose `fields` nests `levels` objects and arrays (`fields` itself is the first), as raw JSON:
+    the test client's json.dumps would recurse."""
+    return ('{"visitor_id": "v1", "conversation_id": "c1", "fields": {"a": '
+            + "[" * (levels - 1) + "]" * (levels - 1) + "}}")
+
+
+@pytest.mark.parametrize("levels,status", [(20, 201), (21, 422), (301, 422), (400, 422), (900, 422)])
+def test_lead_fields_nest_at_most_20_levels_and_deeper_is_422_not_500(app, api, client, levels, status):
+    """Found by QA: ~330–990 levels crashed the NUL check with a RecursionError (500)."""
+    assert api.message().status_code == 201
+    before = snapshot(app)
+    response = client.post(api.url("leads"), data=deep_lead(levels), headers=api.headers,
+                           content_type="application/json")
+    if status == 201:
+        assert response.status_code == 201, response.get_data(as_text=True)
+        return
+    fields = error(response, 422, "validation_error")
+    assert fields == {"fields": "fields is nested too deeply: at most 20 levels of objects and arrays."}
+    assert snapshot(app) == before
 
 
 def test_csrf_stays_on_for_pages(client, auth, world):

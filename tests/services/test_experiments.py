@@ -27,6 +27,14 @@ def arm(key, weight=50, config=None, name=None, **extra):
             "config": persona(key.title()) if config is None else config, **extra}
 
 
+def deep(levels: int) -> list:
+    """`levels` lists inside one another, built without recursion."""
+    value: list = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
 def data(kind="persona", variants=None, **extra):
     return {"name": "Warmer greeting", "kind": kind, "hypothesis": "Warmth converts",
             "variants": variants if variants is not None else [arm("control"), arm("treatment")], **extra}
@@ -105,6 +113,9 @@ def test_persona_fields_win_over_the_raw_json_and_empty_tone_keeps_the_agents(ct
     ([arm("control"), arm("treatment", config={}, persona_name="A" * 61)], "variants-1-persona_name"),
     ([arm("control"), arm("treatment", persona_tone="t" * 201)], "variants-1-persona_tone"),
     ([arm("control"), arm("treatment", config={**persona("Aria"), "blob": "x" * 8200})], "variants-1-config"),
+    ([arm("control"), arm("treatment", config='{"persona": {"name": "Aria"}, "a": ' + "[" * 20 + "]" * 20 + "}")], "variants-1-config"),
+    ([arm("control"), arm("treatment", config={**persona("Aria"), "a": deep(20)})], "variants-1-config"),
+    ([arm("control"), arm("treatment", config={**persona("Aria"), "a": deep(5000)})], "variants-1-config"),
     ([arm("control"), arm("treatment", name="")], "variants-1-name"),
     ([arm("control"), arm("treatment", name="n" * 121)], "variants-1-name"),
 ])
@@ -133,6 +144,12 @@ def test_cta_and_trigger_configs_are_free_form_objects(ctx, world):
         arm("control", config=""), arm("button", config='{"label": "Book a demo", "colour": "green"}')]))
     assert [v.config for v in exp.variants] == [{}, {"label": "Book a demo", "colour": "green"}]
     assert experiments.shares([1, 1]) == experiments.shares([50, 50]) == [50.0, 50.0]
+
+
+def test_configs_nest_up_to_20_levels(ctx, world):
+    exp = experiments.create_experiment(world.owner_id, world.agent_id, data(kind="trigger", variants=[
+        arm("control", config={"a": deep(19)}), arm("late", config='{"a": ' + "[" * 19 + "]" * 19 + "}")]))
+    assert [v.config for v in exp.variants] == [{"a": deep(19)}] * 2
 
 
 def test_config_just_under_8_kb_is_accepted(ctx, world):

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import sys
 import unicodedata
+from datetime import datetime, timedelta, timezone
+
+import pytest
 
 from webapp.services import validation
 
@@ -22,3 +25,74 @@ def test_opaque_ids_refuse_control_characters_anywhere():
     for value in ("visitor-1", "émoji 🎉", "a b", "\u200b", "x" * 200):
         errors = {}
         assert validation.opaque_id(value, "visitor_id", errors) == value and errors == {}
+
+
+def nested(depth: int, inner=None):
+    """`depth` lists inside one another (built without recursion), the innermost holding `inner` if given."""
+    value = [] if inner is None else [inner]
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def test_json_nesting_is_bounded_at_max_json_depth_without_recursing():
+    for value in ({"a": nested(validation.MAX_JSON_DEPTH - 1)}, nested(validation.MAX_JSON_DEPTH - 1, {}),
+                  {"a": 1, "b": [{"c": "d"}], "e": None}):
+        errors: dict = {}
+        validation.json_value(value, "fields", errors, label="fields")
+        assert errors == {}
+    # One level too many, and far beyond what a recursive walk (or json.dumps) survives.
+    for value in ({"a": nested(validation.MAX_JSON_DEPTH)}, nested(validation.MAX_JSON_DEPTH + 1),
+                  {"a": nested(400)}, nested(100_000), [{"x": 1}, {"y": nested(50, {"z": "deep"})}]):
+        errors = {}
+        validation.json_value(value, "fields", errors, label="fields")
+        assert errors == {"fields": "fields is nested too deeply: at most 20 levels of objects and arrays."}
+
+
+def test_json_value_refuses_nul_in_strings_and_keys_only_when_asked():
+    for value in ({"a": "x\x00"}, {"a\x00": 1}, {"a": [["\x00"]]}, ["ok", {"b": {"c\x00d": None}}]):
+        errors: dict = {}
+        validation.json_value(value, "fields", errors, label="fields", refuse_nul=True)
+        assert errors == {"fields": "fields must not contain NUL characters."}
+        errors = {}
+        validation.json_value(value, "config", errors, label="Config")
+        assert errors == {}
+
+
+def test_parse_json_refuses_what_json_cannot_carry_back():
+    """NaN, ±Infinity and numbers beyond a double's range would be stored as `Infinity` (invalid JSON)."""
+    for text in ('{"a": NaN}', '{"a": Infinity}', '[-Infinity]', '{"a": 1e999}', '{"a": -1e400}', '[1.5, [2e308]]'):
+        with pytest.raises(ValueError):
+            validation.parse_json(text)
+    assert validation.parse_json(b'{"max": 1.7976931348623157e308, "tiny": 1e-400, "n": -0.5}') == {
+        "max": 1.7976931348623157e308, "tiny": 0.0, "n": -0.5}
+
+
+NOW = datetime(2026, 6, 15, 12, 0, tzinfo=timezone.utc)  # so the latest allowed is 2026-06-16T12:00:00Z
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("2000-01-01T00:00:00Z", datetime(2000, 1, 1, tzinfo=timezone.utc)),
+    ("2000-01-01T01:00:00+01:00", datetime(2000, 1, 1, tzinfo=timezone.utc)),
+    ("1999-12-31T19:00:00-05:00", datetime(2000, 1, 1, tzinfo=timezone.utc)),
+    ("2026-06-16T12:00:00Z", NOW + timedelta(hours=24)),
+    ("2026-06-16T11:59:59.999999+00:00", NOW + timedelta(hours=24, microseconds=-1)),
+    ("2026-06-16T14:00:00+02:00", NOW + timedelta(hours=24)),
+    ("2026-06-16T06:30:00-05:30", NOW + timedelta(hours=24)),
+])
+def test_timestamps_just_inside_the_bounds_are_taken_in_utc(value, expected):
+    errors: dict = {}
+    parsed = validation.timestamp(value, "sent_at", errors, now=NOW)
+    assert errors == {} and parsed == expected and parsed.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize("value", [
+    "1999-12-31T23:59:59.999999Z", "2000-01-01T00:59:59+01:00", "1999-12-31T18:59:59-05:00",
+    "2026-06-16T12:00:00.000001Z", "2026-06-16T14:00:01+02:00", "2026-06-16T07:00:01-05:00",
+    "9999-12-31T23:59:59+00:00", "9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00",
+])
+def test_timestamps_just_outside_the_bounds_name_the_field_and_the_range(value):
+    errors: dict = {}
+    assert validation.timestamp(value, "captured_at", errors, now=NOW) is None
+    assert errors == {"captured_at": "captured_at must be from 2000-01-01T00:00:00Z to 24 hours after the server's "
+                                     "current time (2026-06-16T12:00:00Z)."}

@@ -1,6 +1,8 @@
 """Bad input anywhere in the web app is a clear 4xx, never a 500 (found in review)."""
 import pytest
 
+from tests.views.test_roles import snapshot
+
 
 @pytest.mark.parametrize("url", [
     "/agents/99999999999999999999/experiments",
@@ -30,12 +32,37 @@ def test_nul_in_login_form_is_400_even_logged_out(client, world):
 @pytest.mark.parametrize("config,message", [
     ('{"a": NaN}', "not a JSON number"),
     ('{"a": Infinity}', "not a JSON number"),
+    ('{"a": -Infinity}', "not a JSON number"),
+    # Beyond a double: Python reads them as ±inf, stored as `Infinity` (invalid JSON) on SQLite, a 500 on PostgreSQL.
+    ('{"a": 1e999}', "number 1e999 is out of range (JSON numbers must be finite)"),
+    ('{"a": -1e400}', "number -1e400 is out of range"),
+    ('{"a": [1.5, {"b": 2e308}]}', "number 2e308 is out of range"),
     ("[" * 3000 + "]" * 3000, "nested too deeply"),
+    ('{"a": ' + "[" * 20 + "]" * 20 + "}", "nested too deeply: at most 20 levels"),
 ])
-def test_bad_variant_config_is_a_field_error(client, auth, world, config, message):
+def test_bad_variant_config_is_a_field_error(app, client, auth, world, config, message):
     auth.login("owner@acme.test")
+    before = snapshot(app)
     response = auth.post(f"/agents/{world.agent_id}/experiments/new", {
         "name": "X", "kind": "cta", "hypothesis": "",
         "variants-0-key": "control", "variants-0-name": "C", "variants-0-weight": "1", "variants-0-config": config,
         "variants-1-key": "treatment", "variants-1-name": "T", "variants-1-weight": "1", "variants-1-config": "{}"})
     assert response.status_code == 422 and message in response.get_data(as_text=True)
+    assert snapshot(app) == before
+
+
+@pytest.mark.parametrize("kind,config,kept", [
+    ("persona", "[" * 5000 + "]" * 5000, "[" * 5000),
+    ("persona", '{"a": ' + "[" * 900 + "]" * 900 + "}", "[" * 900),
+    ("cta", '{"persona": {"name": "Aria"}, "a": 1e999}', "1e999"),  # not rewritten as `Infinity`
+])
+def test_switching_kind_keeps_a_config_it_cannot_read_as_typed(client, auth, world, kind, config, kept):
+    """The form helper re-reads each row's JSON on a kind switch: too deep for the parser was a 500."""
+    auth.login("owner@acme.test")
+    response = auth.post(f"/agents/{world.agent_id}/experiments/form-rows", {
+        "name": "X", "kind": kind, "hypothesis": "", "op": "kind",
+        "variants-0-key": "control", "variants-0-name": "C", "variants-0-weight": "1", "variants-0-config": config,
+        "variants-1-key": "treatment", "variants-1-name": "T", "variants-1-weight": "1", "variants-1-config": "{}"},
+        headers={"HX-Request": "true"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and kept in html and "Infinity" not in html

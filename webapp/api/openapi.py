@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..services.validation import MAX_JSON_DEPTH
+
 NO_CONTROL_CHARS = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
 
 
@@ -27,6 +29,11 @@ ERRORS = {
     "413": _json(_ref("Error"), "Request body over 64 KB"),
     "422": _json(_ref("Error"), "Validation error; `fields` names each offending field"),
 }
+
+
+TIMESTAMP = {"type": "string", "format": "date-time",
+             "description": "ISO-8601 with a timezone, from 2000-01-01T00:00:00Z to 24 hours after the server's "
+                            "clock (else 422); default now"}
 
 
 def _errors(*codes: str) -> dict[str, Any]:
@@ -68,8 +75,7 @@ SCHEMAS: dict[str, Any] = {
             "conversation_id": _opaque("The runtime's id of the conversation, unique per agent"),
             "role": {"type": "string", "enum": ["visitor", "agent"]},
             "text": {"type": "string"},
-            "sent_at": {"type": "string", "format": "date-time",
-                        "description": "ISO-8601 with a timezone; default now"},
+            "sent_at": TIMESTAMP,
             "message_id": _opaque("Idempotency key: a replay answers 200 with the first response"),
         },
     },
@@ -88,9 +94,9 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "visitor_id": _opaque("The visitor of the conversation"),
             "conversation_id": _opaque("An existing conversation of this visitor"),
-            "fields": {"type": "object", "description": "The captured fields, free-form"},
-            "captured_at": {"type": "string", "format": "date-time",
-                            "description": "ISO-8601 with a timezone; default now"},
+            "fields": {"type": "object", "description": "The captured fields, free-form; objects and arrays nested "
+                                                        f"at most {MAX_JSON_DEPTH} levels (this one is the first)"},
+            "captured_at": TIMESTAMP,
             "idempotency_key": _opaque("Idempotency key of the lead: a retry answers 200 with the first lead"),
         },
     },

@@ -2,26 +2,14 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from flask import current_app, g, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
-from ..services import runtime
+from ..services import runtime, validation
 from . import bp
 from .openapi import openapi_document
-
-
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError("number out of range")
-    return value
 
 
 def json_object() -> dict[str, Any]:
@@ -33,7 +21,7 @@ def json_object() -> dict[str, Any]:
     if len(raw) > limit:
         raise RequestEntityTooLarge(f"The request body is over {limit // 1024} KB.")
     try:
-        body = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+        body = validation.parse_json(raw)
         if b"\\u" in raw or b"\x00" in raw or not raw.isascii():
             # A lone surrogate (escaped "\ud800", or UTF-8/16 bytes json decodes with surrogatepass) parses but
             # cannot be stored as UTF-8. Plain ASCII without \u escapes (the usual body) holds none.

@@ -176,10 +176,6 @@ def _weight(value: Any, field: str, errors: dict[str, str]) -> int:
     return value
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def _config(value: Any, field: str, errors: dict[str, str]) -> dict[str, Any] | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return {}
@@ -188,17 +184,25 @@ def _config(value: Any, field: str, errors: dict[str, str]) -> dict[str, Any] | 
             errors[field] = "Config must be at most 8 KB of JSON."
             return None
         try:
-            value = json.loads(value, parse_constant=_reject_constant)
+            value = validation.parse_json(value)
         except ValueError as error:
             errors[field] = f"Config is not valid JSON: {error}."
             return None
         except RecursionError:
-            errors[field] = "Config is nested too deeply."
+            errors[field] = validation.too_deep("Config")
             return None
     if not isinstance(value, dict):
         errors[field] = "Config must be a JSON object, e.g. {\"persona\": {\"name\": \"Aria\"}}."
         return None
-    return value
+    validation.json_value(value, field, errors, label="Config")  # before json.dumps measures it
+    return None if field in errors else value
+
+
+def config_object(text: str) -> dict[str, Any] | None:
+    """A form row's config JSON as the object it holds, or None when validation would refuse it."""
+    errors: dict[str, str] = {}
+    config = _config(text, "config", errors)
+    return None if errors else config
 
 
 def _persona(config: dict[str, Any], variant: dict[str, Any], prefix: str, errors: dict[str, str]) -> None:

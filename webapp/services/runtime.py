@@ -212,17 +212,6 @@ def _arms(agent_id: int, auth: RuntimeAuth | None) -> list[Any]:
     return assignment.active_arms(agent_id)
 
 
-def _no_nul(value: Any) -> bool:
-    """True when no string inside a JSON value holds NUL (PostgreSQL text cannot store it)."""
-    if isinstance(value, str):
-        return "\x00" not in value
-    if isinstance(value, dict):
-        return all(_no_nul(k) and _no_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_no_nul(v) for v in value)
-    return True
-
-
 def _ids(data: dict[str, Any], errors: dict[str, str]) -> tuple[str, str]:
     return (validation.opaque_id(data.get("visitor_id"), "visitor_id", errors),
             validation.opaque_id(data.get("conversation_id"), "conversation_id", errors))
@@ -463,8 +452,8 @@ def record_lead(workspace_id: int, agent_id: int, data: dict[str, Any],
         fields = {}
     elif not isinstance(fields, dict):
         errors["fields"] = "fields must be a JSON object."
-    elif not _no_nul(fields):
-        errors["fields"] = "fields must not contain NUL characters."
+    else:  # bounded depth before anything recurses into it; no NUL (PostgreSQL text cannot store it)
+        validation.json_value(fields, "fields", errors, label="fields", refuse_nul=True)
     captured_at = validation.timestamp(data.get("captured_at"), "captured_at", errors) or utcnow()
     key = validation.optional_opaque_id(data, "idempotency_key", errors)
     if errors:

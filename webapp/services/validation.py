@@ -1,8 +1,11 @@
 """Small shared validators used by several services."""
 from __future__ import annotations
 
+import json
+import math
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -50,8 +53,13 @@ def optional_opaque_id(data: dict, field: str, errors: dict) -> str | None:
     return None if value is None else opaque_id(value, field, errors)
 
 
-def timestamp(value, field: str, errors: dict) -> datetime | None:
-    """ISO-8601 with a timezone, or None for 'now'."""
+EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=timezone.utc)
+CLOCK_SKEW = timedelta(hours=24)  # how far a runtime's clock may run ahead of the server's
+
+
+def timestamp(value, field: str, errors: dict, now: datetime | None = None) -> datetime | None:
+    """ISO-8601 with a timezone, from 2000-01-01T00:00:00Z to 24 hours after `now` (the server's clock), in UTC;
+    None for 'now'. The bounds keep a typo (year 9999 or 0001) out of session lengths and charts."""
     if value is None:
         return None
     if not isinstance(value, str):
@@ -65,11 +73,65 @@ def timestamp(value, field: str, errors: dict) -> datetime | None:
     if parsed.tzinfo is None:
         errors[field] = f"{field} must include a timezone (e.g. 2026-01-31T12:00:00Z)."
         return None
-    try:
-        return parsed.astimezone(timezone.utc)
-    except OverflowError:
-        errors[field] = f"{field} is out of range once converted to UTC."
+    latest = (now or datetime.now(timezone.utc)) + CLOCK_SKEW
+    if not EARLIEST_TIMESTAMP <= parsed <= latest:  # aware datetimes compare across offsets without converting
+        errors[field] = (f"{field} must be from 2000-01-01T00:00:00Z to 24 hours after the server's current time "
+                         f"({latest:%Y-%m-%dT%H:%M:%SZ}).")
         return None
+    return parsed.astimezone(timezone.utc)
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:24]} is out of range (JSON numbers must be finite)")
+    return value
+
+
+def parse_json(text: str | bytes) -> Any:
+    """JSON as the standard has it: NaN, Infinity and numbers beyond a double's range (1e999) raise ValueError like
+    malformed JSON, so that what is stored is served as valid JSON again. RecursionError beyond the parser's depth."""
+    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+
+
+MAX_JSON_DEPTH = 20  # objects and arrays inside one another in a stored JSON value (lead fields, variant configs)
+
+
+def too_deep(label: str) -> str:
+    """The error of a JSON value nested beyond MAX_JSON_DEPTH."""
+    return f"{label} is nested too deeply: at most {MAX_JSON_DEPTH} levels of objects and arrays."
+
+
+def json_value(value: Any, field: str, errors: dict, *, label: str, refuse_nul: bool = False) -> None:
+    """Record an error on `field` when a parsed JSON value nests objects and arrays more than MAX_JSON_DEPTH
+    levels deep (the value itself is level 1) or, with `refuse_nul`, holds NUL in a string or key.
+
+    Iterative: it never recurses, however deep the value, so it runs before anything that does (a recursive
+    walk, json.dumps when the value is stored).
+    """
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+            if refuse_nul:
+                stack.extend((key, depth) for key in node)
+        elif isinstance(node, list):
+            children = node
+        else:
+            if refuse_nul and isinstance(node, str) and "\x00" in node:
+                errors[field] = f"{label} must not contain NUL characters."
+                return
+            continue
+        if depth > MAX_JSON_DEPTH:
+            errors[field] = too_deep(label)
+            return
+        stack.extend((child, depth + 1) for child in children
+                     if isinstance(child, (dict, list)) or (refuse_nul and isinstance(child, str)))
 
 
 def email(value, field: str, errors: dict) -> str:

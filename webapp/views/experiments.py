@@ -67,11 +67,8 @@ def _config_for_kind(row: dict[str, Any], kind: str) -> str:
 
     Away from persona the persona block is dropped; the name and tone fields stay in the form, hidden, so that
     switching back to persona folds what was typed there into the JSON again."""
-    try:
-        config = json.loads(row["config"] or "{}")
-    except ValueError:
-        return row["config"]
-    if not isinstance(config, dict):
+    config = experiments.config_object(row["config"])
+    if config is None:
         return row["config"]
     if kind == "persona":
         typed = {field: row[f"persona_{field}"] for field in ("name", "tone")
