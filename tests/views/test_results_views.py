@@ -5,6 +5,8 @@ import pytest
 
 from tests import factories
 from tests.services.test_results import build
+from webapp.extensions import db
+from webapp.models import Experiment
 
 
 @pytest.fixture
@@ -78,3 +80,33 @@ def test_results_of_an_experiment_without_visitors_say_so(client, auth, app, wor
     assert "No visitors yet" in html and "Start the experiment" in html
     assert "data-chart" not in html
 
+
+
+def csv_export(client, world, experiment_id) -> list[dict[str, str]]:
+    response = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results.csv")
+    return list(csv.DictReader(io.StringIO(response.get_data(as_text=True), newline="")))
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_csv_export_neutralises_text_a_spreadsheet_would_run_as_a_formula(app, client, auth, world, start):
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="running", keys=["control", start + "key"])
+        treatment = db.session.get(Experiment, experiment_id).variants[1]
+        treatment.name = start + "SUM(A1)"
+        db.session.commit()
+    auth.login("editor@acme.test")
+    rows = csv_export(client, world, experiment_id)
+    treatment = {(r["variant_key"], r["variant_name"]) for r in rows if r["is_control"] == "False"}
+    assert treatment == {("'" + start + "key", "'" + start + "SUM(A1)")}
+    assert {r["variant_name"] for r in rows if r["is_control"] == "True"} == {"Control"}  # plain text as it was
+
+
+def test_csv_export_keeps_negative_numbers_numbers(app, client, auth, world):
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="running")
+        build(world.agent_id, experiment_id, 40, lead_rates=(0.3, 0.05))
+    auth.login("editor@acme.test")
+    row = next(r for r in csv_export(client, world, experiment_id)
+               if r["is_control"] == "False" and r["metric"] == "lead_capture_rate")
+    assert float(row["lift"]) < 0 and float(row["ci_low"]) < 0
+    assert row["lift"].startswith("-") and row["ci_low"].startswith("-")
