@@ -125,6 +125,15 @@ def test_switching_kind_back_to_persona_keeps_the_typed_names(app, page, world, 
     expect(page.locator("#variants")).to_contain_text("Aria")
 
 
+def test_live_shares_of_a_lopsided_split(app, page, world, shot):
+    login(page, "owner@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments/new")
+    page.fill("input[name='variants-0-weight']", "1")
+    page.fill("input[name='variants-1-weight']", "10000")
+    assert shares(page) == ["<0.1%", ">99.9%"]  # not 0.0% and 100.0%
+    shot(page, "lopsided")
+
+
 def test_editor_finds_no_control(app, page, world, shot):
     with app.app_context():
         exp_id = factories.experiment(world.agent_id, status="running", name="Live test")

@@ -1,6 +1,8 @@
 """The experiments tab over HTTP: full pages vs HTMX fragments, 422 fragments, lifecycle answers, CSRF."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import sqlalchemy as sa
 
@@ -171,6 +173,18 @@ def test_detail_page_and_its_htmx_fragment(app, client, owner, world):
     fragment = client.get(f"{base(world)}/{exp_id}?confirm=delete", headers=HX).get_data(as_text=True)
     assert "<html" not in fragment and fragment.lstrip().startswith('<section id="status-component"')
     assert "Delete experiment" not in fragment  # a running experiment has no delete confirmation
+
+
+def test_a_lopsided_split_never_shows_a_share_of_0_or_100_percent(app, client, owner, world):
+    exp_id = make(app, world.agent_id, status="running", weights=(1, 10_000))
+    lopsided = form(rows=(("control", "1", "Sam"), ("treatment", "10000", "Aria")))
+    pages = {"experiment": client.get(f"{base(world)}/{exp_id}"),
+             "preview": client.get(f"{base(world)}/{exp_id}/preview?visitor_id=v1"),
+             "form rows": owner.post(base(world) + "/form-rows", {**lopsided, "op": "kind"}, headers=HX)}
+    for page, response in pages.items():
+        html = response.get_data(as_text=True)
+        assert "&lt;0.1%" in html and "&gt;99.9%" in html, page
+        assert not re.search(r"\b0\.0%|100\.0%", html), page
 
 
 def test_start_with_another_running_asks_for_confirmation(app, client, owner, world):
