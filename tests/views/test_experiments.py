@@ -175,6 +175,16 @@ def test_detail_page_and_its_htmx_fragment(app, client, owner, world):
     assert "Delete experiment" not in fragment  # a running experiment has no delete confirmation
 
 
+@pytest.mark.parametrize("page,title", [("", "Persona test · Helper"), ("/results", "Results · Persona test · Helper"),
+                                        ("/preview", "Preview · Persona test · Helper")],
+                         ids=["experiment", "results", "preview"])
+def test_experiment_pages_name_the_experiment_and_lead_back_alike(app, client, owner, world, page, title):
+    exp_id = make(app, world.agent_id, status="running", name="Persona test")
+    html = client.get(f"{base(world)}/{exp_id}{page}").get_data(as_text=True)
+    assert f"<title>{title} · Agent Studio</title>" in html
+    assert f'<a href="{base(world)}">← All experiments</a>' in html
+
+
 def test_a_lopsided_split_never_shows_a_share_of_0_or_100_percent(app, client, owner, world):
     exp_id = make(app, world.agent_id, status="running", weights=(1, 10_000))
     lopsided = form(rows=(("control", "1", "Sam"), ("treatment", "10000", "Aria")))
