@@ -141,3 +141,15 @@ def test_preview_htmx_fragment_errors_and_full_page(app, client, auth, world):
     bad = client.get(preview_url(world, exp, "x" * 300), headers={"HX-Request": "true"})
     assert bad.status_code == 422 and 'data-field="visitor_id"' in bad.get_data(as_text=True)
     assert client.get(preview_url(world, other, "v1")).status_code == 404
+
+
+def test_preview_of_an_empty_visitor_id_asks_for_one(app, client, auth, world):
+    with app.app_context():
+        exp = factories.experiment(world.agent_id)
+        db.session.remove()
+    auth.login(world.emails["editor"])
+    for headers in ({"HX-Request": "true"}, {}):
+        response = client.get(preview_url(world, exp, ""), headers=headers)
+        html = response.get_data(as_text=True)
+        assert response.status_code == 422 and ("<html" in html) == (not headers)
+        assert '<p class="error" data-field="visitor_id">Enter a visitor id.</p>' in html
