@@ -1,6 +1,8 @@
 """Conversations and leads show the variant; the visitor preview is a dry run."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import sqlalchemy as sa
 
@@ -93,6 +95,13 @@ def test_leads_show_the_variant(client, auth, world, traffic):
     auth.login(world.emails["editor"])
     html = client.get(f"/agents/{world.agent_id}/leads").get_data(as_text=True)
     assert "Live test" in html and 'class="badge"' in html
+
+
+def test_a_lead_without_fields_shows_a_dash(client, auth, world, traffic):
+    auth.login(world.emails["editor"])
+    html = client.get(f"/agents/{world.agent_id}/leads").get_data(as_text=True)
+    fields = re.search(r'<tbody>\s*<tr>\s*<td>.*?</td>\s*<td>.*?</td>\s*<td>(.*?)</td>', html, re.S).group(1)
+    assert fields == '<span class="muted">—</span>'
 
 
 def preview_url(world, experiment_id, visitor=None):
