@@ -133,6 +133,23 @@ def test_rows_are_added_and_removed_in_place_and_renumbered(client, owner, world
     assert 'name="variants-1-key"' in html  # two is the minimum: nothing removed
 
 
+def test_rows_re_rendered_after_a_refused_save_show_the_errors_of_their_current_values(client, owner, world):
+    bad = form(rows=(("control", "50", "Sam"), ("treatment", "0", "Aria"), ("bold", "20", "Bo")))
+    refused = owner.post(base(world) + "/new", bad, headers=HX).get_data(as_text=True)
+    assert 'name="save_attempted"' in refused and "Nothing was saved" in refused
+    url = base(world) + "/form-rows"
+    composing = owner.post(url, {**bad, "op": "add"}, headers=HX).get_data(as_text=True)
+    assert "data-field" not in composing  # before a save attempt nothing nags
+    retried = {**bad, "save_attempted": "1"}
+    added = owner.post(url, {**retried, "op": "add"}, headers=HX).get_data(as_text=True)
+    assert re.findall(r'data-field="([^"]+)"', added) == ["variants-1-weight"]
+    assert '<div id="form-banner" hx-swap-oob="true"></div>' in added  # the banner of the refused save goes
+    shifted = owner.post(url, {**retried, "op": "remove-0"}, headers=HX).get_data(as_text=True)
+    assert re.findall(r'data-field="([^"]+)"', shifted) == ["variants-0-weight"]  # the error follows its row
+    removed = owner.post(url, {**retried, "op": "remove-1"}, headers=HX).get_data(as_text=True)
+    assert "data-field" not in removed and 'aria-invalid' not in removed
+
+
 def test_switching_kind_away_from_persona_and_back_keeps_the_typed_persona(app, client, owner, world):
     url = base(world) + "/form-rows"
     switched = {**form(), "kind": "cta", "variants-0-config": '{"persona": {"name": "Sam"}, "colour": "red"}',
