@@ -47,6 +47,14 @@ document.addEventListener("htmx:afterSwap", function (event) { drawResultCharts(
 document.addEventListener("DOMContentLoaded", function () { drawResultCharts(document); });
 
 // Experiment form: each weight's slider and number stay in step, and every share updates live.
+// A share reads as the server renders it (_macros.html: share): a positive one never 0.0%, a partial one never 100.0%.
+function shareLabel(percent) {
+  var label = percent.toFixed(1);
+  if (label === "0.0" && percent > 0) { return "<0.1%"; }
+  if (label === "100.0" && percent < 100) { return ">99.9%"; }
+  return label + "%";
+}
+
 function experimentWeights(rows) {
   var all = rows.querySelectorAll(".variant-row");
   var weights = Array.prototype.map.call(all, function (row) {
@@ -57,7 +65,7 @@ function experimentWeights(rows) {
   var total = weights.reduce(function (a, b) { return a + b; }, 0);
   all.forEach(function (row, i) {
     row.querySelector("[data-share]").textContent =
-      total && weights[i] ? (100 * weights[i] / total).toFixed(1) + "%" : "—";
+      total && weights[i] ? shareLabel(100 * weights[i] / total) : "—";
   });
 }
 

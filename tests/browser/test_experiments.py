@@ -125,6 +125,55 @@ def test_switching_kind_back_to_persona_keeps_the_typed_names(app, page, world, 
     expect(page.locator("#variants")).to_contain_text("Aria")
 
 
+def row_errors(page) -> list[str]:
+    return [e.get_attribute("data-field") for e in page.locator("#variant-rows .error").all()]
+
+
+def test_after_a_refused_save_row_changes_update_the_rows_errors_and_drop_the_banner(app, page, world, shot):
+    login(page, "owner@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments/new")
+    page.fill("input[name='variants-1-weight']", "0")
+    page.click("text=Create draft")  # no name, no persona name for the treatment, a weight of 0
+    banner = page.locator("#experiment-form .flash-error")
+    expect(banner).to_contain_text("Nothing was saved")
+    expect(page.locator("[data-field=name]")).to_be_visible()
+    assert row_errors(page) == ["variants-1-weight", "variants-1-persona_name"]
+    shot(page, "1-refused")
+
+    page.click("text=+ Add variant")
+    expect(page.locator(".variant-row")).to_have_count(3)
+    expect(banner).to_have_count(0)  # it spoke of the refused save
+    assert row_errors(page) == ["variants-1-weight", "variants-1-persona_name"]  # still wrong; the new row is blank
+    expect(page.locator("[data-field=name]")).to_be_visible()  # not re-rendered: its message stays until a save
+    shot(page, "2-row-added")
+
+    page.fill("input[name='variants-1-weight']", "50")
+    page.select_option("select[name=kind]", "cta")
+    expect(page.locator("#variant-rows[data-kind=cta]")).to_have_count(1)
+    assert row_errors(page) == []  # the weight is fixed and a CTA needs no persona name
+    page.select_option("select[name=kind]", "persona")
+    expect(page.locator("#variant-rows[data-kind=persona]")).to_have_count(1)
+    assert row_errors(page) == ["variants-1-persona_name", "variants-2-persona_name"]
+    page.click("button[aria-label='Remove variant 2']")
+    expect(page.locator(".variant-row")).to_have_count(2)
+    assert row_errors(page) == ["variants-1-persona_name"]  # the third row's error moved up with it
+    shot(page, "3-kind-switched-and-row-removed")
+
+    page.fill("input[name=name]", "Fixed")
+    page.fill("input[name='variants-1-persona_name']", "Aria")
+    page.click("text=Create draft")
+    expect(page.locator(".experiment-head h2")).to_contain_text("Fixed")
+
+
+def test_live_shares_of_a_lopsided_split(app, page, world, shot):
+    login(page, "owner@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments/new")
+    page.fill("input[name='variants-0-weight']", "1")
+    page.fill("input[name='variants-1-weight']", "10000")
+    assert shares(page) == ["<0.1%", ">99.9%"]  # not 0.0% and 100.0%
+    shot(page, "lopsided")
+
+
 def test_editor_finds_no_control(app, page, world, shot):
     with app.app_context():
         exp_id = factories.experiment(world.agent_id, status="running", name="Live test")

@@ -1,6 +1,8 @@
 """The experiments tab over HTTP: full pages vs HTMX fragments, 422 fragments, lifecycle answers, CSRF."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import sqlalchemy as sa
 
@@ -131,6 +133,23 @@ def test_rows_are_added_and_removed_in_place_and_renumbered(client, owner, world
     assert 'name="variants-1-key"' in html  # two is the minimum: nothing removed
 
 
+def test_rows_re_rendered_after_a_refused_save_show_the_errors_of_their_current_values(client, owner, world):
+    bad = form(rows=(("control", "50", "Sam"), ("treatment", "0", "Aria"), ("bold", "20", "Bo")))
+    refused = owner.post(base(world) + "/new", bad, headers=HX).get_data(as_text=True)
+    assert 'name="save_attempted"' in refused and "Nothing was saved" in refused
+    url = base(world) + "/form-rows"
+    composing = owner.post(url, {**bad, "op": "add"}, headers=HX).get_data(as_text=True)
+    assert "data-field" not in composing  # before a save attempt nothing nags
+    retried = {**bad, "save_attempted": "1"}
+    added = owner.post(url, {**retried, "op": "add"}, headers=HX).get_data(as_text=True)
+    assert re.findall(r'data-field="([^"]+)"', added) == ["variants-1-weight"]
+    assert '<div id="form-banner" hx-swap-oob="true"></div>' in added  # the banner of the refused save goes
+    shifted = owner.post(url, {**retried, "op": "remove-0"}, headers=HX).get_data(as_text=True)
+    assert re.findall(r'data-field="([^"]+)"', shifted) == ["variants-0-weight"]  # the error follows its row
+    removed = owner.post(url, {**retried, "op": "remove-1"}, headers=HX).get_data(as_text=True)
+    assert "data-field" not in removed and 'aria-invalid' not in removed
+
+
 def test_switching_kind_away_from_persona_and_back_keeps_the_typed_persona(app, client, owner, world):
     url = base(world) + "/form-rows"
     switched = {**form(), "kind": "cta", "variants-0-config": '{"persona": {"name": "Sam"}, "colour": "red"}',
@@ -171,6 +190,28 @@ def test_detail_page_and_its_htmx_fragment(app, client, owner, world):
     fragment = client.get(f"{base(world)}/{exp_id}?confirm=delete", headers=HX).get_data(as_text=True)
     assert "<html" not in fragment and fragment.lstrip().startswith('<section id="status-component"')
     assert "Delete experiment" not in fragment  # a running experiment has no delete confirmation
+
+
+@pytest.mark.parametrize("page,title", [("", "Persona test · Helper"), ("/results", "Results · Persona test · Helper"),
+                                        ("/preview", "Preview · Persona test · Helper")],
+                         ids=["experiment", "results", "preview"])
+def test_experiment_pages_name_the_experiment_and_lead_back_alike(app, client, owner, world, page, title):
+    exp_id = make(app, world.agent_id, status="running", name="Persona test")
+    html = client.get(f"{base(world)}/{exp_id}{page}").get_data(as_text=True)
+    assert f"<title>{title} · Agent Studio</title>" in html
+    assert f'<a href="{base(world)}">← All experiments</a>' in html
+
+
+def test_a_lopsided_split_never_shows_a_share_of_0_or_100_percent(app, client, owner, world):
+    exp_id = make(app, world.agent_id, status="running", weights=(1, 10_000))
+    lopsided = form(rows=(("control", "1", "Sam"), ("treatment", "10000", "Aria")))
+    pages = {"experiment": client.get(f"{base(world)}/{exp_id}"),
+             "preview": client.get(f"{base(world)}/{exp_id}/preview?visitor_id=v1"),
+             "form rows": owner.post(base(world) + "/form-rows", {**lopsided, "op": "kind"}, headers=HX)}
+    for page, response in pages.items():
+        html = response.get_data(as_text=True)
+        assert "&lt;0.1%" in html and "&gt;99.9%" in html, page
+        assert not re.search(r"\b0\.0%|100\.0%", html), page
 
 
 def test_start_with_another_running_asks_for_confirmation(app, client, owner, world):

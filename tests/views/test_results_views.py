@@ -5,6 +5,8 @@ import pytest
 
 from tests import factories
 from tests.services.test_results import build
+from webapp.extensions import db
+from webapp.models import Conversation, Experiment, ExperimentAssignment
 
 
 @pytest.fixture
@@ -78,3 +80,66 @@ def test_results_of_an_experiment_without_visitors_say_so(client, auth, app, wor
     assert "No visitors yet" in html and "Start the experiment" in html
     assert "data-chart" not in html
 
+
+
+def csv_export(client, world, experiment_id) -> list[dict[str, str]]:
+    response = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results.csv")
+    return list(csv.DictReader(io.StringIO(response.get_data(as_text=True), newline="")))
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_csv_export_neutralises_text_a_spreadsheet_would_run_as_a_formula(app, client, auth, world, start):
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="running", keys=["control", start + "key"])
+        treatment = db.session.get(Experiment, experiment_id).variants[1]
+        treatment.name = start + "SUM(A1)"
+        db.session.commit()
+    auth.login("editor@acme.test")
+    rows = csv_export(client, world, experiment_id)
+    treatment = {(r["variant_key"], r["variant_name"]) for r in rows if r["is_control"] == "False"}
+    assert treatment == {("'" + start + "key", "'" + start + "SUM(A1)")}
+    assert {r["variant_name"] for r in rows if r["is_control"] == "True"} == {"Control"}  # plain text as it was
+
+
+def test_csv_export_keeps_negative_numbers_numbers(app, client, auth, world):
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="running")
+        build(world.agent_id, experiment_id, 40, lead_rates=(0.3, 0.05))
+    auth.login("editor@acme.test")
+    row = next(r for r in csv_export(client, world, experiment_id)
+               if r["is_control"] == "False" and r["metric"] == "lead_capture_rate")
+    assert float(row["lift"]) < 0 and float(row["ci_low"]) < 0
+    assert row["lift"].startswith("-") and row["ci_low"].startswith("-")
+
+
+def converted_visitors(agent_id: int, experiment_id: int, converted: dict[str, tuple[int, int]]) -> None:
+    """Per variant key (visitors, converted): one conversation of one visitor message each."""
+    for variant in db.session.get(Experiment, experiment_id).variants:
+        visitors, leads = converted[variant.key]
+        for i in range(visitors):
+            stamp = {"agent_id": agent_id, "experiment_id": experiment_id, "variant_id": variant.id,
+                     "variant_key": variant.key, "visitor_id": f"{variant.key}-{i}"}
+            db.session.add(ExperimentAssignment(**stamp))
+            db.session.add(Conversation(**stamp, external_id=f"c-{variant.key}-{i}", visitor_messages=1,
+                                        lead_count=int(i < leads)))
+    db.session.commit()
+
+
+def test_a_relative_change_is_never_shown_below_minus_100_percent(app, client, auth, world):
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="running")
+        converted_visitors(world.agent_id, experiment_id, {"control": (30, 3), "treatment": (30, 1)})
+    auth.login("editor@acme.test")
+    url = f"/agents/{world.agent_id}/experiments/{experiment_id}/results"
+    exported = client.get(url + ".json").get_json()["variants"][1]["metrics"]["lead_capture_rate"]
+    assert exported["ci"][0] < -1.4  # the computed bound, untouched in the exports: −142.1%
+    row = next(r for r in csv_export(client, world, experiment_id)
+               if r["variant_key"] == "treatment" and r["metric"] == "lead_capture_rate")
+    assert float(row["ci_low"]) == exported["ci"][0]
+    html = client.get(url, headers={"HX-Request": "true"}).get_data(as_text=True)
+    table = html[html.index('data-metric="lead_capture_rate"'):]
+    row = table[table.index('<tr data-variant="treatment">'):]
+    row = row[:row.index("</tr>")]
+    assert "-100.0% … +8.8%" in row and 'title="-100.0% to +8.8%"' in row
+    assert "95% CI -100% to +9%" in row  # the verdict
+    assert "-142" not in html and "(bar axis ±100%)" in html

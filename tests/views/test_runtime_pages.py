@@ -1,6 +1,8 @@
 """Conversations and leads show the variant; the visitor preview is a dry run."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import sqlalchemy as sa
 
@@ -95,6 +97,13 @@ def test_leads_show_the_variant(client, auth, world, traffic):
     assert "Live test" in html and 'class="badge"' in html
 
 
+def test_a_lead_without_fields_shows_a_dash(client, auth, world, traffic):
+    auth.login(world.emails["editor"])
+    html = client.get(f"/agents/{world.agent_id}/leads").get_data(as_text=True)
+    fields = re.search(r'<tbody>\s*<tr>\s*<td>.*?</td>\s*<td>.*?</td>\s*<td>(.*?)</td>', html, re.S).group(1)
+    assert fields == '<span class="muted">—</span>'
+
+
 def preview_url(world, experiment_id, visitor=None):
     url = f"/agents/{world.agent_id}/experiments/{experiment_id}/preview"
     return url + (f"?visitor_id={visitor}" if visitor is not None else "")
@@ -141,3 +150,15 @@ def test_preview_htmx_fragment_errors_and_full_page(app, client, auth, world):
     bad = client.get(preview_url(world, exp, "x" * 300), headers={"HX-Request": "true"})
     assert bad.status_code == 422 and 'data-field="visitor_id"' in bad.get_data(as_text=True)
     assert client.get(preview_url(world, other, "v1")).status_code == 404
+
+
+def test_preview_of_an_empty_visitor_id_asks_for_one(app, client, auth, world):
+    with app.app_context():
+        exp = factories.experiment(world.agent_id)
+        db.session.remove()
+    auth.login(world.emails["editor"])
+    for headers in ({"HX-Request": "true"}, {}):
+        response = client.get(preview_url(world, exp, ""), headers=headers)
+        html = response.get_data(as_text=True)
+        assert response.status_code == 422 and ("<html" in html) == (not headers)
+        assert '<p class="error" data-field="visitor_id">Enter a visitor id.</p>' in html

@@ -179,10 +179,13 @@ def preview(actor_id: int, agent_id: int, experiment_id: int, visitor_id: Any) -
               for v, (low, high) in zip(variants, bucketing.weight_ranges(weights))]
     active_id = db.session.scalar(active_experiment_query(agent_id).with_only_columns(Experiment.id))
     shell = Preview(experiment, ranges, active_id == experiment.id)
-    if visitor_id is None or visitor_id == "":
-        return shell
+    if visitor_id is None:
+        return shell  # nobody asked about yet: the empty form
     errors: dict[str, str] = {}
-    visitor_id = validation.opaque_id(visitor_id, "visitor_id", errors)
+    if visitor_id == "":
+        errors["visitor_id"] = "Enter a visitor id."
+    else:
+        visitor_id = validation.opaque_id(visitor_id, "visitor_id", errors)
     if not variants:
         errors["visitor_id"] = "This experiment has no variants to preview."
     if errors:

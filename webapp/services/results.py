@@ -23,6 +23,9 @@ METRICS = {
     "session_length": {"label": "Session length per conversation", "kind": "ratio", "unit": "s"},
     "lead_capture_rate": {"label": "Lead capture rate", "kind": "proportion", "unit": "%"},
 }
+# Every metric is non-negative, so a relative change cannot fall below −100%; the normal approximation's lower
+# bound can, and is shown clamped there (the exports keep the computed bound).
+LOWEST_LIFT = -1.0
 
 
 @dataclass
@@ -92,9 +95,14 @@ class Results:
             out.update(lift=comparison.lift, ci=[comparison.ci_low, comparison.ci_high], p_value=comparison.p_value)
         return out
 
+    def shown_ci(self, variant: Variant, metric: str) -> tuple[float, float] | None:
+        """The confidence interval as the page shows it: the lower bound no lower than −100%."""
+        ci = self.metric(variant, metric)["ci"]
+        return (max(ci[0], LOWEST_LIFT), ci[1]) if ci else None
+
     def ci_scale(self, metric: str) -> float:
         """Half-width of the lift axis the CI bars of a metric share (at least ±5%)."""
-        bounds = [abs(x) for v in self.variants for x in (self.metric(v, metric)["ci"] or [])]
+        bounds = [abs(x) for v in self.variants for x in (self.shown_ci(v, metric) or ())]
         return max([0.05] + bounds)
 
     def verdict(self, variant: Variant, metric: str) -> str:
@@ -103,7 +111,7 @@ class Results:
         label = METRICS[metric]["label"].lower()
         if result["lift"] is None:
             return "Not enough data yet."
-        low, high = result["ci"]
+        low, high = self.shown_ci(variant, metric)
         if result["p_value"] >= stats.ALPHA:
             return f"No detectable difference in {label} yet (95% CI {low:+.0%} to {high:+.0%})."
         direction = "raises" if result["lift"] > 0 else "lowers"

@@ -141,12 +141,18 @@ def new(agent_id: int):
 @bp.route("/<int:agent_id>/experiments/form-rows", methods=["POST"])
 @agent_view("manage_experiments")
 def form_rows(agent_id: int):
-    """Re-render the variant rows of a form being edited: `op` is add, remove-<index> or kind (the kind changed)."""
+    """Re-render the variant rows of a form being edited: `op` is add, remove-<index> or kind (the kind changed).
+
+    After a refused save (the form then posts `save_attempted`) the rows come back with the errors of their values
+    as they now stand, except a row just added (blank by design: the next save checks it), and the form's "Nothing
+    was saved" banner goes; the fields outside the rows keep theirs."""
     data = _posted(request.form)
     rows = data.get("variants") or []
     op = request.form.get("op", "")
+    added = None
     if op == "add" and len(rows) < experiments.MAX_VARIANTS:
         rows.append(_row(experiments.new_variant([r["key"] for r in rows])))
+        added = len(rows) - 1
     elif op.startswith("remove-") and op[7:].isdigit() and len(rows) > experiments.MIN_VARIANTS:
         index = int(op[7:])
         if index < len(rows):
@@ -155,7 +161,20 @@ def form_rows(agent_id: int):
         for row in rows:
             row["config"] = _config_for_kind(row, data.get("kind"))
     data["variants"] = rows
-    return render("experiments/new.html", "experiments/_variant_rows.html", **_form_context(data))
+    errors = _row_errors(data, added) if request.form.get("save_attempted") else None
+    return render("experiments/new.html", "experiments/_variant_rows.html", clear_banner=is_htmx_fragment_request(),
+                  **_form_context(data, errors=errors))
+
+
+def _row_errors(data: dict[str, Any], blank_row: int | None) -> dict[str, str]:
+    """The errors of the variant rows (`variants`, `variants-N-…`) as the service finds them, but a blank row's."""
+    try:
+        experiments.validate(data)
+    except ValidationError as error:
+        blank = () if blank_row is None else (f"variants-{blank_row}-",)
+        return {field: message for field, message in error.fields.items()
+                if field.startswith("variants") and not field.startswith(blank)}
+    return {}
 
 
 @bp.route("/<int:agent_id>/experiments/<int:experiment_id>")

@@ -12,6 +12,9 @@ from . import agent_view, render
 
 bp = Blueprint("results", __name__, url_prefix="/agents")
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP: CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
 
 @bp.route("/<int:agent_id>/experiments/<int:experiment_id>/results")
 @agent_view()
@@ -35,7 +38,16 @@ def export_csv(agent_id: int, experiment_id: int):
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     for row in results.csv_rows():
-        writer.writerow(["" if value is None else value for value in row])
+        writer.writerow([_csv_cell(value) for value in row])
     filename = f"experiment-{experiment_id}-results.csv"
     return Response(buffer.getvalue(), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _csv_cell(value):
+    """Empty for None; text that would start a formula gets a leading single quote. Numbers stay numbers."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
