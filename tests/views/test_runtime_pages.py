@@ -62,10 +62,11 @@ def test_conversations_filter_by_experiment_and_variant(client, auth, world, tra
     ("experiment=0", "experiment"), ("experiment=%EF%BC%91", "experiment"), ("experiment=" + "9" * 5000, "experiment"),
     ("variant=Bad%20key", "variant"), ("variant=a/b", "variant"), ("variant=control%0A", "variant"),
 ])
-def test_malformed_conversation_filter_is_a_400_naming_the_parameter(app, client, auth, world, traffic, query,
-                                                                     parameter):
+@pytest.mark.parametrize("tab", ["conversations", "leads"])
+def test_malformed_stamp_filter_is_a_400_naming_the_parameter(app, client, auth, world, traffic, query, parameter,
+                                                              tab):
     auth.login(world.emails["editor"])
-    url = f"/agents/{world.agent_id}/conversations?{query}"
+    url = f"/agents/{world.agent_id}/{tab}?{query}"
     before = snapshot(app)
     page = client.get(url)
     html = page.get_data(as_text=True)
@@ -78,17 +79,38 @@ def test_malformed_conversation_filter_is_a_400_naming_the_parameter(app, client
     assert snapshot(app) == before
 
 
-def test_conversation_filter_by_an_experiment_not_of_this_agent_is_a_404(app, client, auth, world, traffic):
+@pytest.mark.parametrize("tab", ["conversations", "leads"])
+def test_stamp_filter_by_an_experiment_not_of_this_agent_is_a_404(app, client, auth, world, traffic, tab):
     with app.app_context():
         other_workspace = factories.experiment(world.other_agent_id, status="running")
         sibling = factories.experiment(factories.agent(world.workspace_id, name="Sibling"), status="running")
         db.session.remove()
     auth.login(world.emails["editor"])
     for experiment_id in (other_workspace, sibling, 999):
-        response = client.get(f"/agents/{world.agent_id}/conversations?experiment={experiment_id}")
+        response = client.get(f"/agents/{world.agent_id}/{tab}?experiment={experiment_id}")
         assert response.status_code == 404 and "No such experiment" in response.get_data(as_text=True)
-    response = client.get(f"/agents/{world.agent_id}/conversations?experiment={traffic['live']}&variant=nobody")
-    assert response.status_code == 200 and "No conversations match this filter" in response.get_data(as_text=True)
+    response = client.get(f"/agents/{world.agent_id}/{tab}?variant=nobody")
+    assert response.status_code == 200 and f"No {tab} match this filter" in response.get_data(as_text=True)
+
+
+def test_leads_filter_by_experiment_and_variant(app, client, auth, world, traffic):
+    with app.app_context():
+        for conversation, visitor in (("conv-old", "v-old"), ("conv-none", "v-none")):
+            runtime.record_lead(world.workspace_id, world.agent_id,
+                                {"conversation_id": conversation, "visitor_id": visitor})
+        key = db.session.scalar(sa.select(ExperimentAssignment.variant_key).where(
+            ExperimentAssignment.visitor_id == "v-a"))
+        db.session.remove()
+    auth.login(world.emails["editor"])
+    url = f"/agents/{world.agent_id}/leads"
+    html = client.get(url).get_data(as_text=True)
+    assert 'id="lead-filter"' in html and all(v in html for v in ("v-a", "v-old", "v-none"))
+    html = client.get(f"{url}?experiment={traffic['live']}").get_data(as_text=True)
+    assert "<code>v-a</code>" in html and "<code>v-old</code>" not in html and "<code>v-none</code>" not in html
+    html = client.get(f"{url}?experiment={traffic['gone']}").get_data(as_text=True)
+    assert "<code>v-old</code>" in html and "<code>v-a</code>" not in html
+    html = client.get(f"{url}?experiment={traffic['live']}&variant={key}").get_data(as_text=True)
+    assert "<code>v-a</code>" in html and f'<option value="{key}" selected>' in html
 
 
 def test_leads_show_the_variant(client, auth, world, traffic):

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.orm import InstrumentedAttribute
 
 from .. import authz
 from ..extensions import db
@@ -156,30 +157,36 @@ def _experiment_options(agent_id: int) -> list[ExperimentOption]:
             for i in sorted(keys, reverse=True)]
 
 
-def conversations(actor_id: int, agent_id: int, page: int = 1, per_page: int = 50,
-                  experiment_id: int | None = None, variant_key: str | None = None) -> StampedList[Conversation]:
-    """The agent's conversations, newest first, optionally filtered by experiment and variant key.
+def _stamped(model: type[Conversation] | type[Lead], time_column: InstrumentedAttribute, actor_id: int,
+             agent_id: int, page: int, per_page: int, experiment_id: int | None,
+             variant_key: str | None) -> StampedList:
+    """The agent's rows of `model`, newest first, optionally filtered by the experiment and variant key they carry.
 
     The experiment must be one of the agent's, live or deleted (then known by its stamps): any other id is a 404."""
     agent_for(actor_id, agent_id)
     options = _experiment_options(agent_id)
     if experiment_id is not None and experiment_id not in {o.id for o in options}:
         raise NotFound("No such experiment.")
-    query = sa.select(Conversation).where(Conversation.agent_id == agent_id)
+    query = sa.select(model).where(model.agent_id == agent_id)
     if experiment_id is not None:
-        query = query.where(Conversation.experiment_id == experiment_id)
+        query = query.where(model.experiment_id == experiment_id)
     if variant_key:
-        query = query.where(Conversation.variant_key == variant_key)
-    query = query.order_by(Conversation.started_at.desc(), Conversation.id.desc())
+        query = query.where(model.variant_key == variant_key)
+    query = query.order_by(time_column.desc(), model.id.desc())
     return StampedList(paginate(query, page, per_page), {o.id: o.label for o in options}, options)
 
 
-def leads(actor_id: int, agent_id: int, page: int = 1, per_page: int = 50) -> StampedList[Lead]:
-    """The agent's leads, newest first."""
-    agent_for(actor_id, agent_id)
-    query = sa.select(Lead).where(Lead.agent_id == agent_id).order_by(Lead.captured_at.desc(), Lead.id.desc())
-    options = _experiment_options(agent_id)
-    return StampedList(paginate(query, page, per_page), {o.id: o.label for o in options}, options)
+def conversations(actor_id: int, agent_id: int, page: int = 1, per_page: int = 50,
+                  experiment_id: int | None = None, variant_key: str | None = None) -> StampedList[Conversation]:
+    """The agent's conversations, newest first, optionally filtered by experiment and variant key."""
+    return _stamped(Conversation, Conversation.started_at, actor_id, agent_id, page, per_page, experiment_id,
+                    variant_key)
+
+
+def leads(actor_id: int, agent_id: int, page: int = 1, per_page: int = 50,
+          experiment_id: int | None = None, variant_key: str | None = None) -> StampedList[Lead]:
+    """The agent's leads, newest first, optionally filtered by experiment and variant key."""
+    return _stamped(Lead, Lead.captured_at, actor_id, agent_id, page, per_page, experiment_id, variant_key)
 
 
 def overview(actor_id: int, agent_id: int) -> dict[str, int]:
