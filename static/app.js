@@ -114,3 +114,23 @@ document.addEventListener("input", function (event) {
   }
   experimentWeights(row.closest(".variant-rows"));
 });
+
+// Conversations and Leads filter: the variant select offers the keys of the chosen experiment only (all for "All");
+// a chosen key the new experiment lacks falls back to "All". Without script the server checks the pair (400).
+document.addEventListener("change", function (event) {
+  var select = event.target;
+  if (!select.matches("form.filters select[name=experiment]")) { return; }
+  var variant = select.form.querySelector("select[name=variant]");
+  variant.querySelectorAll("optgroup[data-experiment]").forEach(function (group) {
+    var other = select.value !== "" && group.getAttribute("data-experiment") !== select.value;
+    group.hidden = other;
+    group.disabled = other;
+  });
+  var chosen = variant.selectedOptions[0];
+  if (chosen && chosen.parentElement.disabled) {
+    var same = Array.prototype.find.call(variant.options, function (option) {
+      return option.value === chosen.value && !option.parentElement.disabled;
+    });
+    (same || variant.options[0]).selected = true;
+  }
+});

@@ -93,6 +93,28 @@ def test_stamp_filter_by_an_experiment_not_of_this_agent_is_a_404(app, client, a
     assert response.status_code == 200 and f"No {tab} match this filter" in response.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("tab", ["conversations", "leads"])
+def test_stamp_filter_variant_of_another_experiment_is_a_400_naming_the_parameter(app, client, auth, world, traffic,
+                                                                                  tab):
+    with app.app_context():
+        db.session.get(Experiment, traffic["live"]).name = "<b>Live</b>"
+        db.session.commit()
+    auth.login(world.emails["editor"])
+    before = snapshot(app)
+    response = client.get(f"/agents/{world.agent_id}/{tab}?experiment={traffic['live']}&variant=nobody")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400 and "variant must be one of the keys of “&lt;b&gt;Live&lt;/b&gt;”" in html
+    assert "(got “nobody”)" in html and "<b>Live</b>" not in html
+    assert snapshot(app) == before
+
+
+def test_stamp_filter_offers_every_experiments_keys_marking_the_others_hidden(client, auth, world, traffic):
+    auth.login(world.emails["editor"])
+    html = client.get(f"/agents/{world.agent_id}/conversations?experiment={traffic['live']}").get_data(as_text=True)
+    assert f'data-experiment="{traffic["live"]}" >' in html
+    assert f'data-experiment="{traffic["gone"]}" hidden disabled>' in html
+
+
 def test_leads_filter_by_experiment_and_variant(app, client, auth, world, traffic):
     with app.app_context():
         for conversation, visitor in (("conv-old", "v-old"), ("conv-none", "v-none")):

@@ -11,7 +11,7 @@ from .. import authz
 from ..extensions import db
 from ..models import Agent, Conversation, Experiment, Lead, Role, Variant, Workspace
 from . import audit, validation
-from .errors import NotFound, ValidationError
+from .errors import BadRequest, NotFound, ValidationError
 
 T = TypeVar("T")
 
@@ -162,11 +162,17 @@ def _stamped(model: type[Conversation] | type[Lead], time_column: InstrumentedAt
              variant_key: str | None) -> StampedList:
     """The agent's rows of `model`, newest first, optionally filtered by the experiment and variant key they carry.
 
-    The experiment must be one of the agent's, live or deleted (then known by its stamps): any other id is a 404."""
+    The experiment must be one of the agent's, live or deleted (then known by its stamps): any other id is a 404;
+    a variant key with an experiment must be one of that experiment's keys (a 400 naming `variant`)."""
     agent_for(actor_id, agent_id)
     options = _experiment_options(agent_id)
-    if experiment_id is not None and experiment_id not in {o.id for o in options}:
-        raise NotFound("No such experiment.")
+    if experiment_id is not None:
+        option = next((o for o in options if o.id == experiment_id), None)
+        if option is None:
+            raise NotFound("No such experiment.")
+        if variant_key and variant_key not in option.variant_keys:
+            raise BadRequest(f"variant must be one of the keys of “{option.label}”: "
+                             f"{', '.join(option.variant_keys)} (got “{variant_key}”).")
     query = sa.select(model).where(model.agent_id == agent_id)
     if experiment_id is not None:
         query = query.where(model.experiment_id == experiment_id)
