@@ -27,6 +27,7 @@ function drawResultCharts(root) {
   var daily = JSON.parse(holder.textContent);
   root.querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
     var series = canvas.getAttribute("data-chart");
+    var percent = canvas.getAttribute("data-format") === "percent";  // a proportion, in percent as in the tables
     if (canvas._chart) { canvas._chart.destroy(); }
     canvas._chart = new Chart(canvas, {
       type: "line",
@@ -38,7 +39,12 @@ function drawResultCharts(root) {
         })
       },
       options: { animation: false, responsive: true, maintainAspectRatio: false,
-                 plugins: { legend: { position: "bottom" } }, scales: { y: { beginAtZero: true } } }
+                 plugins: { legend: { position: "bottom" }, tooltip: percent ? { callbacks: { label: function (item) {
+                   return item.dataset.label + ": " + (100 * item.parsed.y).toFixed(1) + "%";
+                 } } } : {} },
+                 scales: { y: { beginAtZero: true, ticks: percent ? { callback: function (value) {
+                   return +(100 * value).toFixed(1) + "%";
+                 } } : {} } } }
     });
     canvas.setAttribute("data-drawn", "true");
   });
