@@ -73,6 +73,20 @@ function experimentWeights(rows) {
     row.querySelector("[data-share]").textContent =
       total && weights[i] ? shareLabel(100 * weights[i] / total) : "—";
   });
+  return weights;
+}
+
+// All the form's weight sliders share one range, the first scale that fits the largest weight (as the server renders
+// it: views/experiments.py, SLIDER_SCALES), so that thumbs compare; the number input stays the source of truth.
+var SLIDER_SCALES = [100, 1000, 10000];
+function fitSliders(rows, weights) {
+  var largest = Math.max.apply(null, weights.concat([0]));
+  var scale = SLIDER_SCALES.find(function (s) { return largest <= s; });
+  rows.querySelectorAll(".variant-row").forEach(function (row, i) {
+    var slider = row.querySelector("[data-weight-slider]");
+    slider.max = scale;
+    if (weights[i]) { slider.value = weights[i]; }  // a range that shrank had clamped it
+  });
 }
 
 // Persona rows: the name and tone fields and the raw config JSON describe the same thing; keep them in step.
@@ -107,18 +121,21 @@ document.addEventListener("input", function (event) {
   if (target.matches("[data-weight-slider]")) {
     row.querySelector("[data-weight-number]").value = target.value;
   } else if (target.matches("[data-weight-number]")) {
-    var slider = row.querySelector("[data-weight-slider]");
-    var n = parseInt(target.value, 10);
-    if (n >= 1) {
-      slider.max = n > 100 ? 10000 : 100;  // the slider's scale follows the number, both ways
-      slider.value = n;
-    }
+    var rows = row.closest(".variant-rows");
+    fitSliders(rows, experimentWeights(rows));
   } else if (target.matches("[data-persona-name], [data-persona-tone]")) {
     personaToConfig(row);
   } else if (target.matches("[data-config]")) {
     configToPersona(row);
   }
   experimentWeights(row.closest(".variant-rows"));
+});
+
+// A slider's range is refitted once it is let go, never under the pointer.
+document.addEventListener("change", function (event) {
+  if (!event.target.matches("[data-weight-slider]")) { return; }
+  var rows = event.target.closest(".variant-rows");
+  fitSliders(rows, experimentWeights(rows));
 });
 
 // Conversations and Leads filter: the variant select offers the keys of the chosen experiment only (all for "All");
