@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from tests import factories
 from tests.views.test_roles import snapshot
 from webapp.extensions import db
-from webapp.models import Experiment, ExperimentAssignment
-from webapp.services import runtime
+from webapp.models import Conversation, Experiment, ExperimentAssignment
+from webapp.services import experiments, runtime
 from webapp.services.bucketing import bucket_value
 
 
@@ -41,6 +41,24 @@ def test_conversations_show_variant_and_experiment_even_when_deleted(client, aut
     assert f"deleted experiment #{traffic['gone']}" in html
     assert "Live test" in html and "conv-none" in html
     assert 'name="experiment"' in html and 'name="variant"' in html
+
+
+def test_a_deleted_experiment_is_labelled_by_the_name_its_deletion_recorded(app, client, auth, world, traffic):
+    with app.app_context():
+        named = factories.experiment(world.agent_id, status="stopped", name="<i>Old & gone</i>")
+        db.session.execute(sa.update(Conversation).where(Conversation.external_id == "conv-none").values(
+            experiment_id=named, variant_key="control"))
+        db.session.commit()
+        experiments.delete_experiment(world.owner_id, world.agent_id, named)
+        db.session.remove()
+    auth.login(world.emails["editor"])
+    for tab in ("conversations", "leads"):
+        html = client.get(f"/agents/{world.agent_id}/{tab}").get_data(as_text=True)
+        assert f'<option value="{named}" >&lt;i&gt;Old &amp; gone&lt;/i&gt; (deleted)</option>' in html
+        assert "<i>Old" not in html
+        assert f"deleted experiment #{traffic['gone']}" in html  # deleted without an audit row: its id
+    html = client.get(f"/agents/{world.agent_id}/conversations").get_data(as_text=True)
+    assert '<span class="muted">&lt;i&gt;Old &amp; gone&lt;/i&gt; (deleted)</span>' in html
 
 
 def test_conversations_filter_by_experiment_and_variant(client, auth, world, traffic):

@@ -9,7 +9,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from .. import authz
 from ..extensions import db
-from ..models import Agent, Conversation, Experiment, Lead, Role, Variant, Workspace
+from ..models import Agent, AuditEvent, Conversation, Experiment, Lead, Role, Variant, Workspace
 from . import audit, validation
 from .errors import BadRequest, NotFound, ValidationError
 
@@ -127,7 +127,7 @@ def update_settings(actor_id: int, agent_id: int, data: dict[str, Any]) -> Agent
 
 @dataclass
 class ExperimentOption:
-    """An experiment to filter by: live or deleted (then labelled by its id), with its variant keys."""
+    """An experiment to filter by: live or deleted (then "<name> (deleted)", or by its id), with its variant keys."""
 
     id: int
     label: str
@@ -143,8 +143,9 @@ class StampedList(Generic[T]):
     options: list[ExperimentOption]
 
 
-def _experiment_options(agent_id: int) -> list[ExperimentOption]:
+def _experiment_options(agent: Agent) -> list[ExperimentOption]:
     """The agent's live experiments and the deleted ones its conversations still carry, newest first."""
+    agent_id = agent.id
     names = dict(db.session.execute(
         sa.select(Experiment.id, Experiment.name).where(Experiment.agent_id == agent_id)).all())
     keys: dict[int, set[str]] = {experiment_id: set() for experiment_id in names}
@@ -153,8 +154,20 @@ def _experiment_options(agent_id: int) -> list[ExperimentOption]:
     live = sa.select(Variant.experiment_id, Variant.key).join(Experiment).where(Experiment.agent_id == agent_id)
     for experiment_id, key in db.session.execute(stamped.union(live)).all():
         keys.setdefault(experiment_id, set()).add(key)
+    names.update(_deleted_experiment_labels(agent.workspace_id, set(keys) - set(names)))
     return [ExperimentOption(i, names.get(i, f"deleted experiment #{i}"), sorted(keys[i]))
             for i in sorted(keys, reverse=True)]
+
+
+def _deleted_experiment_labels(workspace_id: int, experiment_ids: set[int]) -> dict[int, str]:
+    """Labels "<name> (deleted)" for the deleted experiments whose deletion audit row records the name (old ones do not)."""
+    if not experiment_ids:
+        return {}
+    rows = db.session.execute(sa.select(AuditEvent.target_id, AuditEvent.details).where(
+        AuditEvent.workspace_id == workspace_id, AuditEvent.action == "experiment.deleted",
+        AuditEvent.target_type == "experiment", AuditEvent.target_id.in_(experiment_ids)))
+    return {experiment_id: f"{details['name']} (deleted)" for experiment_id, details in rows
+            if isinstance(details, dict) and isinstance(details.get("name"), str) and details["name"]}
 
 
 def _stamped(model: type[Conversation] | type[Lead], time_column: InstrumentedAttribute, actor_id: int,
@@ -164,8 +177,8 @@ def _stamped(model: type[Conversation] | type[Lead], time_column: InstrumentedAt
 
     The experiment must be one of the agent's, live or deleted (then known by its stamps): any other id is a 404;
     a variant key with an experiment must be one of that experiment's keys (a 400 naming `variant`)."""
-    agent_for(actor_id, agent_id)
-    options = _experiment_options(agent_id)
+    agent, _ = agent_for(actor_id, agent_id)
+    options = _experiment_options(agent)
     if experiment_id is not None:
         option = next((o for o in options if o.id == experiment_id), None)
         if option is None:
