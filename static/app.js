@@ -27,6 +27,7 @@ function drawResultCharts(root) {
   var daily = JSON.parse(holder.textContent);
   root.querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
     var series = canvas.getAttribute("data-chart");
+    var percent = canvas.getAttribute("data-format") === "percent";  // a proportion, in percent as in the tables
     if (canvas._chart) { canvas._chart.destroy(); }
     canvas._chart = new Chart(canvas, {
       type: "line",
@@ -38,7 +39,12 @@ function drawResultCharts(root) {
         })
       },
       options: { animation: false, responsive: true, maintainAspectRatio: false,
-                 plugins: { legend: { position: "bottom" } }, scales: { y: { beginAtZero: true } } }
+                 plugins: { legend: { position: "bottom" }, tooltip: percent ? { callbacks: { label: function (item) {
+                   return item.dataset.label + ": " + (100 * item.parsed.y).toFixed(1) + "%";
+                 } } } : {} },
+                 scales: { y: { beginAtZero: true, ticks: percent ? { callback: function (value) {
+                   return +(100 * value).toFixed(1) + "%";
+                 } } : {} } } }
     });
     canvas.setAttribute("data-drawn", "true");
   });
@@ -66,6 +72,20 @@ function experimentWeights(rows) {
   all.forEach(function (row, i) {
     row.querySelector("[data-share]").textContent =
       total && weights[i] ? shareLabel(100 * weights[i] / total) : "—";
+  });
+  return weights;
+}
+
+// All the form's weight sliders share one range, the first scale that fits the largest weight (as the server renders
+// it: views/experiments.py, SLIDER_SCALES), so that thumbs compare; the number input stays the source of truth.
+var SLIDER_SCALES = [100, 1000, 10000];
+function fitSliders(rows, weights) {
+  var largest = Math.max.apply(null, weights.concat([0]));
+  var scale = SLIDER_SCALES.find(function (s) { return largest <= s; });
+  rows.querySelectorAll(".variant-row").forEach(function (row, i) {
+    var slider = row.querySelector("[data-weight-slider]");
+    slider.max = scale;
+    if (weights[i]) { slider.value = weights[i]; }  // a range that shrank had clamped it
   });
 }
 
@@ -101,16 +121,39 @@ document.addEventListener("input", function (event) {
   if (target.matches("[data-weight-slider]")) {
     row.querySelector("[data-weight-number]").value = target.value;
   } else if (target.matches("[data-weight-number]")) {
-    var slider = row.querySelector("[data-weight-slider]");
-    var n = parseInt(target.value, 10);
-    if (n >= 1) {
-      slider.max = n > 100 ? 10000 : 100;  // the slider's scale follows the number, both ways
-      slider.value = n;
-    }
+    var rows = row.closest(".variant-rows");
+    fitSliders(rows, experimentWeights(rows));
   } else if (target.matches("[data-persona-name], [data-persona-tone]")) {
     personaToConfig(row);
   } else if (target.matches("[data-config]")) {
     configToPersona(row);
   }
   experimentWeights(row.closest(".variant-rows"));
+});
+
+// A slider's range is refitted once it is let go, never under the pointer.
+document.addEventListener("change", function (event) {
+  if (!event.target.matches("[data-weight-slider]")) { return; }
+  var rows = event.target.closest(".variant-rows");
+  fitSliders(rows, experimentWeights(rows));
+});
+
+// Conversations and Leads filter: the variant select offers the keys of the chosen experiment only (all for "All");
+// a chosen key the new experiment lacks falls back to "All". Without script the server checks the pair (400).
+document.addEventListener("change", function (event) {
+  var select = event.target;
+  if (!select.matches("form.filters select[name=experiment]")) { return; }
+  var variant = select.form.querySelector("select[name=variant]");
+  variant.querySelectorAll("optgroup[data-experiment]").forEach(function (group) {
+    var other = select.value !== "" && group.getAttribute("data-experiment") !== select.value;
+    group.hidden = other;
+    group.disabled = other;
+  });
+  var chosen = variant.selectedOptions[0];
+  if (chosen && chosen.parentElement.disabled) {
+    var same = Array.prototype.find.call(variant.options, function (option) {
+      return option.value === chosen.value && !option.parentElement.disabled;
+    });
+    (same || variant.options[0]).selected = true;
+  }
 });

@@ -189,3 +189,30 @@ def test_editor_finds_no_control(app, page, world, shot):
     shot(page, "editor-detail")
     page.goto(f"/agents/{world.agent_id}/experiments/{exp_id}/edit")
     expect(page.locator(".error-page")).to_contain_text("403")
+
+
+def test_weight_sliders_share_one_range_that_fits_the_largest_weight(app, page, world, shot):
+    login(page, "owner@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments/new")
+    sliders = page.locator(".variant-row [data-weight-slider]")
+
+    def ranges():
+        return [(s.get_attribute("max"), s.input_value()) for s in sliders.all()]
+
+    assert ranges() == [("100", "50"), ("100", "50")]
+    page.fill("input[name='variants-0-weight']", "150")
+    assert ranges() == [("1000", "150"), ("1000", "50")]  # one scale: the thumbs compare
+    shot(page, "150-50")
+    page.click("text=+ Add variant")  # the server renders the rows on the same scale
+    expect(page.locator(".variant-row")).to_have_count(3)
+    assert [r[0] for r in ranges()] == ["1000"] * 3
+    page.fill("input[name='variants-0-weight']", "1")
+    page.fill("input[name='variants-1-weight']", "5000")
+    assert [r[0] for r in ranges()] == ["10000"] * 3
+    sliders.nth(0).focus()
+    page.keyboard.press("End")  # a weight-1 variant's slider goes past 100
+    expect(page.locator("input[name='variants-0-weight']")).to_have_value("10000")
+    shot(page, "past-100")
+    page.fill("input[name='variants-0-weight']", "60")
+    page.fill("input[name='variants-1-weight']", "40")
+    assert ranges()[:2] == [("100", "60"), ("100", "40")]  # and back down, thumbs where the numbers say

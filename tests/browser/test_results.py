@@ -23,6 +23,15 @@ def test_demo_experiment_results_table_charts_and_csv(app, page, shot):
     shot(page, "demo-experiment")
     results.locator("button.refresh").click()  # the section reloads in place with HTMX
     expect(results.locator("canvas[data-chart=lead_capture_rate][data-drawn=true]")).to_have_count(1)
+    lead_chart = "canvas[data-chart=lead_capture_rate]"
+    ticks = page.eval_on_selector(lead_chart, "c => c._chart.scales.y.ticks.map(t => t.label)")
+    assert len(ticks) > 1 and all(t.endswith("%") and "0." not in t for t in ticks), ticks  # percent, like the tables
+    tooltip = page.eval_on_selector(lead_chart, """c => c._chart.options.plugins.tooltip.callbacks.label.call(
+        c._chart.tooltip, {dataset: {label: "Aria"}, parsed: {y: 0.1634}})""")
+    assert tooltip == "Aria: 16.3%"
+    other = page.eval_on_selector("canvas[data-chart=messages_per_conversation]",
+                                  "c => c._chart.scales.y.ticks.map(t => t.label)")
+    assert not any(t.endswith("%") for t in other)
     with page.expect_download() as download_info:
         results.locator("text=Export CSV").click()
     download = download_info.value

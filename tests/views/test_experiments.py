@@ -352,3 +352,10 @@ def test_a_refused_plain_form_post_redirects_back_with_the_reason(app, client, o
         html = client.get(page).get_data(as_text=True)
         assert "flash-error" in html and reason in html
     assert status_of(app, exp_id) == "running"
+
+
+@pytest.mark.parametrize("weights,scale", [((50, 50), "100"), ((1, 150), "1000"), ((150, 10_000), "10000")])
+def test_weight_sliders_of_a_form_share_the_scale_of_the_largest_weight(app, client, owner, world, weights, scale):
+    exp_id = make(app, world.agent_id, weights=weights)
+    html = client.get(f"{base(world)}/{exp_id}/edit").get_data(as_text=True)
+    assert re.findall(r'type="range" min="1" max="(\d+)"', html) == [scale, scale]

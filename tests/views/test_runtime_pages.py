@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from tests import factories
 from tests.views.test_roles import snapshot
 from webapp.extensions import db
-from webapp.models import Experiment, ExperimentAssignment
-from webapp.services import runtime
+from webapp.models import Conversation, Experiment, ExperimentAssignment
+from webapp.services import experiments, runtime
 from webapp.services.bucketing import bucket_value
 
 
@@ -43,6 +43,24 @@ def test_conversations_show_variant_and_experiment_even_when_deleted(client, aut
     assert 'name="experiment"' in html and 'name="variant"' in html
 
 
+def test_a_deleted_experiment_is_labelled_by_the_name_its_deletion_recorded(app, client, auth, world, traffic):
+    with app.app_context():
+        named = factories.experiment(world.agent_id, status="stopped", name="<i>Old & gone</i>")
+        db.session.execute(sa.update(Conversation).where(Conversation.external_id == "conv-none").values(
+            experiment_id=named, variant_key="control"))
+        db.session.commit()
+        experiments.delete_experiment(world.owner_id, world.agent_id, named)
+        db.session.remove()
+    auth.login(world.emails["editor"])
+    for tab in ("conversations", "leads"):
+        html = client.get(f"/agents/{world.agent_id}/{tab}").get_data(as_text=True)
+        assert f'<option value="{named}" >&lt;i&gt;Old &amp; gone&lt;/i&gt; (deleted)</option>' in html
+        assert "<i>Old" not in html
+        assert f"deleted experiment #{traffic['gone']}" in html  # deleted without an audit row: its id
+    html = client.get(f"/agents/{world.agent_id}/conversations").get_data(as_text=True)
+    assert '<span class="muted">&lt;i&gt;Old &amp; gone&lt;/i&gt; (deleted)</span>' in html
+
+
 def test_conversations_filter_by_experiment_and_variant(client, auth, world, traffic):
     auth.login(world.emails["editor"])
     html = client.get(f"/agents/{world.agent_id}/conversations?experiment={traffic['live']}").get_data(as_text=True)
@@ -62,10 +80,11 @@ def test_conversations_filter_by_experiment_and_variant(client, auth, world, tra
     ("experiment=0", "experiment"), ("experiment=%EF%BC%91", "experiment"), ("experiment=" + "9" * 5000, "experiment"),
     ("variant=Bad%20key", "variant"), ("variant=a/b", "variant"), ("variant=control%0A", "variant"),
 ])
-def test_malformed_conversation_filter_is_a_400_naming_the_parameter(app, client, auth, world, traffic, query,
-                                                                     parameter):
+@pytest.mark.parametrize("tab", ["conversations", "leads"])
+def test_malformed_stamp_filter_is_a_400_naming_the_parameter(app, client, auth, world, traffic, query, parameter,
+                                                              tab):
     auth.login(world.emails["editor"])
-    url = f"/agents/{world.agent_id}/conversations?{query}"
+    url = f"/agents/{world.agent_id}/{tab}?{query}"
     before = snapshot(app)
     page = client.get(url)
     html = page.get_data(as_text=True)
@@ -78,17 +97,60 @@ def test_malformed_conversation_filter_is_a_400_naming_the_parameter(app, client
     assert snapshot(app) == before
 
 
-def test_conversation_filter_by_an_experiment_not_of_this_agent_is_a_404(app, client, auth, world, traffic):
+@pytest.mark.parametrize("tab", ["conversations", "leads"])
+def test_stamp_filter_by_an_experiment_not_of_this_agent_is_a_404(app, client, auth, world, traffic, tab):
     with app.app_context():
         other_workspace = factories.experiment(world.other_agent_id, status="running")
         sibling = factories.experiment(factories.agent(world.workspace_id, name="Sibling"), status="running")
         db.session.remove()
     auth.login(world.emails["editor"])
     for experiment_id in (other_workspace, sibling, 999):
-        response = client.get(f"/agents/{world.agent_id}/conversations?experiment={experiment_id}")
+        response = client.get(f"/agents/{world.agent_id}/{tab}?experiment={experiment_id}")
         assert response.status_code == 404 and "No such experiment" in response.get_data(as_text=True)
-    response = client.get(f"/agents/{world.agent_id}/conversations?experiment={traffic['live']}&variant=nobody")
-    assert response.status_code == 200 and "No conversations match this filter" in response.get_data(as_text=True)
+    response = client.get(f"/agents/{world.agent_id}/{tab}?variant=nobody")
+    assert response.status_code == 200 and f"No {tab} match this filter" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("tab", ["conversations", "leads"])
+def test_stamp_filter_variant_of_another_experiment_is_a_400_naming_the_parameter(app, client, auth, world, traffic,
+                                                                                  tab):
+    with app.app_context():
+        db.session.get(Experiment, traffic["live"]).name = "<b>Live</b>"
+        db.session.commit()
+    auth.login(world.emails["editor"])
+    before = snapshot(app)
+    response = client.get(f"/agents/{world.agent_id}/{tab}?experiment={traffic['live']}&variant=nobody")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400 and "variant must be one of the keys of “&lt;b&gt;Live&lt;/b&gt;”" in html
+    assert "(got “nobody”)" in html and "<b>Live</b>" not in html
+    assert snapshot(app) == before
+
+
+def test_stamp_filter_offers_every_experiments_keys_marking_the_others_hidden(client, auth, world, traffic):
+    auth.login(world.emails["editor"])
+    html = client.get(f"/agents/{world.agent_id}/conversations?experiment={traffic['live']}").get_data(as_text=True)
+    assert f'data-experiment="{traffic["live"]}" >' in html
+    assert f'data-experiment="{traffic["gone"]}" hidden disabled>' in html
+
+
+def test_leads_filter_by_experiment_and_variant(app, client, auth, world, traffic):
+    with app.app_context():
+        for conversation, visitor in (("conv-old", "v-old"), ("conv-none", "v-none")):
+            runtime.record_lead(world.workspace_id, world.agent_id,
+                                {"conversation_id": conversation, "visitor_id": visitor})
+        key = db.session.scalar(sa.select(ExperimentAssignment.variant_key).where(
+            ExperimentAssignment.visitor_id == "v-a"))
+        db.session.remove()
+    auth.login(world.emails["editor"])
+    url = f"/agents/{world.agent_id}/leads"
+    html = client.get(url).get_data(as_text=True)
+    assert 'id="lead-filter"' in html and all(v in html for v in ("v-a", "v-old", "v-none"))
+    html = client.get(f"{url}?experiment={traffic['live']}").get_data(as_text=True)
+    assert "<code>v-a</code>" in html and "<code>v-old</code>" not in html and "<code>v-none</code>" not in html
+    html = client.get(f"{url}?experiment={traffic['gone']}").get_data(as_text=True)
+    assert "<code>v-old</code>" in html and "<code>v-a</code>" not in html
+    html = client.get(f"{url}?experiment={traffic['live']}&variant={key}").get_data(as_text=True)
+    assert "<code>v-a</code>" in html and f'<option value="{key}" selected>' in html
 
 
 def test_leads_show_the_variant(client, auth, world, traffic):

@@ -5,12 +5,13 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.orm import InstrumentedAttribute
 
 from .. import authz
 from ..extensions import db
-from ..models import Agent, Conversation, Experiment, Lead, Role, Variant, Workspace
+from ..models import Agent, AuditEvent, Conversation, Experiment, Lead, Role, Variant, Workspace
 from . import audit, validation
-from .errors import NotFound, ValidationError
+from .errors import BadRequest, NotFound, ValidationError
 
 T = TypeVar("T")
 
@@ -126,7 +127,7 @@ def update_settings(actor_id: int, agent_id: int, data: dict[str, Any]) -> Agent
 
 @dataclass
 class ExperimentOption:
-    """An experiment to filter by: live or deleted (then labelled by its id), with its variant keys."""
+    """An experiment to filter by: live or deleted (then "<name> (deleted)", or by its id), with its variant keys."""
 
     id: int
     label: str
@@ -142,8 +143,9 @@ class StampedList(Generic[T]):
     options: list[ExperimentOption]
 
 
-def _experiment_options(agent_id: int) -> list[ExperimentOption]:
+def _experiment_options(agent: Agent) -> list[ExperimentOption]:
     """The agent's live experiments and the deleted ones its conversations still carry, newest first."""
+    agent_id = agent.id
     names = dict(db.session.execute(
         sa.select(Experiment.id, Experiment.name).where(Experiment.agent_id == agent_id)).all())
     keys: dict[int, set[str]] = {experiment_id: set() for experiment_id in names}
@@ -152,34 +154,58 @@ def _experiment_options(agent_id: int) -> list[ExperimentOption]:
     live = sa.select(Variant.experiment_id, Variant.key).join(Experiment).where(Experiment.agent_id == agent_id)
     for experiment_id, key in db.session.execute(stamped.union(live)).all():
         keys.setdefault(experiment_id, set()).add(key)
+    names.update(_deleted_experiment_labels(agent.workspace_id, set(keys) - set(names)))
     return [ExperimentOption(i, names.get(i, f"deleted experiment #{i}"), sorted(keys[i]))
             for i in sorted(keys, reverse=True)]
 
 
+def _deleted_experiment_labels(workspace_id: int, experiment_ids: set[int]) -> dict[int, str]:
+    """Labels "<name> (deleted)" for the deleted experiments whose deletion audit row records the name (old ones do not)."""
+    if not experiment_ids:
+        return {}
+    rows = db.session.execute(sa.select(AuditEvent.target_id, AuditEvent.details).where(
+        AuditEvent.workspace_id == workspace_id, AuditEvent.action == "experiment.deleted",
+        AuditEvent.target_type == "experiment", AuditEvent.target_id.in_(experiment_ids)))
+    return {experiment_id: f"{details['name']} (deleted)" for experiment_id, details in rows
+            if isinstance(details, dict) and isinstance(details.get("name"), str) and details["name"]}
+
+
+def _stamped(model: type[Conversation] | type[Lead], time_column: InstrumentedAttribute, actor_id: int,
+             agent_id: int, page: int, per_page: int, experiment_id: int | None,
+             variant_key: str | None) -> StampedList:
+    """The agent's rows of `model`, newest first, optionally filtered by the experiment and variant key they carry.
+
+    The experiment must be one of the agent's, live or deleted (then known by its stamps): any other id is a 404;
+    a variant key with an experiment must be one of that experiment's keys (a 400 naming `variant`)."""
+    agent, _ = agent_for(actor_id, agent_id)
+    options = _experiment_options(agent)
+    if experiment_id is not None:
+        option = next((o for o in options if o.id == experiment_id), None)
+        if option is None:
+            raise NotFound("No such experiment.")
+        if variant_key and variant_key not in option.variant_keys:
+            raise BadRequest(f"variant must be one of the keys of “{option.label}”: "
+                             f"{', '.join(option.variant_keys)} (got “{variant_key}”).")
+    query = sa.select(model).where(model.agent_id == agent_id)
+    if experiment_id is not None:
+        query = query.where(model.experiment_id == experiment_id)
+    if variant_key:
+        query = query.where(model.variant_key == variant_key)
+    query = query.order_by(time_column.desc(), model.id.desc())
+    return StampedList(paginate(query, page, per_page), {o.id: o.label for o in options}, options)
+
+
 def conversations(actor_id: int, agent_id: int, page: int = 1, per_page: int = 50,
                   experiment_id: int | None = None, variant_key: str | None = None) -> StampedList[Conversation]:
-    """The agent's conversations, newest first, optionally filtered by experiment and variant key.
-
-    The experiment must be one of the agent's, live or deleted (then known by its stamps): any other id is a 404."""
-    agent_for(actor_id, agent_id)
-    options = _experiment_options(agent_id)
-    if experiment_id is not None and experiment_id not in {o.id for o in options}:
-        raise NotFound("No such experiment.")
-    query = sa.select(Conversation).where(Conversation.agent_id == agent_id)
-    if experiment_id is not None:
-        query = query.where(Conversation.experiment_id == experiment_id)
-    if variant_key:
-        query = query.where(Conversation.variant_key == variant_key)
-    query = query.order_by(Conversation.started_at.desc(), Conversation.id.desc())
-    return StampedList(paginate(query, page, per_page), {o.id: o.label for o in options}, options)
+    """The agent's conversations, newest first, optionally filtered by experiment and variant key."""
+    return _stamped(Conversation, Conversation.started_at, actor_id, agent_id, page, per_page, experiment_id,
+                    variant_key)
 
 
-def leads(actor_id: int, agent_id: int, page: int = 1, per_page: int = 50) -> StampedList[Lead]:
-    """The agent's leads, newest first."""
-    agent_for(actor_id, agent_id)
-    query = sa.select(Lead).where(Lead.agent_id == agent_id).order_by(Lead.captured_at.desc(), Lead.id.desc())
-    options = _experiment_options(agent_id)
-    return StampedList(paginate(query, page, per_page), {o.id: o.label for o in options}, options)
+def leads(actor_id: int, agent_id: int, page: int = 1, per_page: int = 50,
+          experiment_id: int | None = None, variant_key: str | None = None) -> StampedList[Lead]:
+    """The agent's leads, newest first, optionally filtered by experiment and variant key."""
+    return _stamped(Lead, Lead.captured_at, actor_id, agent_id, page, per_page, experiment_id, variant_key)
 
 
 def overview(actor_id: int, agent_id: int) -> dict[str, int]:

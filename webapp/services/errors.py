@@ -11,6 +11,10 @@ class DomainError(Exception):
         self.fields = fields or {}
 
 
+class BadRequest(DomainError):
+    """Well-formed input that names things that do not go together (a 400)."""
+
+
 class NotFound(DomainError):
     status = 404
     code = "not_found"

@@ -32,15 +32,19 @@ def overview(agent_id: int):
 @bp.route("/<int:agent_id>/conversations")
 @agent_view()
 def conversations(agent_id: int):
-    experiment_id, variant_key = _conversation_filter()
-    listing = agents.conversations(current_user.id, agent_id, page_arg(), experiment_id=experiment_id,
-                                   variant_key=variant_key)
-    return render("agents/conversations.html", page=listing.page, labels=listing.labels, options=listing.options,
+    return _stamped_tab(agents.conversations, "agents/conversations.html", agent_id)
+
+
+def _stamped_tab(listing_of, template: str, agent_id: int):
+    """A tab listing stamped rows (Conversations, Leads) under the experiment and variant filter."""
+    experiment_id, variant_key = _stamp_filter()
+    listing = listing_of(current_user.id, agent_id, page_arg(), experiment_id=experiment_id, variant_key=variant_key)
+    return render(template, page=listing.page, labels=listing.labels, options=listing.options,
                   experiment_id=experiment_id, variant_key=variant_key)
 
 
-def _conversation_filter() -> tuple[int | None, str | None]:
-    """The experiment id and variant key of the Conversations filter; a malformed one is a 400 naming it."""
+def _stamp_filter() -> tuple[int | None, str | None]:
+    """The experiment id and variant key of the Conversations and Leads filter; a malformed one is a 400 naming it."""
     experiment = request.args.get("experiment", "")
     if experiment and not (experiment.isascii() and experiment.isdigit() and len(experiment) <= 20
                            and 1 <= int(experiment) <= MAX_DB_ID):
@@ -54,8 +58,7 @@ def _conversation_filter() -> tuple[int | None, str | None]:
 @bp.route("/<int:agent_id>/leads")
 @agent_view()
 def leads(agent_id: int):
-    listing = agents.leads(current_user.id, agent_id, page_arg())
-    return render("agents/leads.html", page=listing.page, labels=listing.labels)
+    return _stamped_tab(agents.leads, "agents/leads.html", agent_id)
 
 
 @bp.route("/<int:agent_id>/settings", methods=["GET", "POST"])

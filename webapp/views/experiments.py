@@ -84,16 +84,27 @@ def _config_for_kind(row: dict[str, Any], kind: str) -> str:
     return json.dumps(config, ensure_ascii=False)
 
 
-def _shares(rows: list[dict[str, Any]]) -> list[float | None]:
-    weights = [int(r["weight"]) if str(r["weight"]).strip().isdigit() else 0 for r in rows]
+SLIDER_SCALES = (100, 1_000, experiments.MAX_WEIGHT)  # app.js: SLIDER_SCALES
+
+
+def _shares(weights: list[int]) -> list[float | None]:
     total = sum(weights)
     return [100.0 * w / total if total and w else None for w in weights]
+
+
+def _slider_max(weights: list[int]) -> int:
+    """The one range of all the form's weight sliders: the first scale that fits the largest weight."""
+    return next(scale for scale in SLIDER_SCALES if max(weights, default=0) <= scale)
 
 
 def _form_context(data: dict[str, Any], experiment: Experiment | None = None,
                   errors: dict[str, str] | None = None) -> dict[str, Any]:
     rows = [r if isinstance(r.get("config"), str) else _row(r) for r in data.get("variants") or []]
-    return {"data": data, "rows": rows, "shares": _shares(rows), "errors": errors or {}, "experiment": experiment,
+    # As app.js reads them: a weight that is not a whole number from 1 to MAX_WEIGHT counts as none.
+    weights = [int(w) if w.isdigit() and 1 <= int(w) <= experiments.MAX_WEIGHT else 0
+               for w in (str(r["weight"]).strip() for r in rows)]
+    return {"data": data, "rows": rows, "shares": _shares(weights), "slider_max": _slider_max(weights),
+            "errors": errors or {}, "experiment": experiment,
             "kinds": EXPERIMENT_KINDS, "max_variants": experiments.MAX_VARIANTS,
             "min_variants": experiments.MIN_VARIANTS,
             "arms_editable": experiment is None or experiment.status == "draft"}
