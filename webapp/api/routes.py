@@ -56,10 +56,8 @@ def post_message(agent_id: int):
         runtime.authenticate(g.token, agent_id)  # a bad key answers 401 before a bad body
         raise
     result = runtime.report_message(g.token, agent_id, body)
-    status = 200 if result.replayed else 201
-    if result.text is not None:  # serialised once, for the database and for the reply
-        return current_app.response_class(f"{result.text}\n", status, mimetype="application/json")
-    return jsonify(result.body), status
+    # Serialised once, for the database and for the reply: a replay sends the stored bytes.
+    return current_app.response_class(f"{result.text}\n", 200 if result.replayed else 201, mimetype="application/json")
 
 
 @bp.post("/agents/<int:agent_id>/leads")

@@ -123,7 +123,7 @@ class LeadResult:
 class MessageResult:
     body: dict[str, Any]
     replayed: bool
-    text: str | None = None  # the body already serialised (as stored with the message), sent as it is
+    text: str  # the body serialised once (models.json_text): stored with the message, sent as it is
 
 
 @dataclass(frozen=True)
