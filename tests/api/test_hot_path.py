@@ -229,19 +229,27 @@ def test_sqlite_checkpoints_run_off_the_request_path(tmp_path):
         checkpointer = hot_path.wal_checkpoint.checkpointer(str(database))
         assert checkpointer.is_alive()
 
-        def in_database_file() -> int:  # immutable=1 reads the main file only, never the log
-            reader = sqlite3.connect(f"file:{database}?immutable=1", uri=True)
+        def in_database_file(query: str = "SELECT count(*) FROM messages") -> object:
+            reader = sqlite3.connect(f"file:{database}?immutable=1", uri=True)  # the main file only, never the log
             try:
-                return reader.execute("SELECT count(*) FROM messages").fetchone()[0]
+                return reader.execute(query).fetchone()[0]
             except sqlite3.DatabaseError:  # read while a checkpoint was writing the file, or no table yet
-                return -1
+                return None
             finally:
                 reader.close()
 
-        deadline = time.monotonic() + 10
-        while (found := in_database_file()) != 5 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert found == 5 and checkpointer.checkpoints >= 1
+        def eventually(query: str, expected: object) -> object:
+            deadline = time.monotonic() + 10
+            while (found := in_database_file(query)) != expected and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return found
+
+        assert eventually("SELECT count(*) FROM messages", 5) == 5 and checkpointer.checkpoints >= 1
+        # A commit of the ORM's on those connections (no runtime message wakes the thread): checkpointed too.
+        db.session.execute(sa.text("UPDATE agents SET name = 'Renamed' WHERE id = :id"), {"id": world.agent_id})
+        db.session.commit()
+        query = f"SELECT name FROM agents WHERE id = {int(world.agent_id)}"
+        assert eventually(query, "Renamed") == "Renamed"
         db.engine.dispose()
 
 

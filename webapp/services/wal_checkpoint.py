@@ -20,11 +20,15 @@ import threading
 import time
 
 INTERVAL_S = 0.1
+# Also checkpoint this often without a wake: other code's commits on the same pooled connections (the ORM's:
+# the web app, the reference path), which run with the automatic checkpoint off too, wake nothing.
+IDLE_S = 1.0
 log = logging.getLogger(__name__)
 
 
 class Checkpointer(threading.Thread):
-    """One daemon thread per (process, database): waits for a commit, checkpoints, rests INTERVAL_S."""
+    """One daemon thread per (process, database): waits for a commit (at most IDLE_S), checkpoints, rests
+    INTERVAL_S."""
 
     def __init__(self, database: str, interval_s: float = INTERVAL_S):
         super().__init__(name=f"wal-checkpoint:{os.path.basename(database)}", daemon=True)
@@ -37,7 +41,7 @@ class Checkpointer(threading.Thread):
         connection = sqlite3.connect(self.database, timeout=0, isolation_level=None, check_same_thread=False)
         try:
             while True:
-                self.wake.wait()
+                self.wake.wait(IDLE_S)
                 self.wake.clear()
                 try:
                     connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
