@@ -50,3 +50,27 @@ def test_the_wsgi_entry_point_freezes_the_startup_heap(tmp_path):
                          check=True, timeout=60).stdout.split()
     frozen, left_in_oldest = int(out[0]), int(out[1])
     assert frozen > 50_000 and left_in_oldest < frozen / 100
+
+
+def test_sqlite_log_file_shrinks_back_after_a_large_transaction(tmp_path):
+    """journal_size_limit: once a checkpoint has copied a large transaction into the database, the next write
+    starts the log over and truncates the -wal file to SQLITE_WAL_SIZE_LIMIT instead of keeping its size."""
+    database = tmp_path / "w.db"
+    limit = 64 * 1024
+    app = create_app(type("C", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}",
+                                               "SQLITE_WAL_SIZE_LIMIT": limit}))
+    with app.app_context():
+        db.session.execute(sa.text("CREATE TABLE blob_test (b BLOB)"))
+        db.session.execute(sa.text(
+            "INSERT INTO blob_test SELECT randomblob(4000) FROM (WITH RECURSIVE n(i) AS "
+            "(SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500) SELECT i FROM n)"))
+        db.session.commit()
+        assert os.path.getsize(f"{database}-wal") > 1_000_000
+        busy, _, _ = db.session.execute(sa.text("PRAGMA wal_checkpoint(PASSIVE)")).one()
+        db.session.commit()
+        assert busy == 0
+        db.session.execute(sa.text("INSERT INTO blob_test VALUES (x'00')"))
+        db.session.commit()
+        assert os.path.getsize(f"{database}-wal") <= limit
+        db.session.remove()
+        db.engine.dispose()

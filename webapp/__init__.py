@@ -145,10 +145,11 @@ def _configure_database(app: Flask) -> None:
 
 
 def _configure_sqlite(app: Flask) -> None:
-    """WAL mode and foreign keys on every SQLite connection (SPEC §9)."""
+    """WAL mode and foreign keys on every SQLite connection (SPEC §9), and a bound on the log file's size."""
     engine = db.engine
     if engine.dialect.name != "sqlite":
         return
+    wal_size_limit = int(app.config["SQLITE_WAL_SIZE_LIMIT"])
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
@@ -156,6 +157,7 @@ def _configure_sqlite(app: Flask) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA journal_size_limit={wal_size_limit}")
         cursor.close()
 
 

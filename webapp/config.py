@@ -30,6 +30,9 @@ class Config:
     # PostgreSQL only, opt-in: "off" acknowledges a commit before its WAL reaches disk, so a server crash can
     # lose the last few hundred ms of acknowledged messages (never corrupts). None: the server's setting.
     DATABASE_SYNCHRONOUS_COMMIT = os.environ.get("DATABASE_SYNCHRONOUS_COMMIT")
+    # SQLite only: after a checkpoint lets the write-ahead log start over, SQLite truncates the -wal file to this
+    # size, so one large transaction (a bulk simulation, an import) does not leave a file that size behind.
+    SQLITE_WAL_SIZE_LIMIT = 64 * 1024 * 1024
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = _bool(os.environ.get("SESSION_COOKIE_SECURE"))
