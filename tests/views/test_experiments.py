@@ -359,3 +359,36 @@ def test_weight_sliders_of_a_form_share_the_scale_of_the_largest_weight(app, cli
     exp_id = make(app, world.agent_id, weights=weights)
     html = client.get(f"{base(world)}/{exp_id}/edit").get_data(as_text=True)
     assert re.findall(r'type="range" min="1" max="(\d+)"', html) == [scale, scale]
+
+
+def test_deleted_experiments_stay_listed_on_their_agents_tab_for_every_role(app, client, auth, world):
+    """A deleted experiment has no page left: its tab lists it (from the deletion's audit row) with the visitors
+    its assignment rows still count, for editors too; another agent's deletions are not listed."""
+    exp_id = make(app, world.agent_id, status="running", name="<b>Old persona</b>")
+    response = client.post(f"/api/v1/agents/{world.agent_id}/messages",
+                           json={"visitor_id": "v1", "conversation_id": "c1", "role": "visitor", "text": "hi"},
+                           headers={"Authorization": f"Bearer {world.api_key}"})
+    assert response.status_code == 201 and response.get_json()["experiment"]["id"] == exp_id
+    with app.app_context():
+        other_agent_id = factories.agent(world.workspace_id, name="Second agent")
+        db.session.remove()
+    other_exp = make(app, other_agent_id, status="stopped", name="Elsewhere")
+    auth.login(world.emails["admin"])
+    assert auth.post(f"{base(world)}/{exp_id}/stop").status_code == 302
+    assert auth.post(f"{base(world)}/{exp_id}/delete").status_code == 302
+    assert auth.post(f"/agents/{other_agent_id}/experiments/{other_exp}/delete").status_code == 302
+    auth.logout()
+    auth.login(world.emails["editor"])
+    html = client.get(base(world)).get_data(as_text=True)
+    row = re.search(rf'<tr id="deleted-experiment-{exp_id}">(.*?)</tr>', html, re.S).group(1)
+    assert "&lt;b&gt;Old persona&lt;/b&gt;" in row and "<b>" not in row
+    assert "Persona" in row and "stopped" in row and world.emails["admin"] in row
+    assert re.search(rf'href="/agents/{world.agent_id}/conversations\?experiment={exp_id}"[^>]*>1</a>', row)
+    assert "Elsewhere" not in html and f"deleted-experiment-{other_exp}" not in html
+    assert "Elsewhere" in client.get(f"/agents/{other_agent_id}/experiments").get_data(as_text=True)
+    assert client.get(f"/agents/{world.agent_id}/conversations?experiment={exp_id}").status_code == 200
+
+
+def test_no_deleted_section_without_deletions(app, client, owner, world):
+    make(app, world.agent_id, status="stopped")
+    assert "Deleted experiments" not in client.get(base(world)).get_data(as_text=True)

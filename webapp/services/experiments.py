@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -48,6 +49,18 @@ class ExperimentRow:
     experiment: Experiment
     visitors: int
     is_active: bool
+
+
+@dataclass(frozen=True)
+class DeletedExperiment:
+    """An experiment deleted from the agent, as its deletion's audit row recorded it."""
+    id: int
+    name: str
+    kind: str
+    status: str
+    visitors: int
+    deleted_by: str
+    deleted_at: datetime
 
 
 @dataclass
@@ -94,6 +107,30 @@ def list_for_agent(actor_id: int, agent_id: int) -> list[ExperimentRow]:
     ).all()
     active = active_experiment(agent_id)
     return [ExperimentRow(e, n, active is not None and e.id == active.id) for e, n in rows]
+
+
+def deleted_for_agent(actor_id: int, agent_id: int, limit: int = 20) -> list[DeletedExperiment]:
+    """The agent's deleted experiments, newest deletion first, for everyone who may view its experiments.
+
+    A deleted experiment has no page left for its audit trail: its deletion row (name, kind, status, who, when)
+    is what remains, with the visitors its assignment rows still count."""
+    agent, _ = agent_for(actor_id, agent_id)
+    events = db.session.scalars(
+        sa.select(AuditEvent)
+        .where(AuditEvent.workspace_id == agent.workspace_id, AuditEvent.action == "experiment.deleted",
+               AuditEvent.target_type == "experiment",
+               AuditEvent.details["agent_id"].as_integer() == agent_id)
+        .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+        .limit(limit)).all()
+    ids = [e.target_id for e in events]
+    visitors = dict(db.session.execute(
+        sa.select(ExperimentAssignment.experiment_id, sa.func.count())
+        .where(ExperimentAssignment.agent_id == agent_id, ExperimentAssignment.experiment_id.in_(ids))
+        .group_by(ExperimentAssignment.experiment_id)).all()) if ids else {}
+    return [DeletedExperiment(e.target_id, str(e.details.get("name") or f"experiment #{e.target_id}"),
+                              str(e.details.get("kind") or ""), str(e.details.get("status") or ""),
+                              visitors.get(e.target_id, 0), e.actor_email, e.created_at)
+            for e in events]
 
 
 def experiment_for(actor_id: int, agent_id: int, experiment_id: int, action: str = "view") -> Experiment:

@@ -128,7 +128,8 @@ def _hx_redirect(url: str) -> Response:
 @agent_view()
 def index(agent_id: int):
     rows = experiments.list_for_agent(current_user.id, agent_id)
-    return render("experiments/index.html", rows=rows)
+    deleted = experiments.deleted_for_agent(current_user.id, agent_id)
+    return render("experiments/index.html", rows=rows, deleted=deleted)
 
 
 @bp.route("/<int:agent_id>/experiments/new", methods=["GET", "POST"])
