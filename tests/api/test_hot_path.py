@@ -20,6 +20,7 @@ from webapp.config import TestConfig
 from webapp.extensions import db
 from webapp.models import ExperimentAssignment, Variant
 from webapp.services import assignment, hot_path, runtime
+from webapp.services.errors import DomainError
 
 T0 = "2026-11-20T10:00:00Z"
 SCRIPT = [  # (body fields, expected status)
@@ -27,6 +28,9 @@ SCRIPT = [  # (body fields, expected status)
     ({"role": "agent", "text": "Hello! How can I help?", "sent_at": "2026-11-20T10:00:05Z"}, 201),
     ({"role": "visitor", "text": "sent earlier, delivered late", "sent_at": "2026-11-20T09:59:30.250000+00:00"}, 201),
     ({"role": "visitor", "text": "Hi", "sent_at": T0, "message_id": "m1"}, 200),  # a replay
+    ({"role": "visitor", "text": "Hi", "message_id": "m1"}, 200),  # a retry's sent_at may differ (default: now)
+    ({"role": "visitor", "text": "Hi again", "sent_at": T0, "message_id": "m1"}, 409),  # m1 reused: not a retry
+    ({"role": "agent", "text": "Hi", "sent_at": T0, "message_id": "m1"}, 409),
     ({"role": "visitor", "text": "What does it cost?", "sent_at": "2026-11-20T11:30:00.5+01:00", "message_id": "m4"}, 201),
 ]
 
@@ -42,8 +46,12 @@ def _hot(client, world):
 def _reference(app, world):
     def send(body):
         with app.app_context():
-            result = runtime.record_message(world.workspace_id, world.agent_id, body)
-            db.session.remove()
+            try:
+                result = runtime.record_message(world.workspace_id, world.agent_id, body)
+            except DomainError as error:
+                return error.status, error.fields
+            finally:
+                db.session.remove()
         return (200 if result.replayed else 201), result.body
     return send
 

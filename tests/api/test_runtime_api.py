@@ -164,6 +164,16 @@ def test_first_message_201_replay_200_with_the_same_body(app, api, world):
     assert rows(app, Message) == 1 and rows(app, ExperimentAssignment) == 1
 
 
+@pytest.mark.parametrize("change", [{"text": "something else"}, {"role": "agent"}, {"text": None}])
+def test_a_message_id_reused_for_another_message_is_a_409_and_writes_nothing(app, api, world, change):
+    body = {"visitor_id": "v1", "conversation_id": "c1", "role": "visitor", "message_id": "m1", "text": "hi"}
+    assert api.message(body).status_code == 201
+    response = api.message({**body, **change})
+    assert set(error(response, 409, "conflict")) == {"message_id"} and "'m1'" in response.get_json()["error"]["message"]
+    assert rows(app, Message) == 1
+    assert api.message({**body, "conversation_id": "c2"}).status_code == 201  # ids are per conversation
+
+
 def test_leads(app, api, world):
     with app.app_context():
         factories.experiment(world.agent_id, status="running")
@@ -305,6 +315,10 @@ def test_lead_idempotency_key_replays_and_writes_nothing(app, api, world):
     assert again.get_json() == first.get_json()
     assert api.lead({**body, "idempotency_key": "lead-2"}).status_code == 201
     assert api.lead({**body, "idempotency_key": ""}).status_code == 422
+    assert api.lead({**body, "captured_at": "2026-01-31T12:00:00Z"}).status_code == 200  # a retry's time may differ
+    for other in ({"email": "x@y.z"}, {}, {"email": "a@b.c", "name": "A"}):  # lead-1 reused for another lead
+        response = api.lead({**body, "fields": other})
+        assert set(error(response, 409, "conflict")) == {"idempotency_key"}
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Lead)) == 2
         assert db.session.scalar(sa.select(Conversation.lead_count)) == 2

@@ -25,7 +25,8 @@ ERRORS = {
     "400": _json(_ref("Error"), "Malformed JSON, or a body that is not a JSON object"),
     "401": _json(_ref("Error"), "Missing, unknown or revoked API key"),
     "404": _json(_ref("Error"), "No such agent in the key's workspace, or no such conversation"),
-    "409": _json(_ref("Error"), "The conversation belongs to another visitor"),
+    "409": _json(_ref("Error"), "The conversation belongs to another visitor, or the idempotency key (message_id, "
+                                "idempotency_key) was already used in it for a different message or lead"),
     "413": _json(_ref("Error"), "Request body over 64 KB"),
     "422": _json(_ref("Error"), "Validation error; `fields` names each offending field"),
 }
@@ -76,7 +77,8 @@ SCHEMAS: dict[str, Any] = {
             "role": {"type": "string", "enum": ["visitor", "agent"]},
             "text": {"type": "string"},
             "sent_at": TIMESTAMP,
-            "message_id": _opaque("Idempotency key: a replay answers 200 with the first response"),
+            "message_id": _opaque("Idempotency key within the conversation: a replay (same role and text) "
+                                  "answers 200 with the first response; reused for another message, 409"),
         },
     },
     "MessageResponse": {
@@ -97,7 +99,8 @@ SCHEMAS: dict[str, Any] = {
             "fields": {"type": "object", "description": "The captured fields, free-form; objects and arrays nested "
                                                         f"at most {MAX_JSON_DEPTH} levels (this one is the first)"},
             "captured_at": TIMESTAMP,
-            "idempotency_key": _opaque("Idempotency key of the lead: a retry answers 200 with the first lead"),
+            "idempotency_key": _opaque("Idempotency key of the lead within the conversation: a retry (same "
+                                      "fields) answers 200 with the first lead; reused for other fields, 409"),
         },
     },
     "LeadResponse": {

@@ -52,7 +52,7 @@ AUTHENTICATE_LOOKUP = (
                  C.experiment_id.label("stamp_experiment_id"), C.variant_id.label("stamp_variant_id"),
                  C.variant_key.label("stamp_variant_key"), _SE.c.name.label("stamp_experiment_name"),
                  _SE.c.kind.label("stamp_kind"), _SV.c.name.label("stamp_variant_name"),
-                 _SV.c.config.label("stamp_config"), runtime.REPLY,
+                 _SV.c.config.label("stamp_config"), runtime.REPLY, runtime.REPLAY_ROLE, runtime.REPLAY_TEXT,
                  A.variant_id.label("assigned_variant_id"), A.variant_key.label("assigned_variant_key"))
     .outerjoin(Conversation.__table__, sa.and_(AG.id.is_not(None), C.agent_id == AG.id,
                                                C.external_id == sa.bindparam("external_id")))
@@ -213,7 +213,7 @@ def record_message(token: str | None, agent_id: int, report: MessageReport) -> M
         if first.conversation_id is not None:
             _check_visitor(first.conversation_visitor_id, report.visitor_id, report.external_id)
             if first.response is not None:
-                return runtime._replay(first.response)
+                return runtime._replay(first, report)
             return _follow_up(raw, cursor, dialect, auth, first, report)
         return _new_conversation(raw, cursor, dialect, auth, first, report)
     except _Handover:

@@ -40,11 +40,13 @@ AUTHENTICATE = (
 )
 # A stored reply as its text: a replay sends it byte for byte (models.json_text wrote it).
 REPLY = sa.cast(M.response, sa.Text).label("response")
+# …and what that first delivery said: a replay must say the same (else 409, see _replay).
+REPLAY_ROLE, REPLAY_TEXT = M.role.label("replay_role"), M.text.label("replay_text")
 # Always one row: the conversation (if any) with its stamp's live fields, a replayed message_id's first response,
 # and the visitor's assignment row in the active experiment (step 3).
 _ANCHOR = sa.select(sa.literal_column("1").label("one")).subquery("anchor")
 LOOKUP = (
-    sa.select(C.id, C.visitor_id, C.experiment_id, C.variant_id, C.variant_key, REPLY,
+    sa.select(C.id, C.visitor_id, C.experiment_id, C.variant_id, C.variant_key, REPLY, REPLAY_ROLE, REPLAY_TEXT,
               E.name.label("experiment_name"), E.kind, V.name.label("variant_name"), V.config,
               A.variant_id.label("assigned_variant_id"), A.variant_key.label("assigned_variant_key"))
     .select_from(_ANCHOR)
@@ -109,7 +111,7 @@ TOUCH_CONVERSATION = (
                                 else_=C.variant_key))
     .returning(C.id, C.visitor_id, C.experiment_id, C.variant_id, C.variant_key)
 )
-REPLAYED = sa.select(REPLY).where(M.conversation_id == sa.bindparam("conversation_id"),
+REPLAYED = sa.select(REPLY, REPLAY_ROLE, REPLAY_TEXT).where(M.conversation_id == sa.bindparam("conversation_id"),
                                        M.client_message_id == sa.bindparam("message_id"))
 
 
@@ -316,7 +318,7 @@ def _record_message(workspace_id: int, agent_id: int, report: MessageReport,
     if exists:
         _check_visitor(found.visitor_id, visitor_id, external_id)
         if found.response is not None:
-            return _replay(found.response)
+            return _replay(found, report)
         arm = _stamp(found)
     chosen = None  # a fresh bucketing whose assignment row is still to be inserted
     if arm is None:
@@ -359,15 +361,24 @@ def _record_message(workspace_id: int, agent_id: int, report: MessageReport,
     if inserted is None:
         # A concurrent delivery of the same message_id won: answer its body and write nothing.
         db.session.rollback()
-        first = assignment.execute(REPLAYED, {"conversation_id": conversation_id, "message_id": message_id}).scalar()
-        return _replay(first)
+        first = assignment.execute(REPLAYED, {"conversation_id": conversation_id, "message_id": message_id}).one()
+        return _replay(first, report)
     db.session.commit()
     return MessageResult(body, False, json_text(body))
 
 
-def _replay(text: str) -> MessageResult:
-    """The first delivery's reply, as stored."""
-    return MessageResult(json.loads(text), True, text)
+def _replay(first: Any, report: MessageReport) -> MessageResult:
+    """The first delivery's reply, as stored, when `report` repeats that delivery (its role and text).
+
+    A message_id already used in the conversation for another role or text is a client's bug (a counter that
+    restarted, a reused id), not a retry: answering the first reply would silently drop the new message, so it is
+    a 409 naming message_id. `sent_at` is not compared: a retry that omits it gets a new default."""
+    if first.replay_role != report.role or (first.replay_text or "") != report.text:
+        raise Conflict(f"message_id '{report.message_id}' was already used in conversation '{report.external_id}' "
+                       "for a different message.",
+                       {"message_id": "Already used in this conversation for a message with another role or text: "
+                                      "send a new message_id for a new message."})
+    return MessageResult(json.loads(first.response), True, first.response)
 
 
 def _stamp(found: Any) -> Arm | None:
@@ -467,7 +478,7 @@ def record_lead(workspace_id: int, agent_id: int, data: dict[str, Any],
     _check_visitor(conversation.visitor_id, visitor_id, external_id)
     arm = assignment.stamped_arm(conversation.experiment_id, conversation.variant_id, conversation.variant_key)
     if key is not None:
-        earlier = _lead_by_key(conversation.id, key)
+        earlier = _lead_by_key(conversation.id, key, fields)
         if earlier is not None:
             return LeadResult({"lead_id": earlier, "variant": variant_json(arm)}, True)
     lead_id = assignment.insert_ignoring_conflict(Lead, {
@@ -478,7 +489,7 @@ def record_lead(workspace_id: int, agent_id: int, data: dict[str, Any],
     if lead_id is None:
         # A concurrent delivery of the same key won: answer its lead and write nothing.
         db.session.rollback()
-        return LeadResult({"lead_id": _lead_by_key(conversation.id, key), "variant": variant_json(arm)}, True)
+        return LeadResult({"lead_id": _lead_by_key(conversation.id, key, fields), "variant": variant_json(arm)}, True)
     if conversation.variant_id is not None:  # a lead before assignment is no outcome of a variant
         assignment.execute(sa.update(Conversation).where(Conversation.id == conversation.id)
                            .values(lead_count=Conversation.lead_count + 1))  # atomic: racing leads both count
@@ -486,9 +497,22 @@ def record_lead(workspace_id: int, agent_id: int, data: dict[str, Any],
     return LeadResult({"lead_id": lead_id, "variant": variant_json(arm)}, False)
 
 
-def _lead_by_key(conversation_id: int, key: str) -> int | None:
-    return db.session.scalar(sa.select(Lead.id).where(Lead.conversation_id == conversation_id,
-                                                      Lead.idempotency_key == key))
+def _lead_by_key(conversation_id: int, key: str, fields: dict[str, Any]) -> int | None:
+    """The id of the conversation's lead with idempotency `key`, if any, when it has these `fields`; a key already
+    used for other fields is a client's bug, not a retry: 409 (`captured_at` is not compared, as for messages)."""
+    earlier = db.session.execute(sa.select(Lead.id, Lead.fields).where(
+        Lead.conversation_id == conversation_id, Lead.idempotency_key == key)).one_or_none()
+    if earlier is None:
+        return None
+    if _canonical(earlier.fields) != _canonical(fields):  # as JSON: true is not 1, 1.0 is not 1
+        raise Conflict(f"idempotency_key '{key}' was already used in this conversation for a lead with other fields.",
+                       {"idempotency_key": "Already used in this conversation for a lead with other fields: "
+                                           "send a new key for a new lead."})
+    return earlier.id
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
 def _path_id(value: str, field: str) -> str:
