@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from urllib.parse import quote
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -82,6 +83,10 @@ class RuntimeIdConverter(BaseConverter):
     regex = r"[\s\S]+"
     part_isolating = False
     weight = 200  # as `path`: a rule with a fixed segment in its place wins
+
+    def to_url(self, value: str) -> str:
+        """url_for percent-encodes every reserved character, `/` included: the id comes back whole."""
+        return quote(value, safe="")
 
 
 class CookieSessionsOutsideApi(SecureCookieSessionInterface):

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
+from flask import url_for
 
 from tests import factories
 from tests.views.test_roles import snapshot
@@ -231,6 +232,10 @@ def test_lookups_take_ids_with_leading_or_double_slashes_never_merged(app, api, 
         assert assignment.status_code == 200 and assignment.get_json()["visitor_id"] == visitor
         assert assignment.get_json()["assignment"]["variant"] == sent[conversation]["variant"]
     error(api.get(f"conversations/{quote('/' + conversation_id, safe='')}/persona"), 404, "not_found")
+    with app.test_request_context():  # url_for encodes the id the same way, so the link leads back to it
+        url = url_for("api.conversation_persona", agent_id=world.agent_id, conversation_id=conversation_id)
+    assert url == f"/api/v1/agents/{world.agent_id}/conversations/{quote(conversation_id, safe='')}/persona"
+    assert app.test_client().get(url, headers=api.headers).get_json()["conversation_id"] == conversation_id
 
 
 def test_openapi_document_lists_exactly_the_api_routes(app, client):
