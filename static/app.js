@@ -98,7 +98,8 @@ function personaToConfig(row) {
   var persona = config.persona && typeof config.persona === "object" ? config.persona : {};
   persona.name = row.querySelector("[data-persona-name]").value;
   var tone = row.querySelector("[data-persona-tone]").value;
-  if (tone.trim()) { persona.tone = tone; } else { delete persona.tone; }
+  // A blank field keeps the agent's tone (no "tone" key), unless the JSON says "" on purpose: no tone at all.
+  if (tone.trim()) { persona.tone = tone; } else if (persona.tone !== "") { delete persona.tone; }
   config.persona = persona;
   area.value = JSON.stringify(config);
 }

@@ -125,6 +125,26 @@ def test_switching_kind_back_to_persona_keeps_the_typed_names(app, page, world, 
     expect(page.locator("#variants")).to_contain_text("Aria")
 
 
+def test_no_tone_on_purpose_survives_editing_the_persona_fields(app, page, world, shot):
+    """A blank tone field keeps the agent's tone (no "tone" key), but a JSON "tone": "" (no tone at all) stays
+    when the name is edited; a typed tone then cleared again goes back to the agent's."""
+    login(page, "owner@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments/new")
+    page.locator(".variant-row").nth(1).locator("summary").click()  # open its "Config JSON"
+    config = page.locator("textarea[name='variants-1-config']")
+    config.fill('{"persona": {"name": "Aria", "tone": ""}}')
+    page.fill("input[name='variants-1-persona_name']", "Aria Two")
+    assert '"tone":""' in config.input_value() and '"name":"Aria Two"' in config.input_value()
+    page.fill("input[name='variants-1-persona_tone']", "warm")
+    page.fill("input[name='variants-1-persona_tone']", "")
+    assert '"tone"' not in config.input_value()
+    page.fill("input[name=name]", "No tone")
+    config.fill('{"persona": {"name": "Aria", "tone": ""}}')
+    page.click("text=Create draft")
+    expect(page.locator("#variants")).to_contain_text("no tone")
+    shot(page, "no-tone")
+
+
 def row_errors(page) -> list[str]:
     return [e.get_attribute("data-field") for e in page.locator("#variant-rows .error").all()]
 

@@ -13,6 +13,7 @@ from webapp.models import (Agent, AuditEvent, Conversation, Experiment, Experime
                            utcnow)
 from webapp.services import experiments
 from webapp.services.errors import Conflict, Forbidden, NotFound, ValidationError
+from webapp.services.persona import effective_persona, system_prompt
 
 
 def persona(name, tone=None):
@@ -83,6 +84,28 @@ def test_persona_fields_win_over_the_raw_json_and_empty_tone_keeps_the_agents(ct
     ]))
     assert exp.variants[0].config == {"persona": {"name": "Zed", "tone": "dry"}, "extra": 1}
     assert exp.variants[1].config == {"persona": {"name": "Aria"}}
+
+
+@pytest.mark.parametrize("json_tone,form_tone,stored", [
+    (None, None, None),          # absent: the agent's tone
+    (None, "", None),            # a blank form field keeps the JSON's (absent)
+    ("", None, ""),              # "" on purpose: no tone at all (SPEC §3: 0–200 characters)
+    ("", "  ", ""),              # …and a blank form field leaves it so (re-saving a draft keeps its meaning)
+    ("   ", None, ""),           # blanks trim to the same ""
+    (" dry ", None, "dry"),
+    ("", "warm", "warm"),        # a non-blank field wins
+])
+def test_a_variant_tone_is_absent_or_a_string_that_replaces_the_agents(ctx, world, json_tone, form_tone, stored):
+    config = {"persona": {"name": "Aria", **({} if json_tone is None else {"tone": json_tone})}}
+    extra = {} if form_tone is None else {"persona_tone": form_tone}
+    exp = experiments.create_experiment(world.admin_id, world.agent_id, data(variants=[
+        arm("control"), arm("treatment", config=json.dumps(config), **extra)]))
+    persona_config = exp.variants[1].config["persona"]
+    assert persona_config.get("tone", None) == stored and ("tone" in persona_config) == (stored is not None)
+    effective = effective_persona("Sam", "friendly", "persona", exp.variants[1].config)
+    assert effective.tone == ("friendly" if stored is None else stored)
+    prompt = system_prompt(effective, "Acme", "Be helpful.")
+    assert ("Tone:" in prompt) == bool(effective.tone) and f"Tone: {effective.tone}." in prompt or not effective.tone
 
 
 @pytest.mark.parametrize("variants,field", [
@@ -377,6 +400,13 @@ def test_promote_without_a_tone_keeps_the_agents_tone(ctx, world):
     experiments.promote_variant(world.owner_id, world.agent_id, exp_id, "treatment")
     agent = db.session.get(Agent, world.agent_id)
     assert (agent.persona_name, agent.persona_tone) == ("Aria", "friendly")
+
+
+def test_promote_an_explicit_no_tone_clears_the_agents_tone(ctx, world):
+    exp_id = factories.experiment(world.agent_id, status="running", configs=[persona("Sam"), persona("Aria", "")])
+    experiments.promote_variant(world.owner_id, world.agent_id, exp_id, "treatment")
+    agent = db.session.get(Agent, world.agent_id)
+    assert (agent.persona_name, agent.persona_tone) == ("Aria", "")
 
 
 @pytest.mark.parametrize("kind,status,key,error", [

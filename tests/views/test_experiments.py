@@ -192,6 +192,17 @@ def test_detail_page_and_its_htmx_fragment(app, client, owner, world):
     assert "Delete experiment" not in fragment  # a running experiment has no delete confirmation
 
 
+def test_variant_tones_read_as_their_own_the_agents_or_none(app, client, owner, world):
+    exp_id = make(app, world.agent_id, configs=[{"persona": {"name": "Sam"}}, {"persona": {"name": "Aria", "tone": ""}},
+                                                 {"persona": {"name": "Zed", "tone": "dry"}}], weights=(1, 1, 1))
+    html = client.get(f"{base(world)}/{exp_id}").get_data(as_text=True)
+    assert re.search(r"<strong>Sam</strong>\s*<span class=\"muted\">· agent's tone</span>", html)
+    assert re.search(r"<strong>Aria</strong>\s*<span class=\"muted\">· no tone</span>", html)
+    assert re.search(r"<strong>Zed</strong> · dry", html)
+    edit = client.get(f"{base(world)}/{exp_id}/edit").get_data(as_text=True)  # the JSON keeps the explicit ""
+    assert "&#34;tone&#34;: &#34;&#34;" in edit
+
+
 @pytest.mark.parametrize("page,title", [("", "Persona test · Helper"), ("/results", "Results · Persona test · Helper"),
                                         ("/preview", "Preview · Persona test · Helper")],
                          ids=["experiment", "results", "preview"])

@@ -243,7 +243,10 @@ def config_object(text: str) -> dict[str, Any] | None:
 
 
 def _persona(config: dict[str, Any], variant: dict[str, Any], prefix: str, errors: dict[str, str]) -> None:
-    """Merge the persona fields into config["persona"] and check name 1–60, tone ≤ 200."""
+    """Merge the persona fields into config["persona"] and check name 1–60, tone ≤ 200.
+
+    A non-blank form field wins over the JSON's value; a blank one leaves the JSON's. The tone is absent (keep the
+    agent's) or a string that replaces the agent's — "" (after trimming) for no tone at all."""
     persona = config.get("persona", {})
     if not isinstance(persona, dict):
         errors[f"{prefix}-config"] = "config.persona must be an object with a name and an optional tone."
@@ -259,9 +262,9 @@ def _persona(config: dict[str, Any], variant: dict[str, Any], prefix: str, error
     tone_field = f"{prefix}-persona_tone" if posted_tone is not None else f"{prefix}-config"
     persona["name"] = validation.text(persona.get("name"), name_field, errors, min_len=1, max_len=PERSONA_NAME_MAX,
                                       label="Persona name")
-    if persona.get("tone") is None or persona.get("tone") == "":
+    if persona.get("tone") is None:
         persona.pop("tone", None)  # absent: keep the agent's tone (SPEC §3)
-    else:
+    else:  # a string, even empty (0–200 characters): it replaces the agent's; "" (or blanks) means no tone
         persona["tone"] = validation.text(persona["tone"], tone_field, errors, max_len=PERSONA_TONE_MAX, label="Tone")
     config["persona"] = persona
 
@@ -497,7 +500,7 @@ def promote_variant(actor_id: int, agent_id: int, experiment_id: int, variant_ke
     agent = experiment.agent
     before = {"persona_name": agent.persona_name, "persona_tone": agent.persona_tone}
     agent.persona_name = persona["name"]
-    if persona.get("tone"):
+    if isinstance(persona.get("tone"), str):  # "" too: what its visitors got, no tone
         agent.persona_tone = persona["tone"]  # no tone in the variant: the agent keeps its own (SPEC §3)
     was_running = experiment.status == "running"
     if was_running:
