@@ -10,6 +10,7 @@ import json
 import os
 import sqlite3
 import time
+from datetime import datetime, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -109,6 +110,24 @@ def test_both_paths_write_the_same_rows(app, client, world, order):
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(ExperimentAssignment)) == 1
         db.session.remove()
+
+
+@pytest.mark.parametrize("path", ["hot", "reference"])
+def test_an_assignment_is_dated_by_the_message_that_made_it(app, client, world, path):
+    """assigned_at is the assigning message's sent_at (history sent late keeps its days, as the per-day metrics
+    do), and the server's clock when the runtime sends none."""
+    with app.app_context():
+        factories.experiment(world.agent_id, weights=(1, 1), status="running")
+    send = {"hot": _hot(client, world), "reference": _reference(app, world)}[path]
+    assert send({"visitor_id": "old", "conversation_id": "c-old", "role": "visitor", "sent_at": T0})[0] == 201
+    before = datetime.now(timezone.utc)
+    assert send({"visitor_id": "new", "conversation_id": "c-new", "role": "visitor"})[0] == 201
+    after = datetime.now(timezone.utc)
+    with app.app_context():
+        dates = dict(db.session.execute(sa.select(ExperimentAssignment.visitor_id, ExperimentAssignment.assigned_at)).all())
+        db.session.remove()
+    assert dates["old"] == datetime(2026, 11, 20, 10, tzinfo=timezone.utc)
+    assert before <= dates["new"] <= after
 
 
 def test_both_paths_agree_on_a_conversation_stamped_mid_way(app, client, world):

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
-from ..models import Experiment, ExperimentAssignment, Variant, utcnow
+from ..models import Experiment, ExperimentAssignment, Variant
 from . import bucketing, validation
 from .agents import agent_for
 from .errors import NotFound, ValidationError
@@ -81,14 +81,6 @@ def active_arms(agent_id: int) -> list[Any]:
     return execute(ACTIVE_ARMS, {"agent_id": agent_id}).all()
 
 
-def assign(agent_id: int, visitor_id: str) -> Arm | None:
-    """Steps 2–4 for a visitor message of an unstamped conversation; inserts the durable row (race-safe)."""
-    rows = active_arms(agent_id)
-    if not rows:
-        return None
-    return record_assignment(agent_id, visitor_id, rows, bucket(rows, visitor_id))
-
-
 def bucket(rows: list[Any], visitor_id: str) -> Any:
     """Step 4's choice among the active experiment's arms (rows in position order), without writing."""
     h = bucketing.bucket_value(rows[0].experiment_id, visitor_id)
@@ -101,14 +93,18 @@ def assigned_arm(rows: list[Any], variant_id: int, variant_key: str) -> Arm:
     return _arm(rows[0].experiment_id, live) if live else Arm(rows[0].experiment_id, variant_id, variant_key)
 
 
-def assignment_values(agent_id: int, visitor_id: str, chosen: Any) -> dict[str, Any]:
+def assignment_values(agent_id: int, visitor_id: str, chosen: Any, assigned_at: Any) -> dict[str, Any]:
+    """An assignment row. `assigned_at` is the `sent_at` of the message that assigned the visitor (now, unless
+    the runtime sent history): the cumulative-visitors chart then shares the runtime's timeline with the
+    per-day metrics, which go by the conversations' message times."""
     return {"agent_id": agent_id, "experiment_id": chosen.experiment_id, "variant_id": chosen.id,
-            "variant_key": chosen.key, "visitor_id": visitor_id, "assigned_at": utcnow()}
+            "variant_key": chosen.key, "visitor_id": visitor_id, "assigned_at": assigned_at}
 
 
-def record_assignment(agent_id: int, visitor_id: str, rows: list[Any], chosen: Any) -> Arm:
+def record_assignment(agent_id: int, visitor_id: str, rows: list[Any], chosen: Any, assigned_at: Any) -> Arm:
     """Step 4's insert, race-safe: the unique (experiment, visitor) keeps the first row; a loser reads it."""
-    inserted = insert_ignoring_conflict(ExperimentAssignment, assignment_values(agent_id, visitor_id, chosen),
+    inserted = insert_ignoring_conflict(ExperimentAssignment,
+                                        assignment_values(agent_id, visitor_id, chosen, assigned_at),
                                         ["experiment_id", "visitor_id"])
     if inserted is None:
         return existing_assignment(rows, visitor_id)

@@ -243,14 +243,14 @@ def _new_conversation(raw: Any, cursor: Any, dialect: str, auth: RuntimeAuth, fi
     if dialect == "postgresql":
         row = WRITES["new_conversation"].execute(cursor, dialect, {
             **conversation, **message, "message_id": message_id, "assign": chosen is not None,
-            "assigned_at": _time(dialect, utcnow())}).fetchone()
+            "assigned_at": sent_at}).fetchone()
         if row[2] is None:  # a concurrent request won a unique key; nothing after it was written
             raise _Handover
         return MessageResult(body, False, message["response"])
     writes = [("conversation", conversation), ("message", message)]
     if chosen is not None:
-        writes.insert(0, ("assignment", {**assignment.assignment_values(auth.agent_id, report.visitor_id, chosen),
-                                         "assigned_at": _time(dialect, utcnow())}))
+        writes.insert(0, ("assignment", assignment.assignment_values(auth.agent_id, report.visitor_id, chosen,
+                                                                     sent_at)))
     _write(raw, cursor, dialect, writes, chain="conversation_id")
     return MessageResult(body, False, message["response"])
 

@@ -330,7 +330,7 @@ def _record_message(workspace_id: int, agent_id: int, report: MessageReport,
         row = assignment.execute(NEW_CONVERSATION_PG, {
             "agent_id": agent_id, "visitor_id": visitor_id, "external_id": external_id,
             "experiment_id": arm.experiment_id if arm else None, "variant_id": arm.variant_id if arm else None,
-            "variant_key": arm.variant_key if arm else None, "assign": chosen is not None, "assigned_at": utcnow(),
+            "variant_key": arm.variant_key if arm else None, "assign": chosen is not None, "assigned_at": sent_at,
             "sent_at": sent_at, "visitor_messages": int(role == "visitor" and arm is not None), "role": role,
             "text": text,
             "message_id": message_id, "response": body}).one()
@@ -343,7 +343,7 @@ def _record_message(workspace_id: int, agent_id: int, report: MessageReport,
         chosen = None
 
     if chosen is not None:
-        arm = assignment.record_assignment(agent_id, visitor_id, arms, chosen)
+        arm = assignment.record_assignment(agent_id, visitor_id, arms, chosen, sent_at)
     conversation_id = None
     if not exists:
         conversation_id = assignment.insert_ignoring_conflict(
