@@ -39,24 +39,36 @@ def get_or_create_workspace(slug: str, name: str | None = None) -> tuple[Workspa
 
 
 def create_user(email: str, password: str, workspace_slug: str, role: str, name: str = "") -> User:
-    """Create (or update the password of) a user and give them `role` in the workspace, creating it if needed."""
+    """Create (or update the password of) a user and give them `role` in the workspace, creating it if needed.
+
+    The rules of the Members page hold here too (SPEC §1): the last owner cannot be demoted (the same Conflict as
+    change_role), and a new workspace's first member must be its owner. A refusal writes nothing.
+    """
     errors: dict[str, str] = {}
     email = validation.email(email, "email", errors)
     if not isinstance(password, str) or len(password) < MIN_PASSWORD:
         errors["password"] = f"Password needs at least {MIN_PASSWORD} characters."
     if role not in Role.__members__:
         errors["role"] = f"Role must be one of: {', '.join(Role.__members__)}."
-    validation.slug(workspace_slug, "workspace", errors)
+    workspace_slug = validation.slug(workspace_slug, "workspace", errors)
     if errors:
         raise ValidationError(errors)
-    workspace, _ = get_or_create_workspace(workspace_slug)
+    workspace = db.session.scalar(sa.select(Workspace).where(Workspace.slug == workspace_slug))
+    if workspace is None and role != Role.owner.name:
+        raise ValidationError({"role": f"There is no workspace '{workspace_slug}', and a new workspace's first member "
+                                       f"must be its owner: create it with the role owner."})
     user = find_user_by_email(email)
+    existing = None
+    if workspace is not None:
+        existing = authz.membership(user.id, workspace.id) if user else None
+        if existing and role != Role.owner.name:
+            _keep_an_owner(workspace.id, existing)
+    else:
+        workspace, _ = get_or_create_workspace(workspace_slug)
     if user is None:
         user = User(email=email, name=name or email.split("@")[0])
         db.session.add(user)
     user.set_password(password)
-    db.session.flush()
-    existing = authz.membership(user.id, workspace.id)
     if existing:
         existing.role = role
     else:
@@ -101,6 +113,13 @@ def sole_owner_id(workspace_id: int) -> int | None:
     return owners[0] if len(owners) == 1 else None
 
 
+def _keep_an_owner(workspace_id: int, membership: Membership) -> None:
+    """Refuse to demote or remove the workspace's last owner."""
+    if sole_owner_id(workspace_id) == membership.id:
+        raise Conflict("A workspace must keep at least one owner: promote another member first.",
+                       {"role": "The last owner cannot be demoted."})
+
+
 def add_member(actor_id: int, workspace_id: int, email: str, role: str) -> Membership:
     """Add an existing user by email with a role (owner only)."""
     authz.require(actor_id, workspace_id, "manage_members")
@@ -136,9 +155,8 @@ def change_role(actor_id: int, workspace_id: int, membership_id: int, role: str)
     if role not in Role.__members__:
         raise ValidationError({"role": f"Role must be one of: {', '.join(Role.__members__)}."})
     membership = _membership_in(workspace_id, membership_id)
-    if role != Role.owner.name and sole_owner_id(workspace_id) == membership.id:
-        raise Conflict("A workspace must keep at least one owner: promote another member first.",
-                       {"role": "The last owner cannot be demoted."})
+    if role != Role.owner.name:
+        _keep_an_owner(workspace_id, membership)
     old = membership.role
     membership.role = role
     audit.record(workspace_id, actor_id, "member.role_changed", "membership", membership.id,
