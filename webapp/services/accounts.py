@@ -60,6 +60,7 @@ def create_user(email: str, password: str, workspace_slug: str, role: str, name:
     user = find_user_by_email(email)
     existing = None
     if workspace is not None:
+        lock_workspace(workspace.id)
         existing = authz.membership(user.id, workspace.id) if user else None
         if existing and role != Role.owner.name:
             _keep_an_owner(workspace.id, existing)
@@ -105,7 +106,10 @@ def members(actor_id: int, workspace_id: int) -> list[Membership]:
 
 
 def sole_owner_id(workspace_id: int) -> int | None:
-    """The membership id of the workspace's only owner, who can be neither demoted nor removed; None if several."""
+    """The membership id of the workspace's only owner, who can be neither demoted nor removed; None if several.
+
+    Before acting on the answer, take lock_workspace() first, or a concurrent change can make it stale.
+    """
     owners = db.session.scalars(
         sa.select(Membership.id)
         .where(Membership.workspace_id == workspace_id, Membership.role == Role.owner.name).limit(2)
@@ -113,8 +117,26 @@ def sole_owner_id(workspace_id: int) -> int | None:
     return owners[0] if len(owners) == 1 else None
 
 
+def lock_workspace(workspace_id: int) -> None:
+    """Serialise the changes that can take an owner away, so two of them cannot each leave the other as the last.
+
+    PostgreSQL: a row lock on the workspace (SELECT … FOR UPDATE), held to the end of the transaction. SQLite
+    ignores FOR UPDATE, and pysqlite begins a transaction only at the first write, so two requests could both
+    count two owners and then write one after the other: a no-op UPDATE of the row takes the database write lock
+    instead (a concurrent request waits for it, up to the connection's busy timeout). Whatever was read before
+    the lock may have changed while waiting (the actor's own role too), and objects the session still holds would
+    keep their old values: they are expired, so everything after the lock reads what is committed now.
+    """
+    if db.session.get_bind().dialect.name == "sqlite":
+        db.session.execute(sa.update(Workspace).where(Workspace.id == workspace_id).values(name=Workspace.name)
+                           .execution_options(synchronize_session=False))
+    else:
+        db.session.execute(sa.select(Workspace.id).where(Workspace.id == workspace_id).with_for_update())
+    db.session.expire_all()
+
+
 def _keep_an_owner(workspace_id: int, membership: Membership) -> None:
-    """Refuse to demote or remove the workspace's last owner."""
+    """Refuse to demote or remove the workspace's last owner (call under lock_workspace)."""
     if sole_owner_id(workspace_id) == membership.id:
         raise Conflict("A workspace must keep at least one owner: promote another member first.",
                        {"role": "The last owner cannot be demoted."})
@@ -151,6 +173,7 @@ def _membership_in(workspace_id: int, membership_id: int) -> Membership:
 
 def change_role(actor_id: int, workspace_id: int, membership_id: int, role: str) -> Membership:
     """Change a member's role; the last owner cannot be demoted."""
+    lock_workspace(workspace_id)
     authz.require(actor_id, workspace_id, "manage_members")
     if role not in Role.__members__:
         raise ValidationError({"role": f"Role must be one of: {', '.join(Role.__members__)}."})
@@ -167,6 +190,7 @@ def change_role(actor_id: int, workspace_id: int, membership_id: int, role: str)
 
 def remove_member(actor_id: int, workspace_id: int, membership_id: int) -> None:
     """Remove a member; the last owner cannot leave."""
+    lock_workspace(workspace_id)
     authz.require(actor_id, workspace_id, "manage_members")
     membership = _membership_in(workspace_id, membership_id)
     if sole_owner_id(workspace_id) == membership.id:
