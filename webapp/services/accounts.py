@@ -172,12 +172,17 @@ def _membership_in(workspace_id: int, membership_id: int) -> Membership:
 
 
 def change_role(actor_id: int, workspace_id: int, membership_id: int, role: str) -> Membership:
-    """Change a member's role; the last owner cannot be demoted."""
+    """Change a member's role; the last owner cannot be demoted.
+
+    Another workspace's or an unknown membership is a 404 for every member, checked before the role (403) and the
+    value (422): ids do not leak (SPEC §2).
+    """
     lock_workspace(workspace_id)
-    authz.require(actor_id, workspace_id, "manage_members")
+    actor_role = authz.require(actor_id, workspace_id, "view")
+    membership = _membership_in(workspace_id, membership_id)
+    authz.require_role(actor_role, "manage_members")
     if role not in Role.__members__:
         raise ValidationError({"role": f"Role must be one of: {', '.join(Role.__members__)}."})
-    membership = _membership_in(workspace_id, membership_id)
     if role != Role.owner.name:
         _keep_an_owner(workspace_id, membership)
     old = membership.role
@@ -189,10 +194,15 @@ def change_role(actor_id: int, workspace_id: int, membership_id: int, role: str)
 
 
 def remove_member(actor_id: int, workspace_id: int, membership_id: int) -> None:
-    """Remove a member; the last owner cannot leave."""
+    """Remove a member; the last owner cannot leave.
+
+    Another workspace's or an unknown membership is a 404 for every member, checked before the role (403): ids do
+    not leak (SPEC §2).
+    """
     lock_workspace(workspace_id)
-    authz.require(actor_id, workspace_id, "manage_members")
+    actor_role = authz.require(actor_id, workspace_id, "view")
     membership = _membership_in(workspace_id, membership_id)
+    authz.require_role(actor_role, "manage_members")
     if sole_owner_id(workspace_id) == membership.id:
         raise Conflict("A workspace must keep at least one owner: the last owner cannot be removed.")
     audit.record(workspace_id, actor_id, "member.removed", "membership", membership.id,
