@@ -2,14 +2,15 @@ import pytest
 import sqlalchemy as sa
 
 from webapp.extensions import db
-from webapp.models import Agent, ApiKey, AuditEvent, Conversation, Experiment, ExperimentAssignment, User
+from webapp.models import (Agent, ApiKey, AuditEvent, Conversation, Experiment, ExperimentAssignment, Membership,
+                           User, Workspace)
 from webapp.services import api_keys, results, simulation
 from tests import factories
 
 
 def test_users_create_and_bad_flags(runner, app):
     result = runner.invoke(args=["users", "create", "new@acme.test", "--password", "long-enough",
-                                 "--workspace", "acme", "--role", "admin"])
+                                 "--workspace", "acme", "--role", "owner"])
     assert result.exit_code == 0, result.output
     result = runner.invoke(args=["users", "create", "new@acme.test", "--password", "long-enough",
                                  "--workspace", "acme", "--role", "king"])
@@ -18,6 +19,71 @@ def test_users_create_and_bad_flags(runner, app):
     assert result.exit_code != 0 and "email" in result.output and "password" in result.output
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 1
+
+
+def _members(app, slug: str) -> dict[str, str]:
+    """{email: role} of a workspace's members, read in a fresh session."""
+    with app.app_context():
+        rows = db.session.execute(sa.select(User.email, Membership.role).join(Membership.user).join(Membership.workspace)
+                                  .where(Workspace.slug == slug)).all()
+        db.session.remove()
+        return dict(rows)
+
+
+def _password_hashes(app) -> dict[str, str]:
+    with app.app_context():
+        hashes = dict(db.session.execute(sa.select(User.email, User.password_hash)).all())
+        db.session.remove()
+        return hashes
+
+
+def _create(runner, email: str, workspace: str, role: str, password: str = "long-enough"):
+    return runner.invoke(args=["users", "create", email, "--password", password, "--workspace", workspace,
+                               "--role", role])
+
+
+@pytest.mark.parametrize("role", ["admin", "editor"])
+def test_users_create_refuses_to_demote_the_last_owner(runner, app, role):
+    assert _create(runner, "boss@acme.test", "acme", "owner").exit_code == 0
+    assert _create(runner, "staff@acme.test", "acme", "editor").exit_code == 0
+    hashes = _password_hashes(app)
+    result = _create(runner, "boss@acme.test", "acme", role, password="another-password")
+    assert result.exit_code != 0
+    assert result.output.startswith("Error: ") and "last owner cannot be demoted" in result.output
+    # nothing written: still the owner, and the password was not reset either
+    assert _members(app, "acme") == {"boss@acme.test": "owner", "staff@acme.test": "editor"}
+    assert _password_hashes(app) == hashes
+
+
+def test_users_create_demotes_an_owner_when_another_owner_remains(runner, app):
+    assert _create(runner, "boss@acme.test", "acme", "owner").exit_code == 0
+    assert _create(runner, "cofounder@acme.test", "acme", "owner").exit_code == 0
+    result = _create(runner, "boss@acme.test", "acme", "admin")
+    assert result.exit_code == 0, result.output
+    assert _members(app, "acme") == {"boss@acme.test": "admin", "cofounder@acme.test": "owner"}
+    # the remaining owner is now the last one
+    assert _create(runner, "cofounder@acme.test", "acme", "editor").exit_code != 0
+    assert _members(app, "acme") == {"boss@acme.test": "admin", "cofounder@acme.test": "owner"}
+
+
+@pytest.mark.parametrize("role", ["admin", "editor"])
+@pytest.mark.parametrize("known_user", [False, True])
+def test_users_create_refuses_a_new_workspace_without_an_owner(runner, app, role, known_user):
+    if known_user:
+        assert _create(runner, "someone@acme.test", "acme", "owner").exit_code == 0
+    hashes = _password_hashes(app)
+    result = _create(runner, "someone@acme.test", "brand-new", role, password="another-password")
+    assert result.exit_code != 0
+    assert result.output.startswith("Error: ")
+    assert "a new workspace's first member must be its owner" in result.output and "brand-new" in result.output
+    with app.app_context():
+        assert db.session.scalar(sa.select(Workspace).where(Workspace.slug == "brand-new")) is None
+        db.session.remove()
+    assert _password_hashes(app) == hashes  # no user created, no password reset
+    # as its owner it works, and then others can join with any role
+    assert _create(runner, "someone@acme.test", "brand-new", "owner").exit_code == 0
+    assert _create(runner, "helper@acme.test", "brand-new", role).exit_code == 0
+    assert _members(app, "brand-new") == {"someone@acme.test": "owner", "helper@acme.test": role}
 
 
 def test_api_key_create_prints_key_last(runner, app):

@@ -65,6 +65,39 @@ def test_memberships_of_other_workspace_are_not_found(ctx, world):
         accounts.change_role(world.owner_id, world.workspace_id, other.id, "editor")
 
 
+@pytest.mark.parametrize("role", ["owner", "admin", "editor"])
+def test_foreign_or_unknown_ids_are_not_found_before_the_role_is_checked(ctx, world, role):
+    """SPEC §2: another workspace's (or no) membership or API key is a 404 for every role; only the workspace's own
+    ids can be a 403, for a role that may not act on them (and a bad role value comes after both)."""
+    actor = {"owner": world.owner_id, "admin": world.admin_id, "editor": world.editor_id}[role]
+    other_member = db.session.scalar(sa.select(Membership.id).where(Membership.user_id == world.outsider_id))
+    for membership_id in (other_member, 999_999):
+        for act in (lambda: accounts.change_role(actor, world.workspace_id, membership_id, "editor"),
+                    lambda: accounts.change_role(actor, world.workspace_id, membership_id, "king"),
+                    lambda: accounts.remove_member(actor, world.workspace_id, membership_id)):
+            with pytest.raises(NotFound):
+                act()
+            db.session.rollback()
+    for key_id in (world.other_api_key_id, 999_999):
+        with pytest.raises(NotFound):
+            api_keys.revoke_key(actor, world.workspace_id, key_id)
+        db.session.rollback()
+    own = (lambda: accounts.change_role(actor, world.workspace_id, world.editor_membership_id, "king"),
+           lambda: accounts.remove_member(actor, world.workspace_id, world.editor_membership_id))
+    for act in own if role != "owner" else ():
+        with pytest.raises(Forbidden):
+            act()
+        db.session.rollback()
+    if role == "editor":
+        with pytest.raises(Forbidden):
+            api_keys.revoke_key(actor, world.workspace_id, world.api_key_id)
+        db.session.rollback()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(
+        AuditEvent.action.in_(("member.role_changed", "member.removed", "api_key.revoked")))) == 0
+    assert {m.role for m in db.session.scalars(sa.select(Membership))} == {"owner", "admin", "editor"}
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Membership)) == 4
+
+
 def test_agent_settings_validation_and_roles(ctx, world):
     with pytest.raises(ValidationError) as error:
         agents.update_settings(world.editor_id, world.agent_id, {"name": "x", "persona_name": "", "persona_tone": "t" * 201})

@@ -219,6 +219,30 @@ def test_an_experiment_of_another_agent_is_not_found(ctx, world):
         experiments.detail(world.owner_id, world.agent_id, 999_999)
 
 
+@pytest.mark.parametrize("role", ["owner", "admin", "editor"])
+def test_a_foreign_or_unknown_experiment_is_not_found_before_the_role_is_checked(ctx, world, role):
+    """SPEC §2: ids do not leak. Another workspace's experiment, another agent's, or none at all: 404 for every role,
+    the editor included (it would be a 403 on an experiment of its own agent)."""
+    actor = {"owner": world.owner_id, "admin": world.admin_id, "editor": world.editor_id}[role]
+    foreign = [factories.experiment(world.other_agent_id, status="running"),
+               factories.experiment(factories.agent(world.workspace_id, name="Second"), status="running"),
+               999_999]
+    before = count(Experiment)
+    for exp_id in foreign:
+        for act in (lambda: experiments.experiment_for(actor, world.agent_id, exp_id, "manage_experiments"),
+                    lambda: experiments.update_experiment(actor, world.agent_id, exp_id, {"name": "X"}),
+                    lambda: experiments.start_experiment(actor, world.agent_id, exp_id, "anyway"),
+                    lambda: experiments.stop_experiment(actor, world.agent_id, exp_id),
+                    lambda: experiments.delete_experiment(actor, world.agent_id, exp_id),
+                    lambda: experiments.duplicate_experiment(actor, world.agent_id, exp_id),
+                    lambda: experiments.promote_variant(actor, world.agent_id, exp_id, "treatment")):
+            with pytest.raises(NotFound):
+                act()
+            db.session.rollback()
+    assert count(Experiment) == before and experiment_events() == 0
+    assert {e.status for e in db.session.scalars(sa.select(Experiment))} == {"running"}
+
+
 # --- lifecycle ----------------------------------------------------------------------------------
 
 

@@ -39,24 +39,37 @@ def get_or_create_workspace(slug: str, name: str | None = None) -> tuple[Workspa
 
 
 def create_user(email: str, password: str, workspace_slug: str, role: str, name: str = "") -> User:
-    """Create (or update the password of) a user and give them `role` in the workspace, creating it if needed."""
+    """Create (or update the password of) a user and give them `role` in the workspace, creating it if needed.
+
+    The rules of the Members page hold here too (SPEC §1): the last owner cannot be demoted (the same Conflict as
+    change_role), and a new workspace's first member must be its owner. A refusal writes nothing.
+    """
     errors: dict[str, str] = {}
     email = validation.email(email, "email", errors)
     if not isinstance(password, str) or len(password) < MIN_PASSWORD:
         errors["password"] = f"Password needs at least {MIN_PASSWORD} characters."
     if role not in Role.__members__:
         errors["role"] = f"Role must be one of: {', '.join(Role.__members__)}."
-    validation.slug(workspace_slug, "workspace", errors)
+    workspace_slug = validation.slug(workspace_slug, "workspace", errors)
     if errors:
         raise ValidationError(errors)
-    workspace, _ = get_or_create_workspace(workspace_slug)
+    workspace = db.session.scalar(sa.select(Workspace).where(Workspace.slug == workspace_slug))
+    if workspace is None and role != Role.owner.name:
+        raise ValidationError({"role": f"There is no workspace '{workspace_slug}', and a new workspace's first member "
+                                       f"must be its owner: create it with the role owner."})
     user = find_user_by_email(email)
+    existing = None
+    if workspace is not None:
+        lock_workspace(workspace.id)
+        existing = authz.membership(user.id, workspace.id) if user else None
+        if existing and role != Role.owner.name:
+            _keep_an_owner(workspace.id, existing)
+    else:
+        workspace, _ = get_or_create_workspace(workspace_slug)
     if user is None:
         user = User(email=email, name=name or email.split("@")[0])
         db.session.add(user)
     user.set_password(password)
-    db.session.flush()
-    existing = authz.membership(user.id, workspace.id)
     if existing:
         existing.role = role
     else:
@@ -93,12 +106,40 @@ def members(actor_id: int, workspace_id: int) -> list[Membership]:
 
 
 def sole_owner_id(workspace_id: int) -> int | None:
-    """The membership id of the workspace's only owner, who can be neither demoted nor removed; None if several."""
+    """The membership id of the workspace's only owner, who can be neither demoted nor removed; None if several.
+
+    Before acting on the answer, take lock_workspace() first, or a concurrent change can make it stale.
+    """
     owners = db.session.scalars(
         sa.select(Membership.id)
         .where(Membership.workspace_id == workspace_id, Membership.role == Role.owner.name).limit(2)
     ).all()
     return owners[0] if len(owners) == 1 else None
+
+
+def lock_workspace(workspace_id: int) -> None:
+    """Serialise the changes that can take an owner away, so two of them cannot each leave the other as the last.
+
+    PostgreSQL: a row lock on the workspace (SELECT … FOR UPDATE), held to the end of the transaction. SQLite
+    ignores FOR UPDATE, and pysqlite begins a transaction only at the first write, so two requests could both
+    count two owners and then write one after the other: a no-op UPDATE of the row takes the database write lock
+    instead (a concurrent request waits for it, up to the connection's busy timeout). Whatever was read before
+    the lock may have changed while waiting (the actor's own role too), and objects the session still holds would
+    keep their old values: they are expired, so everything after the lock reads what is committed now.
+    """
+    if db.session.get_bind().dialect.name == "sqlite":
+        db.session.execute(sa.update(Workspace).where(Workspace.id == workspace_id).values(name=Workspace.name)
+                           .execution_options(synchronize_session=False))
+    else:
+        db.session.execute(sa.select(Workspace.id).where(Workspace.id == workspace_id).with_for_update())
+    db.session.expire_all()
+
+
+def _keep_an_owner(workspace_id: int, membership: Membership) -> None:
+    """Refuse to demote or remove the workspace's last owner (call under lock_workspace)."""
+    if sole_owner_id(workspace_id) == membership.id:
+        raise Conflict("A workspace must keep at least one owner: promote another member first.",
+                       {"role": "The last owner cannot be demoted."})
 
 
 def add_member(actor_id: int, workspace_id: int, email: str, role: str) -> Membership:
@@ -131,14 +172,19 @@ def _membership_in(workspace_id: int, membership_id: int) -> Membership:
 
 
 def change_role(actor_id: int, workspace_id: int, membership_id: int, role: str) -> Membership:
-    """Change a member's role; the last owner cannot be demoted."""
-    authz.require(actor_id, workspace_id, "manage_members")
+    """Change a member's role; the last owner cannot be demoted.
+
+    Another workspace's or an unknown membership is a 404 for every member, checked before the role (403) and the
+    value (422): ids do not leak (SPEC §2).
+    """
+    lock_workspace(workspace_id)
+    actor_role = authz.require(actor_id, workspace_id, "view")
+    membership = _membership_in(workspace_id, membership_id)
+    authz.require_role(actor_role, "manage_members")
     if role not in Role.__members__:
         raise ValidationError({"role": f"Role must be one of: {', '.join(Role.__members__)}."})
-    membership = _membership_in(workspace_id, membership_id)
-    if role != Role.owner.name and sole_owner_id(workspace_id) == membership.id:
-        raise Conflict("A workspace must keep at least one owner: promote another member first.",
-                       {"role": "The last owner cannot be demoted."})
+    if role != Role.owner.name:
+        _keep_an_owner(workspace_id, membership)
     old = membership.role
     membership.role = role
     audit.record(workspace_id, actor_id, "member.role_changed", "membership", membership.id,
@@ -148,9 +194,15 @@ def change_role(actor_id: int, workspace_id: int, membership_id: int, role: str)
 
 
 def remove_member(actor_id: int, workspace_id: int, membership_id: int) -> None:
-    """Remove a member; the last owner cannot leave."""
-    authz.require(actor_id, workspace_id, "manage_members")
+    """Remove a member; the last owner cannot leave.
+
+    Another workspace's or an unknown membership is a 404 for every member, checked before the role (403): ids do
+    not leak (SPEC §2).
+    """
+    lock_workspace(workspace_id)
+    actor_role = authz.require(actor_id, workspace_id, "view")
     membership = _membership_in(workspace_id, membership_id)
+    authz.require_role(actor_role, "manage_members")
     if sole_owner_id(workspace_id) == membership.id:
         raise Conflict("A workspace must keep at least one owner: the last owner cannot be removed.")
     audit.record(workspace_id, actor_id, "member.removed", "membership", membership.id,

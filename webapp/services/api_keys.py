@@ -53,10 +53,13 @@ def list_keys(actor_id: int, workspace_id: int) -> list[ApiKey]:
 
 
 def revoke_key(actor_id: int, workspace_id: int, key_id: int) -> ApiKey:
-    authz.require(actor_id, workspace_id, "manage_api_keys")
+    """Revoke one of the workspace's keys (idempotent). Another workspace's or an unknown key is a 404 for every
+    member, checked before the role (403): ids do not leak (SPEC §2)."""
+    role = authz.require(actor_id, workspace_id, "view")
     key = db.session.get(ApiKey, key_id)
     if key is None or key.workspace_id != workspace_id:
         raise NotFound("No such API key.")
+    authz.require_role(role, "manage_api_keys")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         audit.record(workspace_id, actor_id, "api_key.revoked", "api_key", key.id, {"prefix": key.prefix})

@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .. import authz
 from ..extensions import db
 from ..models import EXPERIMENT_KINDS, Agent, AuditEvent, Experiment, ExperimentAssignment, Variant, utcnow
 from . import audit, validation
@@ -134,11 +135,17 @@ def deleted_for_agent(actor_id: int, agent_id: int, limit: int = 20) -> list[Del
 
 
 def experiment_for(actor_id: int, agent_id: int, experiment_id: int, action: str = "view") -> Experiment:
-    """The experiment if it belongs to the agent and the actor may do `action`; else 404 / 403."""
-    agent_for(actor_id, agent_id, action)
+    """The experiment if it belongs to the agent and the actor may do `action`.
+
+    The id is looked up before the role is checked (SPEC §2: ids do not leak): another workspace's agent, an
+    experiment of another agent or of another workspace, or no experiment at all is a 404 for every role; only an
+    experiment of this agent that the member's role may not act on is a 403.
+    """
+    _, role = agent_for(actor_id, agent_id)
     experiment = db.session.get(Experiment, experiment_id)
     if experiment is None or experiment.agent_id != agent_id:
         raise NotFound("No such experiment.")
+    authz.require_role(role, action)
     return experiment
 
 

@@ -35,7 +35,9 @@ def render(template_name: str, fragment: str | None = None, status: int = 200, *
 def agent_view(action: str = "view"):
     """Load the agent of `agent_id` for the current user: non-member 404, too low a role 403.
 
-    Sets g.agent, g.workspace and g.role for templates; the services check again.
+    Sets g.agent, g.workspace and g.role for templates; the services check again. A route that acts on an
+    experiment id passes no action: the service looks the experiment up under this agent first (404 for every role
+    when it is not there) and then checks the role (403), SPEC §2.
     """
     def decorator(view):
         @wraps(view)

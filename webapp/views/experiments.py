@@ -204,8 +204,9 @@ def _detail_context(info: experiments.ExperimentDetail, confirm: str | None = No
 
 
 @bp.route("/<int:agent_id>/experiments/<int:experiment_id>/edit", methods=["GET", "POST"])
-@agent_view("manage_experiments")
+@agent_view()
 def edit(agent_id: int, experiment_id: int):
+    experiments.experiment_for(current_user.id, agent_id, experiment_id, "manage_experiments")  # 404, then 403
     info = experiments.detail(current_user.id, agent_id, experiment_id)
     experiment = info.experiment
     if request.method == "GET":
@@ -263,7 +264,7 @@ def refused(error: Conflict | ValidationError):
 
 
 @bp.route("/<int:agent_id>/experiments/<int:experiment_id>/start", methods=["POST"])
-@agent_view("manage_experiments")
+@agent_view()  # the service: the experiment (404), then the role (403)
 def start(agent_id: int, experiment_id: int):
     mode = request.form.get("mode") or None
     experiment = experiments.start_experiment(current_user.id, agent_id, experiment_id, mode)
@@ -275,7 +276,7 @@ def start(agent_id: int, experiment_id: int):
 
 
 @bp.route("/<int:agent_id>/experiments/<int:experiment_id>/stop", methods=["POST"])
-@agent_view("manage_experiments")
+@agent_view()  # the service: the experiment (404), then the role (403)
 def stop(agent_id: int, experiment_id: int):
     experiment = experiments.stop_experiment(current_user.id, agent_id, experiment_id)
     flash(f"“{experiment.name}” stopped: no new visitors are assigned.", "success")
@@ -283,7 +284,7 @@ def stop(agent_id: int, experiment_id: int):
 
 
 @bp.route("/<int:agent_id>/experiments/<int:experiment_id>/delete", methods=["POST"])
-@agent_view("manage_experiments")
+@agent_view()  # the service: the experiment (404), then the role (403)
 def delete(agent_id: int, experiment_id: int):
     name = experiments.delete_experiment(current_user.id, agent_id, experiment_id)
     flash(f"Experiment “{name}” deleted. Conversations and leads keep their variant stamps.", "success")
@@ -292,7 +293,7 @@ def delete(agent_id: int, experiment_id: int):
 
 
 @bp.route("/<int:agent_id>/experiments/<int:experiment_id>/duplicate", methods=["POST"])
-@agent_view("manage_experiments")
+@agent_view()  # the service: the experiment (404), then the role (403)
 def duplicate(agent_id: int, experiment_id: int):
     copy = experiments.duplicate_experiment(current_user.id, agent_id, experiment_id)
     flash(f"Draft “{copy.name}” created with the same variants; edit it, then start it.", "success")
@@ -300,7 +301,7 @@ def duplicate(agent_id: int, experiment_id: int):
 
 
 @bp.route("/<int:agent_id>/experiments/<int:experiment_id>/promote", methods=["POST"])
-@agent_view("manage_experiments")
+@agent_view()  # the service: the experiment (404), then the role (403)
 def promote(agent_id: int, experiment_id: int):
     variant_key = request.form.get("variant", "")
     experiments.promote_variant(current_user.id, agent_id, experiment_id, variant_key)

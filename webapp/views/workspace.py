@@ -18,7 +18,11 @@ bp = Blueprint("workspace", __name__)
 
 
 def workspace_view(action: str = "view"):
-    """Load the workspace of `slug`: non-member 404, too low a role 403."""
+    """Load the workspace of `slug`: non-member 404, too low a role 403.
+
+    A route that acts on an id (a member, an API key) passes no action: its service looks the id up in this
+    workspace first (404 for every role when it is not there) and then checks the role (403), SPEC §2.
+    """
     def decorator(view):
         @wraps(view)
         @login_required
@@ -110,7 +114,7 @@ def members(slug: str):
 
 
 @bp.route("/w/<slug>/members/<int:membership_id>/role", methods=["POST"])
-@workspace_view("manage_members")
+@workspace_view()  # accounts.change_role: the membership (404), then the role (403)
 def change_role(slug: str, membership_id: int):
     form = RoleForm()
     try:
@@ -122,7 +126,7 @@ def change_role(slug: str, membership_id: int):
 
 
 @bp.route("/w/<slug>/members/<int:membership_id>/remove", methods=["POST"])
-@workspace_view("manage_members")
+@workspace_view()  # accounts.remove_member: the membership (404), then the role (403)
 def remove_member(slug: str, membership_id: int):
     try:
         accounts.remove_member(current_user.id, g.workspace.id, membership_id)
@@ -151,7 +155,7 @@ def api_keys_page(slug: str):
 
 
 @bp.route("/w/<slug>/api-keys/<int:key_id>/revoke", methods=["POST"])
-@workspace_view("manage_api_keys")
+@workspace_view()  # api_keys.revoke_key: the key (404), then the role (403)
 def revoke_key(slug: str, key_id: int):
     key = api_keys.revoke_key(current_user.id, g.workspace.id, key_id)
     flash(f"Key {key.prefix}… revoked.", "success")
