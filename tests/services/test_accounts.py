@@ -59,6 +59,24 @@ def test_member_management_is_owner_only(ctx, world):
     assert membership.role == "editor"
 
 
+def test_adding_a_member_a_concurrent_request_just_added_is_the_same_clear_error(ctx, world, monkeypatch):
+    """The check saw no membership (the other request had not committed yet); the unique (user, workspace) then
+    refuses the insert: the same 'already a member' error, nothing written, never an IntegrityError (a 500)."""
+    membership = accounts.authz.membership
+
+    def not_yet_committed(user_id, workspace_id):
+        return None if user_id == world.admin_id else membership(user_id, workspace_id)
+    monkeypatch.setattr(accounts.authz, "membership", not_yet_committed)
+    with pytest.raises(ValidationError) as error:
+        accounts.add_member(world.owner_id, world.workspace_id, "admin@acme.test", "editor")
+    assert "already a member" in error.value.fields["email"]
+    db.session.rollback()
+    memberships = db.session.scalars(sa.select(Membership.role).join(User).where(User.email == "admin@acme.test"))
+    assert list(memberships) == ["admin"]
+    assert not db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)
+                                 .where(AuditEvent.action == "member.added"))
+
+
 def test_memberships_of_other_workspace_are_not_found(ctx, world):
     other = db.session.scalar(sa.select(Membership).where(Membership.user_id == world.outsider_id))
     with pytest.raises(NotFound):

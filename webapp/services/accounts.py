@@ -154,11 +154,16 @@ def add_member(actor_id: int, workspace_id: int, email: str, role: str) -> Membe
     user = find_user_by_email(email)
     if user is None:
         raise ValidationError({"email": f"No user with the email {email}. Create the account first (flask users create)."})
+    already = ValidationError({"email": f"{email} is already a member of this workspace."})
     if authz.membership(user.id, workspace_id):
-        raise ValidationError({"email": f"{email} is already a member of this workspace."})
+        raise already
     membership = Membership(user_id=user.id, workspace_id=workspace_id, role=role)
     db.session.add(membership)
-    db.session.flush()
+    try:
+        db.session.flush()
+    except sa.exc.IntegrityError:  # a concurrent add of the same user won the unique (user, workspace)
+        db.session.rollback()
+        raise already from None
     audit.record(workspace_id, actor_id, "member.added", "membership", membership.id, {"email": email, "role": role})
     db.session.commit()
     return membership
