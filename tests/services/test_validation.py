@@ -96,3 +96,18 @@ def test_timestamps_just_outside_the_bounds_name_the_field_and_the_range(value):
     assert validation.timestamp(value, "captured_at", errors, now=NOW) is None
     assert errors == {"captured_at": "captured_at must be from 2000-01-01T00:00:00Z to 24 hours after the server's "
                                      "current time (2026-06-16T12:00:00Z)."}
+
+
+@pytest.mark.parametrize("text", [
+    '{"a": "\\ud800"}', '{"a": "x\\udfffy"}', '{"\\udc00": 1}', '[["\\ud83d"]]', '{"a": "\\ude00\\ud83d"}',
+    b'{"a": "\\ud800"}', b'{"a": "\xed\xa0\x80"}', '{"a": "\\ud800"}'.encode("utf-16-le"),
+])
+def test_parse_json_refuses_a_lone_surrogate_in_strings_and_keys(text):
+    """Such a string parses but cannot be stored as UTF-8 (UnicodeEncodeError at the database, a 500)."""
+    with pytest.raises(ValueError, match=r"invalid Unicode escape \(a lone surrogate, \\ud[89a-f][0-9a-f]{2}\)"):
+        validation.parse_json(text)
+
+
+def test_parse_json_keeps_surrogate_pairs_and_other_escapes():
+    assert validation.parse_json('{"e": "\\ud83d\\ude00", "\\u00e9": "\\\\ud800"}') == {"e": "😀", "é": "\\ud800"}
+    assert validation.parse_json('{"e": "\\ud83d\\ude00"}'.encode("utf-16")) == {"e": "😀"}

@@ -1,7 +1,6 @@
 """Runtime endpoints: parse the request, call one service function, serialise (SPEC §6)."""
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import current_app, g, jsonify, request
@@ -21,11 +20,7 @@ def json_object() -> dict[str, Any]:
     if len(raw) > limit:
         raise RequestEntityTooLarge(f"The request body is over {limit // 1024} KB.")
     try:
-        body = validation.parse_json(raw)
-        if b"\\u" in raw or b"\x00" in raw or not raw.isascii():
-            # A lone surrogate (escaped "\ud800", or UTF-8/16 bytes json decodes with surrogatepass) parses but
-            # cannot be stored as UTF-8. Plain ASCII without \u escapes (the usual body) holds none.
-            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        body = validation.parse_json(raw)  # a lone surrogate ("\ud800") too: no UTF-8 column stores it
     except (ValueError, RecursionError) as error:
         raise BadRequest(f"The request body is not valid JSON ({type(error).__name__}).") from None
     if not isinstance(body, dict):

@@ -92,10 +92,42 @@ def _finite_float(text: str) -> float:
     return value
 
 
+LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")  # in a parsed string: half of a UTF-16 pair, alone
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """The first lone surrogate in a parsed JSON value's strings and keys, or None (iterative: any depth)."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            match = LONE_SURROGATE_RE.search(node)
+            if match:
+                return match.group()
+        elif isinstance(node, dict):
+            stack.extend(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return None
+
+
 def parse_json(text: str | bytes) -> Any:
     """JSON as the standard has it: NaN, Infinity and numbers beyond a double's range (1e999) raise ValueError like
-    malformed JSON, so that what is stored is served as valid JSON again. RecursionError beyond the parser's depth."""
-    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    malformed JSON, so that what is stored is served as valid JSON again; so does a lone surrogate ("\\ud800",
+    or its UTF-8 bytes, which json decodes with surrogatepass), which no UTF-8 column can store. RecursionError
+    beyond the parser's depth."""
+    value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    # Only a \u escape or a non-ASCII character (UTF-16/32 bytes hold NULs) can make one: the usual body skips this.
+    if isinstance(text, bytes):
+        suspect = b"\\u" in text or b"\x00" in text or not text.isascii()
+    else:
+        suspect = "\\u" in text or not text.isascii()
+    if suspect:
+        surrogate = _lone_surrogate(value)
+        if surrogate is not None:
+            raise ValueError(f"it contains an invalid Unicode escape (a lone surrogate, \\u{ord(surrogate):04x})")
+    return value
 
 
 MAX_JSON_DEPTH = 20  # objects and arrays inside one another in a stored JSON value (lead fields, variant configs)
