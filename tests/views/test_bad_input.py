@@ -40,6 +40,10 @@ def test_nul_in_login_form_is_400_even_logged_out(client, world):
     # A lone surrogate parses but cannot be encoded as UTF-8 for the database: a 500 on both engines before.
     ('{"a": "\\ud800"}', "invalid Unicode escape (a lone surrogate, \\ud800)"),
     ('{"\\udfff": 1}', "invalid Unicode escape (a lone surrogate, \\udfff)"),
+    # NUL: PostgreSQL refuses it in text (a 500 at Promote), SQLite stored it in the agent's persona.
+    ('{"persona": {"name": "Q\\u0000R"}}', "Config must not contain NUL characters."),
+    ('{"a\\u0000": 1}', "Config must not contain NUL characters."),
+    ('{"a": [{"b": ["ok", "\\u0000"]}]}', "Config must not contain NUL characters."),
     ("[" * 3000 + "]" * 3000, "nested too deeply"),
     ('{"a": ' + "[" * 20 + "]" * 20 + "}", "nested too deeply: at most 20 levels"),
 ])
@@ -108,4 +112,16 @@ def test_a_lone_surrogate_in_a_config_is_a_422_when_a_draft_is_edited(app, clien
     before = snapshot(app)
     response = auth.post(f"/agents/{world.agent_id}/experiments/{experiment_id}/edit", _form(LONE_SURROGATE))
     assert response.status_code == 422 and "a lone surrogate" in response.get_data(as_text=True)
+    assert snapshot(app) == before
+
+
+@pytest.mark.parametrize("config", ['{"persona": {"name": "Q\\u0000R"}}', '{"persona": {"name": "Aria", "tone": "\\u0000"}}',
+                                    '{"persona": {"name": "Aria"}, "x\\u0000": {}}'])
+def test_nul_in_a_persona_config_is_a_422_on_the_config_field(app, client, auth, world, config):
+    auth.login("owner@acme.test")
+    before = snapshot(app)
+    response = auth.post(f"/agents/{world.agent_id}/experiments/new", _form(config, **{"variants-1-persona_name": ""}))
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and 'data-field="variants-1-config"' in html
+    assert "Config must not contain NUL characters." in html
     assert snapshot(app) == before

@@ -238,7 +238,9 @@ def _config(value: Any, field: str, errors: dict[str, str]) -> dict[str, Any] | 
     if not isinstance(value, dict):
         errors[field] = "Config must be a JSON object, e.g. {\"persona\": {\"name\": \"Aria\"}}."
         return None
-    validation.json_value(value, field, errors, label="Config")  # before json.dumps measures it
+    # Before json.dumps measures it; NUL in a key or string at any depth: PostgreSQL stores no NUL in text (the
+    # persona's name and tone become the agent's at Promote) and SQLite would keep it.
+    validation.json_value(value, field, errors, label="Config", refuse_nul=True)
     return None if field in errors else value
 
 
