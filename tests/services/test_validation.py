@@ -111,3 +111,32 @@ def test_parse_json_refuses_a_lone_surrogate_in_strings_and_keys(text):
 def test_parse_json_keeps_surrogate_pairs_and_other_escapes():
     assert validation.parse_json('{"e": "\\ud83d\\ude00", "\\u00e9": "\\\\ud800"}') == {"e": "😀", "é": "\\ud800"}
     assert validation.parse_json('{"e": "\\ud83d\\ude00"}'.encode("utf-16")) == {"e": "😀"}
+
+
+BIDI_CONTROLS = [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))]
+
+
+def test_single_line_text_refuses_every_control_character_and_bidi_control_inside_it():
+    """They render as boxes or reverse the text around them, in the page, the system prompt and the exports."""
+    for char in [chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) == "Cc"] + BIDI_CONTROLS:
+        errors: dict = {}
+        validation.text(f"Ar{char}ia", "persona_name", errors, max_len=60, label="Persona name")
+        assert f"U+{ord(char):04X}" in errors.get("persona_name", ""), hex(ord(char))
+        assert errors["persona_name"].startswith("Persona name must not contain ")
+
+
+def test_multi_line_text_keeps_tabs_and_line_breaks_but_refuses_other_controls():
+    for value in ("Be brief.\nBe kind.", "Steps:\r\n\t1. greet\r\n\t2. help", "a\n\nb"):
+        errors: dict = {}
+        assert validation.text(value, "instructions", errors, max_len=100, multiline=True) == value and errors == {}
+    for value in ("a\rb", "a\x0bb", "a\x0cb", "bell\x07", "esc\x1b[31m", "nel\x85x", "del\x7fx", "r\u202eversed",
+                  "i\u2067solate\u2069"):
+        errors = {}
+        validation.text(value, "instructions", errors, max_len=100, label="Instructions", multiline=True)
+        assert errors.get("instructions", "").startswith("Instructions must not contain "), repr(value)
+
+
+def test_text_without_controls_is_kept_and_blanks_around_it_are_trimmed():
+    for value, kept in ((" Aria ", "Aria"), ("\tAria\n", "Aria"), ("Zoë 🎉 ‏שלום", "Zoë 🎉 ‏שלום"), ("a\u200bb", "a\u200bb")):
+        errors: dict = {}
+        assert validation.text(value, "name", errors, max_len=60) == kept and errors == {}

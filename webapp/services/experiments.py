@@ -314,7 +314,7 @@ def _clean_text(data: dict[str, Any], experiment: Experiment | None, errors: dic
     name = validation.text(data.get("name", experiment.name if experiment else None), "name", errors,
                            min_len=1, max_len=NAME_MAX, label="Name")
     hypothesis = validation.text(data.get("hypothesis", experiment.hypothesis if experiment else ""), "hypothesis",
-                                 errors, max_len=HYPOTHESIS_MAX, label="Hypothesis")
+                                 errors, max_len=HYPOTHESIS_MAX, label="Hypothesis", multiline=True)
     return name, hypothesis
 
 

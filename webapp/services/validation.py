@@ -11,8 +11,13 @@ SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-def text(value, field: str, errors: dict, *, min_len: int = 0, max_len: int, label: str | None = None) -> str:
-    """Trimmed string of bounded length; records an error on `field` otherwise."""
+def text(value, field: str, errors: dict, *, min_len: int = 0, max_len: int, label: str | None = None,
+         multiline: bool = False) -> str:
+    """Trimmed string of bounded length; records an error on `field` otherwise.
+
+    No control character (Unicode category Cc) and no bidirectional embedding, override or isolate control: they
+    show as boxes or reverse the text around them, in the page, the system prompt and the exports. A `multiline`
+    field (a hypothesis, an agent's instructions) keeps tabs and line breaks (\n, \r\n)."""
     label = label or field.replace("_", " ").capitalize()
     if value is None:
         value = ""
@@ -20,7 +25,10 @@ def text(value, field: str, errors: dict, *, min_len: int = 0, max_len: int, lab
         errors[field] = f"{label} must be text."
         return ""
     value = value.strip()
-    if len(value) < min_len:
+    refused = (MULTILINE_REFUSED_RE if multiline else SINGLE_LINE_REFUSED_RE).search(value)
+    if refused:
+        errors[field] = _refused_character(label, refused.group()[0], multiline)
+    elif len(value) < min_len:
         errors[field] = f"{label} is required." if min_len == 1 else f"{label} needs at least {min_len} characters."
     elif len(value) > max_len:
         errors[field] = f"{label} must be at most {max_len} characters (got {len(value)})."
@@ -33,6 +41,24 @@ CONTROL_CHARS_RE = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 def has_control_chars(value: str) -> bool:
     return CONTROL_CHARS_RE.search(value) is not None
+
+
+# The bidirectional embedding and override controls (LRE, RLE, PDF, LRO, RLO) and the isolates (LRI, RLI, FSI, PDI).
+BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069"
+SINGLE_LINE_REFUSED_RE = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{BIDI_CONTROLS}]")
+# Multi-line text keeps tab, line feed and a carriage return that begins a CRLF (what a browser's textarea sends).
+MULTILINE_REFUSED_RE = re.compile(f"[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f{BIDI_CONTROLS}]|\\r(?!\\n)")
+
+
+def _refused_character(label: str, char: str, multiline: bool) -> str:
+    found = f"found U+{ord(char):04X}"
+    if not has_control_chars(char):
+        return f"{label} must not contain bidirectional-text controls, which reorder the text around them ({found})."
+    if multiline:
+        return f"{label} must not contain control characters other than tabs and line breaks ({found})."
+    if char in "\t\n\r":
+        return f"{label} must not contain tabs or line breaks: it is a single line ({found})."
+    return f"{label} must not contain control characters ({found})."
 
 
 def opaque_id(value, field: str, errors: dict) -> str:
