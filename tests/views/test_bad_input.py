@@ -45,6 +45,8 @@ def test_nul_in_login_form_is_400_even_logged_out(client, world):
     ('{"a\\u0000": 1}', "Config must not contain NUL characters."),
     ('{"a": [{"b": ["ok", "\\u0000"]}]}', "Config must not contain NUL characters."),
     ("[" * 3000 + "]" * 3000, "nested too deeply"),
+    ('{"a": }', "Config is not valid JSON: Expecting value at line 1 column 7."),
+    ('{"n": ' + "1" * 4400 + "}", "Config is not valid JSON: number 11111111111111111111… has more than 4,300 digits."),
     ('{"a": ' + "[" * 20 + "]" * 20 + "}", "nested too deeply: at most 20 levels"),
 ])
 def test_bad_variant_config_is_a_field_error(app, client, auth, world, config, message):

@@ -118,6 +118,15 @@ def _finite_float(text: str) -> float:
     return value
 
 
+MAX_INT_DIGITS = 4_300  # int() refuses longer digit strings (sys.int_info.default_max_str_digits)
+
+
+def _whole_number(text: str) -> int:
+    if len(text) - text.startswith("-") > MAX_INT_DIGITS:
+        raise ValueError(f"number {text[:20]}… has more than {MAX_INT_DIGITS:,} digits")
+    return int(text)
+
+
 LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")  # in a parsed string: half of a UTF-16 pair, alone
 
 
@@ -139,11 +148,18 @@ def _lone_surrogate(value: Any) -> str | None:
 
 
 def parse_json(text: str | bytes) -> Any:
-    """JSON as the standard has it: NaN, Infinity and numbers beyond a double's range (1e999) raise ValueError like
-    malformed JSON, so that what is stored is served as valid JSON again; so does a lone surrogate ("\\ud800",
+    """JSON as the standard has it; ValueError, its message a plain reason (no Python names), when it is not.
+
+    NaN, Infinity and numbers beyond a double's range (1e999) raise it like malformed JSON, so that what is stored is served as valid JSON again; so does a lone surrogate ("\\ud800",
     or its UTF-8 bytes, which json decodes with surrogatepass), which no UTF-8 column can store. RecursionError
     beyond the parser's depth."""
-    value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    try:
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_whole_number)
+    except json.JSONDecodeError as error:  # its str() ends in "(char 0)": the line and column say it plainly
+        raise ValueError(f"{error.msg} at line {error.lineno} column {error.colno}") from None
+    except UnicodeDecodeError as error:  # bytes that are not the UTF-8 (or UTF-16/32) they start as
+        raise ValueError(f"it is not {error.encoding.upper()} text (byte {error.object[error.start]:#04x} at position "
+                         f"{error.start})") from None
     # Only a \u escape or a non-ASCII character (UTF-16/32 bytes hold NULs) can make one: the usual body skips this.
     if isinstance(text, bytes):
         suspect = b"\\u" in text or b"\x00" in text or not text.isascii()
