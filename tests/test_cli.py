@@ -194,3 +194,19 @@ def test_simulate_over_http_checks_the_agent_before_sending(runner, app, world, 
         assert result.exit_code != 0 and message in result.output, result.output
         assert "Visitors over HTTP" not in result.output
     assert written(app) == (0, 0)
+
+
+def test_demo_is_refused_in_production_unless_forced(runner, app, monkeypatch):
+    """Its three logins share the published password: not on a production install by accident."""
+    from tests.views.test_roles import snapshot
+    from webapp import cli
+    monkeypatch.setitem(app.config, "APP_ENV", "production")
+    before = snapshot(app)
+    result = runner.invoke(args=["demo"])
+    assert result.exit_code != 0 and result.output.startswith("Error: ")
+    assert "APP_ENV=production" in result.output and "--force" in result.output
+    assert snapshot(app) == before
+    monkeypatch.setattr(cli, "DEMO_VISITORS", 20)
+    result = runner.invoke(args=["demo", "--force"])
+    assert result.exit_code == 0, result.output
+    assert "owner@demo.local" in result.output

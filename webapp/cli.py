@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 import click
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 from .extensions import db
@@ -139,9 +139,14 @@ def ensure_demo() -> tuple[Agent, Experiment]:
 
 
 @click.command("demo")
+@click.option("--force", is_flag=True, help="Create the demo even when APP_ENV=production.")
 @with_appcontext
-def demo() -> None:
+def demo(force: bool) -> None:
     """Create (idempotently) the demo workspace, agent and logins, and print them."""
+    if current_app.config.get("APP_ENV") == "production" and not force:
+        raise click.ClickException(
+            f"APP_ENV=production: the demo creates three logins with the published password '{DEMO_PASSWORD}', "
+            "so it is not run on a production install. Add --force to create it anyway.")
     agent, experiment = ensure_demo()
     click.echo("Demo workspace 'demo' is ready.")
     click.echo(f"Agent: {agent.name} (id {agent.id}); experiment: {experiment.name} (id {experiment.id}, "
