@@ -210,3 +210,42 @@ def test_demo_is_refused_in_production_unless_forced(runner, app, monkeypatch):
     result = runner.invoke(args=["demo", "--force"])
     assert result.exit_code == 0, result.output
     assert "owner@demo.local" in result.output
+
+
+def _audit(app) -> list[tuple[str, str, dict]]:
+    with app.app_context():
+        rows = db.session.execute(sa.select(AuditEvent.actor_email, AuditEvent.action, AuditEvent.details)
+                                  .order_by(AuditEvent.id)).all()
+        db.session.remove()
+        return [tuple(r) for r in rows]
+
+
+def test_users_create_on_an_existing_user_says_what_changed_and_audits_it(runner, app):
+    assert _create(runner, "boss@acme.test", "acme", "owner").exit_code == 0
+    assert _create(runner, "cofounder@acme.test", "acme", "owner").exit_code == 0
+    assert _audit(app) == []  # new accounts: as before
+    result = _create(runner, "boss@acme.test", "acme", "admin", password="another-password")
+    assert result.exit_code == 0, result.output
+    assert "role changed from owner to admin" in result.output and "password reset" in result.output
+    assert _members(app, "acme")["boss@acme.test"] == "admin"
+    assert _audit(app) == [
+        ("system", "member.role_changed", {"email": "boss@acme.test", "from": "owner", "to": "admin"}),
+        ("system", "member.password_reset", {"email": "boss@acme.test"})]
+
+
+def test_users_create_that_changes_nothing_says_so_and_writes_nothing(runner, app):
+    assert _create(runner, "boss@acme.test", "acme", "owner").exit_code == 0
+    hashes = _password_hashes(app)
+    result = _create(runner, "boss@acme.test", "acme", "owner")
+    assert result.exit_code == 0 and "nothing changed" in result.output
+    assert "password reset" not in result.output and "role changed" not in result.output
+    assert _password_hashes(app) == hashes and _audit(app) == []
+
+
+def test_users_create_adds_an_existing_user_to_another_workspace_and_audits_it(runner, app):
+    assert _create(runner, "boss@acme.test", "acme", "owner").exit_code == 0
+    assert _create(runner, "helper@other.test", "other", "owner").exit_code == 0
+    result = _create(runner, "helper@other.test", "acme", "editor")  # same password
+    assert result.exit_code == 0, result.output
+    assert "added to workspace 'acme' as editor" in result.output and "password" not in result.output
+    assert _audit(app) == [("system", "member.added", {"email": "helper@other.test", "role": "editor"})]

@@ -44,12 +44,25 @@ def _workspace(slug: str) -> Workspace:
 @click.option("--workspace", "workspace_slug", required=True, help="Workspace slug; created if missing.")
 @click.option("--role", type=click.Choice(ROLES), required=True)
 def create_user(email: str, password: str, workspace_slug: str, role: str) -> None:
-    """Create a user (or reset their password) with a role in a workspace."""
+    """Create a user with a role in a workspace; for an existing user, set the password and role (and say so)."""
     try:
-        user = accounts.create_user(email, password, workspace_slug, role)
+        saved = accounts.save_user(email, password, workspace_slug, role)
     except DomainError as error:
         _fail(error)
-    click.echo(f"User {user.email} is {role} of workspace '{workspace_slug}'.")
+    slug = saved.workspace.slug
+    click.echo(f"User {saved.user.email} is {role} of workspace '{slug}'.")
+    changes = []
+    if saved.created_user:
+        changes.append("new user")
+    if saved.created_workspace:
+        changes.append(f"workspace '{slug}' created")
+    elif saved.joined:
+        changes.append(f"added to workspace '{slug}' as {role}")
+    if saved.role_from:
+        changes.append(f"role changed from {saved.role_from} to {role}")
+    if saved.password_reset:
+        changes.append("password reset")
+    click.echo("  " + ("; ".join(changes) if changes else "nothing changed (same role, same password)"))
 
 
 @keys_cli.command("create")
