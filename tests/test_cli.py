@@ -249,3 +249,39 @@ def test_users_create_adds_an_existing_user_to_another_workspace_and_audits_it(r
     assert result.exit_code == 0, result.output
     assert "added to workspace 'acme' as editor" in result.output and "password" not in result.output
     assert _audit(app) == [("system", "member.added", {"email": "helper@other.test", "role": "editor"})]
+
+
+@pytest.mark.parametrize("url,message", [
+    ("http://[bad", "--via-http"), ("http://", "--via-http"), ("ftp://example.test", "--via-http"),
+])
+def test_simulate_over_http_refuses_a_malformed_url(runner, app, world, url, message):
+    result = runner.invoke(args=["simulate", "--agent", str(world.agent_id), "--visitors", "2", "--via-http", url,
+                                 "--api-key", world.api_key])
+    assert result.exit_code != 0 and "Traceback" not in result.output and message in result.output, result.output
+    assert "Error" in result.output and written(app) == (0, 0)
+
+
+def test_simulate_over_http_says_when_the_server_does_not_answer_json(runner, app, world):
+    """An address that is not this app (a web page answering 200 on every path) was a JSONDecodeError traceback."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html>not the app</html>")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = runner.invoke(args=["simulate", "--agent", str(world.agent_id), "--visitors", "2", "--via-http",
+                                     f"http://127.0.0.1:{server.server_port}", "--api-key", world.api_key])
+    finally:
+        server.shutdown()
+    assert result.exit_code != 0 and result.output.startswith("Error: "), result.output
+    assert "did not answer JSON" in result.output and written(app) == (0, 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import random
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -175,13 +176,19 @@ def _request_json(url: str, api_key: str, body: dict | None = None, not_found: s
         "Authorization": f"Bearer {api_key}", "Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())
+            answer = response.read()
     except urllib.error.HTTPError as error:
         if error.code == 404 and not_found:
             raise click.ClickException(not_found)
         raise click.ClickException(f"{url} answered {error.code}: {error.read().decode(errors='replace')[:300]}")
     except urllib.error.URLError as error:
         raise click.ClickException(f"cannot reach {url}: {error.reason}")
+    except OSError as error:  # a timeout or a reset connection while reading the answer
+        raise click.ClickException(f"cannot reach {url}: {error}")
+    try:
+        return json.loads(answer)
+    except ValueError:
+        raise click.ClickException(f"{url} did not answer JSON: is --via-http the address of this app?") from None
 
 
 def _send_visitor(base: str, api_key: str, agent_id: int, planned: simulation.PlannedVisitor,
@@ -248,8 +255,14 @@ def simulate(agent_id: int, visitors: int, days: float, effects: tuple[str, ...]
     if via_http:
         if not api_key:
             raise click.UsageError("--via-http needs --api-key.")
-        if not via_http.startswith(("http://", "https://")):
-            raise click.BadParameter("must be an http:// or https:// URL.", param_hint="--via-http")
+        try:
+            address = urllib.parse.urlsplit(via_http)
+            address.port  # raises ValueError for a port that is not a number from 0 to 65535
+        except ValueError:
+            address = None
+        if address is None or address.scheme not in ("http", "https") or not address.hostname:
+            raise click.BadParameter("must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:5000.",
+                                     param_hint="--via-http")
         try:
             factors = simulation.parse_effects(effects, None)
         except DomainError as error:
