@@ -285,3 +285,23 @@ def test_simulate_over_http_says_when_the_server_does_not_answer_json(runner, ap
         server.shutdown()
     assert result.exit_code != 0 and result.output.startswith("Error: "), result.output
     assert "did not answer JSON" in result.output and written(app) == (0, 0)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["agents", "create", "--workspace", "acme", "--name", "Bot\udcff"], "Name must be valid Unicode text"),
+    (["api-keys", "create", "--workspace", "acme", "--name", "k\udcff"], "Name must be valid Unicode text"),
+    (["api-keys", "create", "--workspace", "ac\udcffme"], "Slug must be valid Unicode text"),
+    (["agents", "create", "--workspace", "ac\udcffme", "--name", "Bot"], "Slug must be valid Unicode text"),
+    (["users", "create", "o\udcff@acme.test", "--password", "long-enough", "--workspace", "acme", "--role", "owner"],
+     "Email must be valid Unicode text"),
+    (["users", "create", "o@acme.test", "--password", "long-enough\udcff", "--workspace", "acme", "--role", "owner"],
+     "Password must be valid Unicode text"),
+])
+def test_cli_refuses_an_argument_that_is_not_utf_8(runner, app, world, args, message):
+    """A byte that is not UTF-8 in an argument reaches Python as a lone surrogate (surrogateescape): no database
+    stores it (UnicodeEncodeError, a traceback, before)."""
+    from tests.views.test_roles import snapshot
+    before = snapshot(app)
+    result = runner.invoke(args=args)
+    assert result.exit_code != 0 and "Error: " in result.output and message in result.output, result.output
+    assert "Traceback" not in result.output and snapshot(app) == before

@@ -16,7 +16,7 @@ from flask.cli import AppGroup, with_appcontext
 
 from .extensions import db
 from .models import ROLES, Agent, AuditEvent, Experiment, ExperimentAssignment, Workspace, utcnow
-from .services import accounts, agents, api_keys, experiments, simulation
+from .services import accounts, agents, api_keys, experiments, simulation, validation
 from .services.errors import DomainError
 
 users_cli = AppGroup("users", help="Manage user accounts.")
@@ -33,9 +33,12 @@ def _fail(error: DomainError) -> None:
 
 
 def _workspace(slug: str) -> Workspace:
-    workspace = db.session.scalar(sa.select(Workspace).where(Workspace.slug == slug.strip().lower()))
+    errors: dict[str, str] = {}
+    clean = validation.slug(slug, "workspace", errors)  # before the query: a lone surrogate cannot be sent
+    workspace = None if errors else db.session.scalar(sa.select(Workspace).where(Workspace.slug == clean))
     if workspace is None:
-        raise click.BadParameter(f"no workspace with the slug '{slug}'.", param_hint="--workspace")
+        raise click.BadParameter(errors.get("workspace") or f"no workspace with the slug '{slug}'.",
+                                 param_hint="--workspace")
     return workspace
 
 

@@ -140,3 +140,11 @@ def test_text_without_controls_is_kept_and_blanks_around_it_are_trimmed():
     for value, kept in ((" Aria ", "Aria"), ("\tAria\n", "Aria"), ("Zoë 🎉 ‏שלום", "Zoë 🎉 ‏שלום"), ("a\u200bb", "a\u200bb")):
         errors: dict = {}
         assert validation.text(value, "name", errors, max_len=60) == kept and errors == {}
+
+
+def test_text_refuses_a_lone_surrogate_which_no_database_stores():
+    for multiline in (False, True):
+        errors: dict = {}
+        validation.text("Bot\udcff", "name", errors, max_len=60, multiline=multiline)
+        assert errors == {"name": "Name must be valid Unicode text: it holds a lone surrogate (found U+DCFF), such as "
+                                  "a byte that is not UTF-8."}

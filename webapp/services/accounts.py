@@ -70,6 +70,8 @@ def save_user(email: str, password: str, workspace_slug: str, role: str, name: s
     email = validation.email(email, "email", errors)
     if not isinstance(password, str) or len(password) < MIN_PASSWORD:
         errors["password"] = f"Password needs at least {MIN_PASSWORD} characters."
+    elif surrogate := validation.LONE_SURROGATE_RE.search(password):  # it is hashed as UTF-8
+        errors["password"] = validation.not_unicode("Password", surrogate.group())
     if role not in Role.__members__:
         errors["role"] = f"Role must be one of: {', '.join(Role.__members__)}."
     workspace_slug = validation.slug(workspace_slug, "workspace", errors)

@@ -45,13 +45,25 @@ def has_control_chars(value: str) -> bool:
 
 # The bidirectional embedding and override controls (LRE, RLE, PDF, LRO, RLO) and the isolates (LRI, RLI, FSI, PDI).
 BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069"
-SINGLE_LINE_REFUSED_RE = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{BIDI_CONTROLS}]")
+# Surrogates stand alone in a str only by mistake: a "\ud800" JSON escape, or a byte that is not UTF-8 in a command's
+# argument (Python decodes it with surrogateescape). No UTF-8 column stores one.
+SURROGATES = "\ud800-\udfff"
+LONE_SURROGATE_RE = re.compile(f"[{SURROGATES}]")
+SINGLE_LINE_REFUSED_RE = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{BIDI_CONTROLS}{SURROGATES}]")
 # Multi-line text keeps tab, line feed and a carriage return that begins a CRLF (what a browser's textarea sends).
-MULTILINE_REFUSED_RE = re.compile(f"[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f{BIDI_CONTROLS}]|\\r(?!\\n)")
+MULTILINE_REFUSED_RE = re.compile(f"[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f{BIDI_CONTROLS}{SURROGATES}]|\\r(?!\\n)")
+
+
+def not_unicode(label: str, char: str) -> str:
+    """The error of text holding a lone surrogate `char`."""
+    return (f"{label} must be valid Unicode text: it holds a lone surrogate (found U+{ord(char):04X}), such as a byte "
+            f"that is not UTF-8.")
 
 
 def _refused_character(label: str, char: str, multiline: bool) -> str:
     found = f"found U+{ord(char):04X}"
+    if LONE_SURROGATE_RE.match(char):
+        return not_unicode(label, char)
     if not has_control_chars(char):
         return f"{label} must not contain bidirectional-text controls, which reorder the text around them ({found})."
     if multiline:
@@ -125,9 +137,6 @@ def _whole_number(text: str) -> int:
     if len(text) - text.startswith("-") > MAX_INT_DIGITS:
         raise ValueError(f"number {text[:20]}… has more than {MAX_INT_DIGITS:,} digits")
     return int(text)
-
-
-LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")  # in a parsed string: half of a UTF-16 pair, alone
 
 
 def _lone_surrogate(value: Any) -> str | None:
