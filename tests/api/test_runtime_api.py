@@ -330,7 +330,8 @@ def test_lead_idempotency_key_replays_and_writes_nothing(app, api, world):
 
 
 @pytest.mark.parametrize("data,message", [
-    ("{bad", "The request body is not valid JSON: Expecting property name enclosed in double quotes at line 1 column 2."),
+    ("{bad",
+     "The request body is not valid JSON: Expecting property name enclosed in double quotes at line 1 column 2."),
     ("", "The request body is not valid JSON: Expecting value at line 1 column 1."),
     ('{"a": 1,\n "b": }', "The request body is not valid JSON: Expecting value at line 2 column 7."),
     ('{"a": NaN}', "The request body is not valid JSON: NaN is not a JSON number."),

@@ -137,7 +137,8 @@ def test_multi_line_text_keeps_tabs_and_line_breaks_but_refuses_other_controls()
 
 
 def test_text_without_controls_is_kept_and_blanks_around_it_are_trimmed():
-    for value, kept in ((" Aria ", "Aria"), ("\tAria\n", "Aria"), ("Zoë 🎉 ‏שלום", "Zoë 🎉 ‏שלום"), ("a\u200bb", "a\u200bb")):
+    for value, kept in ((" Aria ", "Aria"), ("\tAria\n", "Aria"), ("Zoë 🎉 ‏שלום", "Zoë 🎉 ‏שלום"),
+                        ("a\u200bb", "a\u200bb")):
         errors: dict = {}
         assert validation.text(value, "name", errors, max_len=60) == kept and errors == {}
 

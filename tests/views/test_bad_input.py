@@ -84,7 +84,8 @@ def _form(config: str, kind: str = "persona", **extra) -> dict:
     return {"name": "X", "kind": kind, "hypothesis": "", **extra,
             "variants-0-key": "control", "variants-0-name": "C", "variants-0-weight": "1", "variants-0-config": "{}",
             "variants-0-persona_name": "Sam",
-            "variants-1-key": "treatment", "variants-1-name": "T", "variants-1-weight": "1", "variants-1-config": config}
+            "variants-1-key": "treatment", "variants-1-name": "T", "variants-1-weight": "1",
+            "variants-1-config": config}
 
 
 def test_a_lone_surrogate_in_a_config_is_a_422_on_its_field_when_created(app, client, auth, world):
@@ -117,7 +118,8 @@ def test_a_lone_surrogate_in_a_config_is_a_422_when_a_draft_is_edited(app, clien
     assert snapshot(app) == before
 
 
-@pytest.mark.parametrize("config", ['{"persona": {"name": "Q\\u0000R"}}', '{"persona": {"name": "Aria", "tone": "\\u0000"}}',
+@pytest.mark.parametrize("config", ['{"persona": {"name": "Q\\u0000R"}}',
+                                    '{"persona": {"name": "Aria", "tone": "\\u0000"}}',
                                     '{"persona": {"name": "Aria"}, "x\\u0000": {}}'])
 def test_nul_in_a_persona_config_is_a_422_on_the_config_field(app, client, auth, world, config):
     auth.login("owner@acme.test")

@@ -107,7 +107,8 @@ def save_user(email: str, password: str, workspace_slug: str, role: str, name: s
     membership.role = role
     if not created_user:
         if existing is None:
-            audit.record(workspace.id, None, "member.added", "membership", membership.id, {"email": email, "role": role})
+            audit.record(workspace.id, None, "member.added", "membership", membership.id,
+                         {"email": email, "role": role})
         if role_from:
             audit.record(workspace.id, None, "member.role_changed", "membership", membership.id,
                          {"email": email, "from": role_from, "to": role})

@@ -51,7 +51,8 @@ SURROGATES = "\ud800-\udfff"
 LONE_SURROGATE_RE = re.compile(f"[{SURROGATES}]")
 SINGLE_LINE_REFUSED_RE = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{BIDI_CONTROLS}{SURROGATES}]")
 # Multi-line text keeps tab, line feed and a carriage return that begins a CRLF (what a browser's textarea sends).
-MULTILINE_REFUSED_RE = re.compile(f"[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f{BIDI_CONTROLS}{SURROGATES}]|\\r(?!\\n)")
+MULTILINE_REFUSED_RE = re.compile(
+    f"[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f{BIDI_CONTROLS}{SURROGATES}]|\\r(?!\\n)")
 
 
 def not_unicode(label: str, char: str) -> str:
@@ -159,9 +160,9 @@ def _lone_surrogate(value: Any) -> str | None:
 def parse_json(text: str | bytes) -> Any:
     """JSON as the standard has it; ValueError, its message a plain reason (no Python names), when it is not.
 
-    NaN, Infinity and numbers beyond a double's range (1e999) raise it like malformed JSON, so that what is stored is served as valid JSON again; so does a lone surrogate ("\\ud800",
-    or its UTF-8 bytes, which json decodes with surrogatepass), which no UTF-8 column can store. RecursionError
-    beyond the parser's depth."""
+    NaN, Infinity and numbers beyond a double's range (1e999) raise it like malformed JSON, so that what is stored
+    is served as valid JSON again; so does a lone surrogate ("\\ud800", or its UTF-8 bytes, which json decodes with
+    surrogatepass), which no UTF-8 column can store. RecursionError beyond the parser's depth."""
     try:
         value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_whole_number)
     except json.JSONDecodeError as error:  # its str() ends in "(char 0)": the line and column say it plainly
