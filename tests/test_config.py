@@ -82,8 +82,9 @@ def test_the_entry_point_prints_one_line_and_exits(tmp_path, command, env, messa
 @pytest.mark.skipif(shutil.which("gunicorn", path=str(Path(sys.executable).parent)) is None, reason="no gunicorn")
 def test_gunicorn_stops_with_the_message_instead_of_rebooting_workers(tmp_path):
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
-    done = run([gunicorn, "--bind", "127.0.0.1:0", "--workers", "2", "--no-control-socket", "wsgi:app"],
-               tmp_path, DATABASE_POOL_RECYCLE="30m")
+    # HOME: recent gunicorns open a control socket under ~/.gunicorn (older ones lack the flag that turns it off).
+    done = run([gunicorn, "--bind", "127.0.0.1:0", "--workers", "2", "wsgi:app"], tmp_path,
+               DATABASE_POOL_RECYCLE="30m", HOME=str(tmp_path))
     assert done.returncode == 4 and "App failed to load." in done.stderr
     assert "Configuration error: DATABASE_POOL_RECYCLE must be a whole number of seconds" in done.stderr
     assert "Traceback" not in done.stderr
