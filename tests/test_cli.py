@@ -194,3 +194,114 @@ def test_simulate_over_http_checks_the_agent_before_sending(runner, app, world, 
         assert result.exit_code != 0 and message in result.output, result.output
         assert "Visitors over HTTP" not in result.output
     assert written(app) == (0, 0)
+
+
+def test_demo_is_refused_in_production_unless_forced(runner, app, monkeypatch):
+    """Its three logins share the published password: not on a production install by accident."""
+    from tests.views.test_roles import snapshot
+    from webapp import cli
+    monkeypatch.setitem(app.config, "APP_ENV", "production")
+    before = snapshot(app)
+    result = runner.invoke(args=["demo"])
+    assert result.exit_code != 0 and result.output.startswith("Error: ")
+    assert "APP_ENV=production" in result.output and "--force" in result.output
+    assert snapshot(app) == before
+    monkeypatch.setattr(cli, "DEMO_VISITORS", 20)
+    result = runner.invoke(args=["demo", "--force"])
+    assert result.exit_code == 0, result.output
+    assert "owner@demo.local" in result.output
+
+
+def _audit(app) -> list[tuple[str, str, dict]]:
+    with app.app_context():
+        rows = db.session.execute(sa.select(AuditEvent.actor_email, AuditEvent.action, AuditEvent.details)
+                                  .order_by(AuditEvent.id)).all()
+        db.session.remove()
+        return [tuple(r) for r in rows]
+
+
+def test_users_create_on_an_existing_user_says_what_changed_and_audits_it(runner, app):
+    assert _create(runner, "boss@acme.test", "acme", "owner").exit_code == 0
+    assert _create(runner, "cofounder@acme.test", "acme", "owner").exit_code == 0
+    assert _audit(app) == []  # new accounts: as before
+    result = _create(runner, "boss@acme.test", "acme", "admin", password="another-password")
+    assert result.exit_code == 0, result.output
+    assert "role changed from owner to admin" in result.output and "password reset" in result.output
+    assert _members(app, "acme")["boss@acme.test"] == "admin"
+    assert _audit(app) == [
+        ("system", "member.role_changed", {"email": "boss@acme.test", "from": "owner", "to": "admin"}),
+        ("system", "member.password_reset", {"email": "boss@acme.test"})]
+
+
+def test_users_create_that_changes_nothing_says_so_and_writes_nothing(runner, app):
+    assert _create(runner, "boss@acme.test", "acme", "owner").exit_code == 0
+    hashes = _password_hashes(app)
+    result = _create(runner, "boss@acme.test", "acme", "owner")
+    assert result.exit_code == 0 and "nothing changed" in result.output
+    assert "password reset" not in result.output and "role changed" not in result.output
+    assert _password_hashes(app) == hashes and _audit(app) == []
+
+
+def test_users_create_adds_an_existing_user_to_another_workspace_and_audits_it(runner, app):
+    assert _create(runner, "boss@acme.test", "acme", "owner").exit_code == 0
+    assert _create(runner, "helper@other.test", "other", "owner").exit_code == 0
+    result = _create(runner, "helper@other.test", "acme", "editor")  # same password
+    assert result.exit_code == 0, result.output
+    assert "added to workspace 'acme' as editor" in result.output and "password" not in result.output
+    assert _audit(app) == [("system", "member.added", {"email": "helper@other.test", "role": "editor"})]
+
+
+@pytest.mark.parametrize("url,message", [
+    ("http://[bad", "--via-http"), ("http://", "--via-http"), ("ftp://example.test", "--via-http"),
+])
+def test_simulate_over_http_refuses_a_malformed_url(runner, app, world, url, message):
+    result = runner.invoke(args=["simulate", "--agent", str(world.agent_id), "--visitors", "2", "--via-http", url,
+                                 "--api-key", world.api_key])
+    assert result.exit_code != 0 and "Traceback" not in result.output and message in result.output, result.output
+    assert "Error" in result.output and written(app) == (0, 0)
+
+
+def test_simulate_over_http_says_when_the_server_does_not_answer_json(runner, app, world):
+    """An address that is not this app (a web page answering 200 on every path) was a JSONDecodeError traceback."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html>not the app</html>")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = runner.invoke(args=["simulate", "--agent", str(world.agent_id), "--visitors", "2", "--via-http",
+                                     f"http://127.0.0.1:{server.server_port}", "--api-key", world.api_key])
+    finally:
+        server.shutdown()
+    assert result.exit_code != 0 and result.output.startswith("Error: "), result.output
+    assert "did not answer JSON" in result.output and written(app) == (0, 0)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["agents", "create", "--workspace", "acme", "--name", "Bot\udcff"], "Name must be valid Unicode text"),
+    (["api-keys", "create", "--workspace", "acme", "--name", "k\udcff"], "Name must be valid Unicode text"),
+    (["api-keys", "create", "--workspace", "ac\udcffme"], "Slug must be valid Unicode text"),
+    (["agents", "create", "--workspace", "ac\udcffme", "--name", "Bot"], "Slug must be valid Unicode text"),
+    (["users", "create", "o\udcff@acme.test", "--password", "long-enough", "--workspace", "acme", "--role", "owner"],
+     "Email must be valid Unicode text"),
+    (["users", "create", "o@acme.test", "--password", "long-enough\udcff", "--workspace", "acme", "--role", "owner"],
+     "Password must be valid Unicode text"),
+])
+def test_cli_refuses_an_argument_that_is_not_utf_8(runner, app, world, args, message):
+    """A byte that is not UTF-8 in an argument reaches Python as a lone surrogate (surrogateescape): no database
+    stores it (UnicodeEncodeError, a traceback, before)."""
+    from tests.views.test_roles import snapshot
+    before = snapshot(app)
+    result = runner.invoke(args=args)
+    assert result.exit_code != 0 and "Error: " in result.output and message in result.output, result.output
+    assert "Traceback" not in result.output and snapshot(app) == before

@@ -11,7 +11,8 @@ from flask import Flask, abort, g, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 
-from .config import Config, normalise_database_url
+from . import config as settings
+from .config import Config, ConfigError, normalise_database_url
 from .extensions import csrf, db, login_manager, migrate
 from .models import MAX_DB_ID, json_text
 
@@ -21,7 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def create_app(config: type[Config] | dict | None = None) -> Flask:
-    """Application factory: `config` is a Config class or a dict of overrides."""
+    """Application factory: `config` is a Config class or a dict of overrides.
+
+    A setting it cannot start with (a bad environment variable) raises ConfigError, whose message names it."""
     app = Flask(
         __name__,
         instance_path=str(ROOT / "instance"),
@@ -34,6 +37,9 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
     elif config is not None:
         app.config.from_object(config)
 
+    app.config["APP_ENV"] = settings.app_env(app.config.get("APP_ENV", "development"))
+    for name in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE"):  # both from SESSION_COOKIE_SECURE
+        app.config[name] = settings.flag("SESSION_COOKIE_SECURE", app.config.get(name))
     _configure_secret_key(app)
     _configure_database(app)
     app.session_interface = CookieSessionsOutsideApi()
@@ -116,7 +122,7 @@ def _reject_nul_bytes() -> None:
 def _configure_secret_key(app: Flask) -> None:
     if app.config.get("SECRET_KEY"):
         return
-    if app.debug or os.environ.get("FLASK_DEBUG") == "1" or os.environ.get("APP_ENV", "development") == "development":
+    if app.debug or os.environ.get("FLASK_DEBUG") == "1" or app.config["APP_ENV"] == "development":
         # Development only: a key kept in the instance folder so sessions survive restarts.
         os.makedirs(app.instance_path, exist_ok=True)
         key_file = Path(app.instance_path) / "dev-secret-key"
@@ -124,7 +130,8 @@ def _configure_secret_key(app: Flask) -> None:
             key_file.write_text(os.urandom(32).hex())
         app.config["SECRET_KEY"] = key_file.read_text().strip()
         return
-    raise RuntimeError("SECRET_KEY must be set outside development (APP_ENV=production).")
+    raise ConfigError("SECRET_KEY must be set when APP_ENV=production: a long random string, e.g. the output of "
+                      "python3 -c 'import secrets; print(secrets.token_hex(32))'.")
 
 
 def _configure_database(app: Flask) -> None:
@@ -133,16 +140,21 @@ def _configure_database(app: Flask) -> None:
         os.makedirs(app.instance_path, exist_ok=True)
         url = f"sqlite:///{Path(app.instance_path) / 'app.db'}"
     url = normalise_database_url(url)
+    settings.check_database_url(url)
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
     options.setdefault("json_serializer", json_text)
+    options.setdefault("pool_recycle", settings.seconds("DATABASE_POOL_RECYCLE",
+                                                        app.config.get("DATABASE_POOL_RECYCLE", 1800)))
+    options.setdefault("pool_pre_ping", settings.flag("DATABASE_POOL_PRE_PING",
+                                                      app.config.get("DATABASE_POOL_PRE_PING")))
     if url.startswith("sqlite"):
         options.pop("pool_recycle", None)  # a file, not a server: nothing to recycle
         options.setdefault("connect_args", {"timeout": 30})
     synchronous_commit = app.config.get("DATABASE_SYNCHRONOUS_COMMIT")
+    if synchronous_commit:
+        settings.synchronous_commit(synchronous_commit)  # checked on SQLite too, where it is ignored
     if synchronous_commit and url.startswith("postgresql"):
-        if synchronous_commit not in {"on", "off", "local", "remote_write", "remote_apply"}:
-            raise RuntimeError(f"DATABASE_SYNCHRONOUS_COMMIT: unknown value {synchronous_commit!r}")
         connect_args = dict(options.get("connect_args") or {})
         connect_args["options"] = f"{connect_args.get('options', '')} -c synchronous_commit={synchronous_commit}".strip()
         options["connect_args"] = connect_args

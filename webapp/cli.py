@@ -4,18 +4,19 @@ from __future__ import annotations
 import json
 import random
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import click
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 from .extensions import db
 from .models import ROLES, Agent, AuditEvent, Experiment, ExperimentAssignment, Workspace, utcnow
-from .services import accounts, agents, api_keys, experiments, simulation
+from .services import accounts, agents, api_keys, experiments, simulation, validation
 from .services.errors import DomainError
 
 users_cli = AppGroup("users", help="Manage user accounts.")
@@ -32,9 +33,12 @@ def _fail(error: DomainError) -> None:
 
 
 def _workspace(slug: str) -> Workspace:
-    workspace = db.session.scalar(sa.select(Workspace).where(Workspace.slug == slug.strip().lower()))
+    errors: dict[str, str] = {}
+    clean = validation.slug(slug, "workspace", errors)  # before the query: a lone surrogate cannot be sent
+    workspace = None if errors else db.session.scalar(sa.select(Workspace).where(Workspace.slug == clean))
     if workspace is None:
-        raise click.BadParameter(f"no workspace with the slug '{slug}'.", param_hint="--workspace")
+        raise click.BadParameter(errors.get("workspace") or f"no workspace with the slug '{slug}'.",
+                                 param_hint="--workspace")
     return workspace
 
 
@@ -44,12 +48,25 @@ def _workspace(slug: str) -> Workspace:
 @click.option("--workspace", "workspace_slug", required=True, help="Workspace slug; created if missing.")
 @click.option("--role", type=click.Choice(ROLES), required=True)
 def create_user(email: str, password: str, workspace_slug: str, role: str) -> None:
-    """Create a user (or reset their password) with a role in a workspace."""
+    """Create a user with a role in a workspace; for an existing user, set the password and role (and say so)."""
     try:
-        user = accounts.create_user(email, password, workspace_slug, role)
+        saved = accounts.save_user(email, password, workspace_slug, role)
     except DomainError as error:
         _fail(error)
-    click.echo(f"User {user.email} is {role} of workspace '{workspace_slug}'.")
+    slug = saved.workspace.slug
+    click.echo(f"User {saved.user.email} is {role} of workspace '{slug}'.")
+    changes = []
+    if saved.created_user:
+        changes.append("new user")
+    if saved.created_workspace:
+        changes.append(f"workspace '{slug}' created")
+    elif saved.joined:
+        changes.append(f"added to workspace '{slug}' as {role}")
+    if saved.role_from:
+        changes.append(f"role changed from {saved.role_from} to {role}")
+    if saved.password_reset:
+        changes.append("password reset")
+    click.echo("  " + ("; ".join(changes) if changes else "nothing changed (same role, same password)"))
 
 
 @keys_cli.command("create")
@@ -139,9 +156,14 @@ def ensure_demo() -> tuple[Agent, Experiment]:
 
 
 @click.command("demo")
+@click.option("--force", is_flag=True, help="Create the demo even when APP_ENV=production.")
 @with_appcontext
-def demo() -> None:
+def demo(force: bool) -> None:
     """Create (idempotently) the demo workspace, agent and logins, and print them."""
+    if current_app.config.get("APP_ENV") == "production" and not force:
+        raise click.ClickException(
+            f"APP_ENV=production: the demo creates three logins with the published password '{DEMO_PASSWORD}', "
+            "so it is not run on a production install. Add --force to create it anyway.")
     agent, experiment = ensure_demo()
     click.echo("Demo workspace 'demo' is ready.")
     click.echo(f"Agent: {agent.name} (id {agent.id}); experiment: {experiment.name} (id {experiment.id}, "
@@ -157,13 +179,19 @@ def _request_json(url: str, api_key: str, body: dict | None = None, not_found: s
         "Authorization": f"Bearer {api_key}", "Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())
+            answer = response.read()
     except urllib.error.HTTPError as error:
         if error.code == 404 and not_found:
             raise click.ClickException(not_found)
         raise click.ClickException(f"{url} answered {error.code}: {error.read().decode(errors='replace')[:300]}")
     except urllib.error.URLError as error:
         raise click.ClickException(f"cannot reach {url}: {error.reason}")
+    except OSError as error:  # a timeout or a reset connection while reading the answer
+        raise click.ClickException(f"cannot reach {url}: {error}")
+    try:
+        return json.loads(answer)
+    except ValueError:
+        raise click.ClickException(f"{url} did not answer JSON: is --via-http the address of this app?") from None
 
 
 def _send_visitor(base: str, api_key: str, agent_id: int, planned: simulation.PlannedVisitor,
@@ -230,8 +258,14 @@ def simulate(agent_id: int, visitors: int, days: float, effects: tuple[str, ...]
     if via_http:
         if not api_key:
             raise click.UsageError("--via-http needs --api-key.")
-        if not via_http.startswith(("http://", "https://")):
-            raise click.BadParameter("must be an http:// or https:// URL.", param_hint="--via-http")
+        try:
+            address = urllib.parse.urlsplit(via_http)
+            address.port  # raises ValueError for a port that is not a number from 0 to 65535
+        except ValueError:
+            address = None
+        if address is None or address.scheme not in ("http", "https") or not address.hostname:
+            raise click.BadParameter("must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:5000.",
+                                     param_hint="--via-http")
         try:
             factors = simulation.parse_effects(effects, None)
         except DomainError as error:

@@ -1,11 +1,52 @@
-"""Configuration from the environment (SPEC §9)."""
+"""Configuration from the environment (SPEC §9).
+
+The environment is read here as text, at import, and checked by create_app(): a bad value is a ConfigError naming the
+variable and what it expects, never a traceback out of a module import."""
 import os
 
+import sqlalchemy as sa
 
-def _bool(value: str | None, default: bool = False) -> bool:
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+class ConfigError(RuntimeError):
+    """A setting the app cannot start with; the message names the variable and what it expects."""
+
+
+APP_ENVS = ("development", "production")
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off", "")
+SYNCHRONOUS_COMMIT_VALUES = ("on", "off", "local", "remote_write", "remote_apply")
+
+
+def flag(name: str, value) -> bool:
+    """A boolean setting: a bool, None (off), or 1/0, true/false, yes/no, on/off in any case."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in TRUE_WORDS or text in FALSE_WORDS:
+        return text in TRUE_WORDS
+    raise ConfigError(f"{name} must be 1 or 0 (or true/false, yes/no, on/off); got {str(value)[:40]!r}.")
+
+
+def seconds(name: str, value) -> int:
+    """A whole number of seconds (an int, or its digits), or -1 for never."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not (text.isascii() and text.removeprefix("-").isdigit()) or int(text) < -1:
+        raise ConfigError(f"{name} must be a whole number of seconds, e.g. 1800 (or -1 for never); "
+                          f"got {str(value)[:40]!r}.")
+    return int(text)
+
+
+def app_env(value) -> str:
+    if value not in APP_ENVS:
+        raise ConfigError(f"APP_ENV must be {' or '.join(APP_ENVS)}; got {str(value)[:40]!r}.")
+    return value
+
+
+def synchronous_commit(value) -> str:
+    if value not in SYNCHRONOUS_COMMIT_VALUES:
+        raise ConfigError(f"DATABASE_SYNCHRONOUS_COMMIT must be one of {', '.join(SYNCHRONOUS_COMMIT_VALUES)}; "
+                          f"got {str(value)[:40]!r}.")
+    return value
 
 
 def normalise_database_url(url: str) -> str:
@@ -17,16 +58,34 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+def check_database_url(url: str) -> None:
+    """SQLite or PostgreSQL through psycopg 3 (SPEC §9). The message never repeats the URL: it may hold a password."""
+    expected = "e.g. postgresql://user:password@host/dbname or sqlite:////path/to/app.db"
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise ConfigError(f"DATABASE_URL is not a database URL: expected {expected}.") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.get_driver_name() == "pysqlite":
+        return
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() == "psycopg":
+        return
+    raise ConfigError(f"DATABASE_URL must name SQLite or PostgreSQL with the psycopg driver ({expected}); "
+                      f"got a {parsed.drivername!r} URL.")
+
+
 class Config:
-    """Production-safe defaults; everything overridable by environment variables."""
+    """Production-safe defaults; everything overridable by environment variables (checked by create_app)."""
 
     SECRET_KEY = os.environ.get("SECRET_KEY")
+    APP_ENV = os.environ.get("APP_ENV", "development")
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL")  # None: SQLite in instance/
     # No pre-ping (a round trip on every checkout of the hot path): connections are recycled after
     # DATABASE_POOL_RECYCLE seconds, and on a disconnect SQLAlchemy invalidates the whole pool, so a database
     # restart costs one failed request per worker. DATABASE_POOL_PRE_PING=1 trades that for a round trip.
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_recycle": int(os.environ.get("DATABASE_POOL_RECYCLE", "1800")),
-                                       "pool_pre_ping": _bool(os.environ.get("DATABASE_POOL_PRE_PING"))}
+    # Both become SQLALCHEMY_ENGINE_OPTIONS' pool_recycle and pool_pre_ping unless those are given.
+    DATABASE_POOL_RECYCLE = os.environ.get("DATABASE_POOL_RECYCLE", "1800")
+    DATABASE_POOL_PRE_PING = os.environ.get("DATABASE_POOL_PRE_PING")
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     # PostgreSQL only, opt-in: "off" acknowledges a commit before its WAL reaches disk, so a server crash can
     # lose the last few hundred ms of acknowledged messages (never corrupts). None: the server's setting.
     DATABASE_SYNCHRONOUS_COMMIT = os.environ.get("DATABASE_SYNCHRONOUS_COMMIT")
@@ -35,7 +94,7 @@ class Config:
     SQLITE_WAL_SIZE_LIMIT = 64 * 1024 * 1024
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
-    SESSION_COOKIE_SECURE = _bool(os.environ.get("SESSION_COOKIE_SECURE"))
+    SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE")  # a flag: create_app makes it a bool
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE

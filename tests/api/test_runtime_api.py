@@ -327,3 +327,44 @@ def test_lead_idempotency_key_replays_and_writes_nothing(app, api, world):
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Lead)) == 2
         assert db.session.scalar(sa.select(Conversation.lead_count)) == 2
+
+
+@pytest.mark.parametrize("data,message", [
+    ("{bad",
+     "The request body is not valid JSON: Expecting property name enclosed in double quotes at line 1 column 2."),
+    ("", "The request body is not valid JSON: Expecting value at line 1 column 1."),
+    ('{"a": 1,\n "b": }', "The request body is not valid JSON: Expecting value at line 2 column 7."),
+    ('{"a": NaN}', "The request body is not valid JSON: NaN is not a JSON number."),
+    ('{"a": 1e999}', "The request body is not valid JSON: number 1e999 is out of range (JSON numbers must be finite)."),
+    ('{"visitor_id": "\\ud800"}',
+     "The request body is not valid JSON: it contains an invalid Unicode escape (a lone surrogate, \\ud800)."),
+    (b'{"text": "caf\xe9"}', "The request body is not valid JSON: it is not UTF-8 text (byte 0xe9 at position 13)."),
+    ('{"n": ' + "7" * 5000 + "}", "The request body is not valid JSON: number 77777777777777777777… has more than "
+                                  "4,300 digits."),
+    ("[" * 50_000, "The request body is nested too deeply to read."),
+    ("[1, 2]", "The request body must be a JSON object."),
+])
+def test_a_malformed_body_is_explained_in_plain_words(api, data, message):
+    """No Python class names ("(JSONDecodeError)"): what is wrong, and where."""
+    response = api.raw(data, content_type="application/json")
+    error(response, 400, "bad_request")
+    assert response.get_json()["error"]["message"] == message
+
+
+@pytest.mark.parametrize("header,message", [
+    ("Basic dXNlcjpwYXNz", "Unsupported authorization scheme 'Basic': send 'Authorization: Bearer <key>'."),
+    ("Token abx_123", "Unsupported authorization scheme 'Token': send 'Authorization: Bearer <key>'."),
+    # a bare key is not echoed back
+    ("abx_secret-key", "The Authorization header has no scheme: send 'Authorization: Bearer <key>'."),
+    ("Bearer", "Missing API key: send 'Authorization: Bearer <key>'."),
+    ("bearer   ", "Missing API key: send 'Authorization: Bearer <key>'."),
+    ("Bearer nope", "Invalid API key."),
+])
+def test_an_authorization_header_that_is_not_a_bearer_key_says_what_to_send(app, api, client, header, message):
+    before = snapshot(app)
+    for response in (api.message(headers={"Authorization": header}),
+                     client.post(api.url("leads"), json={}, headers={"Authorization": header}),
+                     client.get(api.url("visitors/v1/assignment"), headers={"Authorization": header})):
+        error(response, 401, "unauthorized")
+        assert response.get_json()["error"]["message"] == message
+    assert snapshot(app) == before

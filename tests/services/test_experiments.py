@@ -139,6 +139,10 @@ def test_a_variant_tone_is_absent_or_a_string_that_replaces_the_agents(ctx, worl
     ([arm("control"), arm("treatment", config='{"persona": {"name": "Aria"}, "a": ' + "[" * 20 + "]" * 20 + "}")], "variants-1-config"),
     ([arm("control"), arm("treatment", config={**persona("Aria"), "a": deep(20)})], "variants-1-config"),
     ([arm("control"), arm("treatment", config={**persona("Aria"), "a": deep(5000)})], "variants-1-config"),
+    ([arm("control"), arm("treatment", config=persona("Q\x00R"))], "variants-1-config"),
+    ([arm("control"), arm("treatment", config={**persona("Aria"), "x": [{"y\x00": 1}]})], "variants-1-config"),
+    ([arm("control"), arm("treatment", config='{"persona": {"name": "Aria", "tone": "a\\u0000"}}')],
+     "variants-1-config"),
     ([arm("control"), arm("treatment", name="")], "variants-1-name"),
     ([arm("control"), arm("treatment", name="n" * 121)], "variants-1-name"),
 ])

@@ -96,3 +96,56 @@ def test_timestamps_just_outside_the_bounds_name_the_field_and_the_range(value):
     assert validation.timestamp(value, "captured_at", errors, now=NOW) is None
     assert errors == {"captured_at": "captured_at must be from 2000-01-01T00:00:00Z to 24 hours after the server's "
                                      "current time (2026-06-16T12:00:00Z)."}
+
+
+@pytest.mark.parametrize("text", [
+    '{"a": "\\ud800"}', '{"a": "x\\udfffy"}', '{"\\udc00": 1}', '[["\\ud83d"]]', '{"a": "\\ude00\\ud83d"}',
+    b'{"a": "\\ud800"}', b'{"a": "\xed\xa0\x80"}', '{"a": "\\ud800"}'.encode("utf-16-le"),
+])
+def test_parse_json_refuses_a_lone_surrogate_in_strings_and_keys(text):
+    """Such a string parses but cannot be stored as UTF-8 (UnicodeEncodeError at the database, a 500)."""
+    with pytest.raises(ValueError, match=r"invalid Unicode escape \(a lone surrogate, \\ud[89a-f][0-9a-f]{2}\)"):
+        validation.parse_json(text)
+
+
+def test_parse_json_keeps_surrogate_pairs_and_other_escapes():
+    assert validation.parse_json('{"e": "\\ud83d\\ude00", "\\u00e9": "\\\\ud800"}') == {"e": "😀", "é": "\\ud800"}
+    assert validation.parse_json('{"e": "\\ud83d\\ude00"}'.encode("utf-16")) == {"e": "😀"}
+
+
+BIDI_CONTROLS = [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))]
+
+
+def test_single_line_text_refuses_every_control_character_and_bidi_control_inside_it():
+    """They render as boxes or reverse the text around them, in the page, the system prompt and the exports."""
+    for char in [chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) == "Cc"] + BIDI_CONTROLS:
+        errors: dict = {}
+        validation.text(f"Ar{char}ia", "persona_name", errors, max_len=60, label="Persona name")
+        assert f"U+{ord(char):04X}" in errors.get("persona_name", ""), hex(ord(char))
+        assert errors["persona_name"].startswith("Persona name must not contain ")
+
+
+def test_multi_line_text_keeps_tabs_and_line_breaks_but_refuses_other_controls():
+    for value in ("Be brief.\nBe kind.", "Steps:\r\n\t1. greet\r\n\t2. help", "a\n\nb"):
+        errors: dict = {}
+        assert validation.text(value, "instructions", errors, max_len=100, multiline=True) == value and errors == {}
+    for value in ("a\rb", "a\x0bb", "a\x0cb", "bell\x07", "esc\x1b[31m", "nel\x85x", "del\x7fx", "r\u202eversed",
+                  "i\u2067solate\u2069"):
+        errors = {}
+        validation.text(value, "instructions", errors, max_len=100, label="Instructions", multiline=True)
+        assert errors.get("instructions", "").startswith("Instructions must not contain "), repr(value)
+
+
+def test_text_without_controls_is_kept_and_blanks_around_it_are_trimmed():
+    for value, kept in ((" Aria ", "Aria"), ("\tAria\n", "Aria"), ("Zoë 🎉 ‏שלום", "Zoë 🎉 ‏שלום"),
+                        ("a\u200bb", "a\u200bb")):
+        errors: dict = {}
+        assert validation.text(value, "name", errors, max_len=60) == kept and errors == {}
+
+
+def test_text_refuses_a_lone_surrogate_which_no_database_stores():
+    for multiline in (False, True):
+        errors: dict = {}
+        validation.text("Bot\udcff", "name", errors, max_len=60, multiline=multiline)
+        assert errors == {"name": "Name must be valid Unicode text: it holds a lone surrogate (found U+DCFF), such as "
+                                  "a byte that is not UTF-8."}

@@ -23,7 +23,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 ERRORS = {
     "400": _json(_ref("Error"), "Malformed JSON, or a body that is not a JSON object"),
-    "401": _json(_ref("Error"), "Missing, unknown or revoked API key"),
+    "401": _json(_ref("Error"), "Missing, unknown or revoked API key, or a scheme other than Bearer"),
     "404": _json(_ref("Error"), "No such agent in the key's workspace, or no such conversation"),
     "409": _json(_ref("Error"), "The conversation belongs to another visitor, or the idempotency key (message_id, "
                                 "idempotency_key) was already used in it for a different message or lead"),

@@ -1,13 +1,12 @@
 """Runtime endpoints: parse the request, call one service function, serialise (SPEC §6)."""
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import current_app, g, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
-from ..services import runtime, validation
+from ..services import api_keys, runtime, validation
 from . import bp
 from .openapi import openapi_document
 
@@ -21,13 +20,11 @@ def json_object() -> dict[str, Any]:
     if len(raw) > limit:
         raise RequestEntityTooLarge(f"The request body is over {limit // 1024} KB.")
     try:
-        body = validation.parse_json(raw)
-        if b"\\u" in raw or b"\x00" in raw or not raw.isascii():
-            # A lone surrogate (escaped "\ud800", or UTF-8/16 bytes json decodes with surrogatepass) parses but
-            # cannot be stored as UTF-8. Plain ASCII without \u escapes (the usual body) holds none.
-            json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except (ValueError, RecursionError) as error:
-        raise BadRequest(f"The request body is not valid JSON ({type(error).__name__}).") from None
+        body = validation.parse_json(raw)  # a lone surrogate ("\ud800") too: no UTF-8 column stores it
+    except ValueError as error:
+        raise BadRequest(f"The request body is not valid JSON: {error}.") from None
+    except RecursionError:
+        raise BadRequest("The request body is nested too deeply to read.") from None
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.")
     return body
@@ -41,9 +38,7 @@ def authenticate() -> None:
     """
     if request.endpoint == "api.openapi":
         return
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    g.token = token.strip() if scheme.lower() == "bearer" else None
+    g.token = api_keys.bearer_token(request.headers.get("Authorization", ""))
     if request.endpoint != "api.post_message":  # which authenticates in the same query as its lookup
         g.auth = runtime.authenticate(g.token, (request.view_args or {}).get("agent_id"))
 

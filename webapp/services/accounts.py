@@ -1,6 +1,8 @@
 """Users, workspaces and memberships (SPEC §1, §2)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sqlalchemy as sa
 
 from .. import authz
@@ -38,16 +40,38 @@ def get_or_create_workspace(slug: str, name: str | None = None) -> tuple[Workspa
     return workspace, True
 
 
+@dataclass(frozen=True)
+class SavedUser:
+    """What save_user did: the user, and what it changed (for an existing account, each change is audited)."""
+
+    user: User
+    workspace: Workspace
+    created_user: bool  # a new account
+    created_workspace: bool
+    joined: bool  # a new membership of the workspace
+    role_from: str | None  # the role before, when an existing membership's role changed
+    password_reset: bool  # an existing account's password replaced by a different one
+
+
 def create_user(email: str, password: str, workspace_slug: str, role: str, name: str = "") -> User:
+    """save_user(), for callers that only need the user."""
+    return save_user(email, password, workspace_slug, role, name).user
+
+
+def save_user(email: str, password: str, workspace_slug: str, role: str, name: str = "") -> SavedUser:
     """Create (or update the password of) a user and give them `role` in the workspace, creating it if needed.
 
     The rules of the Members page hold here too (SPEC §1): the last owner cannot be demoted (the same Conflict as
-    change_role), and a new workspace's first member must be its owner. A refusal writes nothing.
+    change_role), and a new workspace's first member must be its owner. A refusal writes nothing. What changes for an
+    account that already existed is audited as the system (actor None), in the workspace: member.added,
+    member.role_changed (as the Members page writes them) and member.password_reset. A new account writes none.
     """
     errors: dict[str, str] = {}
     email = validation.email(email, "email", errors)
     if not isinstance(password, str) or len(password) < MIN_PASSWORD:
         errors["password"] = f"Password needs at least {MIN_PASSWORD} characters."
+    elif surrogate := validation.LONE_SURROGATE_RE.search(password):  # it is hashed as UTF-8
+        errors["password"] = validation.not_unicode("Password", surrogate.group())
     if role not in Role.__members__:
         errors["role"] = f"Role must be one of: {', '.join(Role.__members__)}."
     workspace_slug = validation.slug(workspace_slug, "workspace", errors)
@@ -59,6 +83,7 @@ def create_user(email: str, password: str, workspace_slug: str, role: str, name:
                                        f"must be its owner: create it with the role owner."})
     user = find_user_by_email(email)
     existing = None
+    created_workspace = workspace is None
     if workspace is not None:
         lock_workspace(workspace.id)
         existing = authz.membership(user.id, workspace.id) if user else None
@@ -66,16 +91,31 @@ def create_user(email: str, password: str, workspace_slug: str, role: str, name:
             _keep_an_owner(workspace.id, existing)
     else:
         workspace, _ = get_or_create_workspace(workspace_slug)
-    if user is None:
+    created_user = user is None
+    if created_user:
         user = User(email=email, name=name or email.split("@")[0])
         db.session.add(user)
-    user.set_password(password)
-    if existing:
-        existing.role = role
-    else:
-        db.session.add(Membership(user=user, workspace=workspace, role=role))
+    password_reset = not created_user and not user.check_password(password)
+    if created_user or password_reset:
+        user.set_password(password)
+    role_from = existing.role if existing and existing.role != role else None
+    membership = existing
+    if membership is None:
+        membership = Membership(user=user, workspace=workspace, role=role)
+        db.session.add(membership)
+        db.session.flush()
+    membership.role = role
+    if not created_user:
+        if existing is None:
+            audit.record(workspace.id, None, "member.added", "membership", membership.id,
+                         {"email": email, "role": role})
+        if role_from:
+            audit.record(workspace.id, None, "member.role_changed", "membership", membership.id,
+                         {"email": email, "from": role_from, "to": role})
+        if password_reset:
+            audit.record(workspace.id, None, "member.password_reset", "membership", membership.id, {"email": email})
     db.session.commit()
-    return user
+    return SavedUser(user, workspace, created_user, created_workspace, existing is None, role_from, password_reset)
 
 
 def workspaces_of(user_id: int) -> list[tuple[Workspace, Role]]:

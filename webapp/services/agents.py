@@ -71,7 +71,7 @@ def _settings(data: dict[str, Any], errors: dict[str, str]) -> dict[str, str]:
         "persona_tone": validation.text(data.get("persona_tone"), "persona_tone", errors,
                                         max_len=PERSONA_TONE_MAX, label="Tone"),
         "instructions": validation.text(data.get("instructions"), "instructions", errors,
-                                        max_len=INSTRUCTIONS_MAX, label="Instructions"),
+                                        max_len=INSTRUCTIONS_MAX, label="Instructions", multiline=True),
     }
 
 

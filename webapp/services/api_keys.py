@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import datetime
 
@@ -65,6 +66,22 @@ def revoke_key(actor_id: int, workspace_id: int, key_id: int) -> ApiKey:
         audit.record(workspace_id, actor_id, "api_key.revoked", "api_key", key.id, {"prefix": key.prefix})
         db.session.commit()
     return key
+
+
+AUTH_SCHEME_RE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,32}")  # an HTTP auth-scheme token (RFC 9110), short
+
+
+def bearer_token(header: str) -> str | None:
+    """The key of an `Authorization: Bearer <key>` header; None without a header (or a key). Another scheme is a
+    401 that names it, and a value without a scheme (a bare key, perhaps) one that does not echo it."""
+    scheme, space, token = header.strip().partition(" ")
+    if not scheme or scheme.lower() == "bearer":
+        return token.strip() or None
+    if not space:
+        raise Unauthorized("The Authorization header has no scheme: send 'Authorization: Bearer <key>'.")
+    if not AUTH_SCHEME_RE.fullmatch(scheme):
+        raise Unauthorized("Unsupported authorization scheme: send 'Authorization: Bearer <key>'.")
+    raise Unauthorized(f"Unsupported authorization scheme '{scheme}': send 'Authorization: Bearer <key>'.")
 
 
 def authenticate(token: str | None) -> ApiKey:

@@ -238,7 +238,9 @@ def _config(value: Any, field: str, errors: dict[str, str]) -> dict[str, Any] | 
     if not isinstance(value, dict):
         errors[field] = "Config must be a JSON object, e.g. {\"persona\": {\"name\": \"Aria\"}}."
         return None
-    validation.json_value(value, field, errors, label="Config")  # before json.dumps measures it
+    # Before json.dumps measures it; NUL in a key or string at any depth: PostgreSQL stores no NUL in text (the
+    # persona's name and tone become the agent's at Promote) and SQLite would keep it.
+    validation.json_value(value, field, errors, label="Config", refuse_nul=True)
     return None if field in errors else value
 
 
@@ -312,7 +314,7 @@ def _clean_text(data: dict[str, Any], experiment: Experiment | None, errors: dic
     name = validation.text(data.get("name", experiment.name if experiment else None), "name", errors,
                            min_len=1, max_len=NAME_MAX, label="Name")
     hypothesis = validation.text(data.get("hypothesis", experiment.hypothesis if experiment else ""), "hypothesis",
-                                 errors, max_len=HYPOTHESIS_MAX, label="Hypothesis")
+                                 errors, max_len=HYPOTHESIS_MAX, label="Hypothesis", multiline=True)
     return name, hypothesis
 
 

@@ -11,8 +11,13 @@ SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-def text(value, field: str, errors: dict, *, min_len: int = 0, max_len: int, label: str | None = None) -> str:
-    """Trimmed string of bounded length; records an error on `field` otherwise."""
+def text(value, field: str, errors: dict, *, min_len: int = 0, max_len: int, label: str | None = None,
+         multiline: bool = False) -> str:
+    """Trimmed string of bounded length; records an error on `field` otherwise.
+
+    No control character (Unicode category Cc) and no bidirectional embedding, override or isolate control: they
+    show as boxes or reverse the text around them, in the page, the system prompt and the exports. A `multiline`
+    field (a hypothesis, an agent's instructions) keeps tabs and line breaks (\n, \r\n)."""
     label = label or field.replace("_", " ").capitalize()
     if value is None:
         value = ""
@@ -20,7 +25,10 @@ def text(value, field: str, errors: dict, *, min_len: int = 0, max_len: int, lab
         errors[field] = f"{label} must be text."
         return ""
     value = value.strip()
-    if len(value) < min_len:
+    refused = (MULTILINE_REFUSED_RE if multiline else SINGLE_LINE_REFUSED_RE).search(value)
+    if refused:
+        errors[field] = _refused_character(label, refused.group()[0], multiline)
+    elif len(value) < min_len:
         errors[field] = f"{label} is required." if min_len == 1 else f"{label} needs at least {min_len} characters."
     elif len(value) > max_len:
         errors[field] = f"{label} must be at most {max_len} characters (got {len(value)})."
@@ -33,6 +41,37 @@ CONTROL_CHARS_RE = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 def has_control_chars(value: str) -> bool:
     return CONTROL_CHARS_RE.search(value) is not None
+
+
+# The bidirectional embedding and override controls (LRE, RLE, PDF, LRO, RLO) and the isolates (LRI, RLI, FSI, PDI).
+BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069"
+# Surrogates stand alone in a str only by mistake: a "\ud800" JSON escape, or a byte that is not UTF-8 in a command's
+# argument (Python decodes it with surrogateescape). No UTF-8 column stores one.
+SURROGATES = "\ud800-\udfff"
+LONE_SURROGATE_RE = re.compile(f"[{SURROGATES}]")
+SINGLE_LINE_REFUSED_RE = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{BIDI_CONTROLS}{SURROGATES}]")
+# Multi-line text keeps tab, line feed and a carriage return that begins a CRLF (what a browser's textarea sends).
+MULTILINE_REFUSED_RE = re.compile(
+    f"[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f{BIDI_CONTROLS}{SURROGATES}]|\\r(?!\\n)")
+
+
+def not_unicode(label: str, char: str) -> str:
+    """The error of text holding a lone surrogate `char`."""
+    return (f"{label} must be valid Unicode text: it holds a lone surrogate (found U+{ord(char):04X}), such as a byte "
+            f"that is not UTF-8.")
+
+
+def _refused_character(label: str, char: str, multiline: bool) -> str:
+    found = f"found U+{ord(char):04X}"
+    if LONE_SURROGATE_RE.match(char):
+        return not_unicode(label, char)
+    if not has_control_chars(char):
+        return f"{label} must not contain bidirectional-text controls, which reorder the text around them ({found})."
+    if multiline:
+        return f"{label} must not contain control characters other than tabs and line breaks ({found})."
+    if char in "\t\n\r":
+        return f"{label} must not contain tabs or line breaks: it is a single line ({found})."
+    return f"{label} must not contain control characters ({found})."
 
 
 def opaque_id(value, field: str, errors: dict) -> str:
@@ -92,10 +131,55 @@ def _finite_float(text: str) -> float:
     return value
 
 
+MAX_INT_DIGITS = 4_300  # int() refuses longer digit strings (sys.int_info.default_max_str_digits)
+
+
+def _whole_number(text: str) -> int:
+    if len(text) - text.startswith("-") > MAX_INT_DIGITS:
+        raise ValueError(f"number {text[:20]}… has more than {MAX_INT_DIGITS:,} digits")
+    return int(text)
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """The first lone surrogate in a parsed JSON value's strings and keys, or None (iterative: any depth)."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            match = LONE_SURROGATE_RE.search(node)
+            if match:
+                return match.group()
+        elif isinstance(node, dict):
+            stack.extend(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return None
+
+
 def parse_json(text: str | bytes) -> Any:
-    """JSON as the standard has it: NaN, Infinity and numbers beyond a double's range (1e999) raise ValueError like
-    malformed JSON, so that what is stored is served as valid JSON again. RecursionError beyond the parser's depth."""
-    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    """JSON as the standard has it; ValueError, its message a plain reason (no Python names), when it is not.
+
+    NaN, Infinity and numbers beyond a double's range (1e999) raise it like malformed JSON, so that what is stored
+    is served as valid JSON again; so does a lone surrogate ("\\ud800", or its UTF-8 bytes, which json decodes with
+    surrogatepass), which no UTF-8 column can store. RecursionError beyond the parser's depth."""
+    try:
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_whole_number)
+    except json.JSONDecodeError as error:  # its str() ends in "(char 0)": the line and column say it plainly
+        raise ValueError(f"{error.msg} at line {error.lineno} column {error.colno}") from None
+    except UnicodeDecodeError as error:  # bytes that are not the UTF-8 (or UTF-16/32) they start as
+        raise ValueError(f"it is not {error.encoding.upper()} text (byte {error.object[error.start]:#04x} at position "
+                         f"{error.start})") from None
+    # Only a \u escape or a non-ASCII character (UTF-16/32 bytes hold NULs) can make one: the usual body skips this.
+    if isinstance(text, bytes):
+        suspect = b"\\u" in text or b"\x00" in text or not text.isascii()
+    else:
+        suspect = "\\u" in text or not text.isascii()
+    if suspect:
+        surrogate = _lone_surrogate(value)
+        if surrogate is not None:
+            raise ValueError(f"it contains an invalid Unicode escape (a lone surrogate, \\u{ord(surrogate):04x})")
+    return value
 
 
 MAX_JSON_DEPTH = 20  # objects and arrays inside one another in a stored JSON value (lead fields, variant configs)

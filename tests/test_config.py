@@ -1,0 +1,90 @@
+"""A configuration mistake stops the app with one line naming the setting and what it expects, never a traceback."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from webapp import create_app
+from webapp.config import ConfigError, TestConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make(tmp_path, **settings):
+    return create_app(type("C", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'c.db'}",
+                                                **settings}))
+
+
+@pytest.mark.parametrize("settings,message", [
+    ({"DATABASE_POOL_RECYCLE": "30m"},
+     "DATABASE_POOL_RECYCLE must be a whole number of seconds, e.g. 1800 (or -1 for never); got '30m'."),
+    ({"DATABASE_POOL_RECYCLE": "-5"}, "DATABASE_POOL_RECYCLE must be a whole number of seconds"),
+    ({"DATABASE_POOL_PRE_PING": "sometimes"}, "DATABASE_POOL_PRE_PING must be 1 or 0 (or true/false, yes/no, on/off)"),
+    ({"SESSION_COOKIE_SECURE": "ture", "REMEMBER_COOKIE_SECURE": "ture"},
+     "SESSION_COOKIE_SECURE must be 1 or 0 (or true/false, yes/no, on/off); got 'ture'."),
+    ({"APP_ENV": "prod"}, "APP_ENV must be development or production; got 'prod'."),
+    ({"APP_ENV": "production", "SECRET_KEY": None}, "SECRET_KEY must be set when APP_ENV=production"),
+    ({"DATABASE_SYNCHRONOUS_COMMIT": "sometimes"},
+     "DATABASE_SYNCHRONOUS_COMMIT must be one of on, off, local, remote_write, remote_apply; got 'sometimes'."),
+    ({"SQLALCHEMY_DATABASE_URI": "not a url"}, "DATABASE_URL is not a database URL: expected e.g."),
+    ({"SQLALCHEMY_DATABASE_URI": "mysql://app:s3cret@db/app"},
+     "DATABASE_URL must name SQLite or PostgreSQL with the psycopg driver"),
+])
+def test_a_bad_setting_is_a_config_error_naming_it(tmp_path, settings, message):
+    with pytest.raises(ConfigError) as error:
+        make(tmp_path, **settings)
+    assert str(error.value).startswith(message)
+    assert "s3cret" not in str(error.value)  # a database URL is never repeated: it may hold a password
+
+
+@pytest.mark.parametrize("value,expected", [("1", True), ("on", True), ("TRUE", True), ("0", False), ("", False),
+                                            ("no", False), (None, False), (True, True)])
+def test_flags_take_the_usual_words(tmp_path, value, expected):
+    app = make(tmp_path, SESSION_COOKIE_SECURE=value, REMEMBER_COOKIE_SECURE=value, DATABASE_POOL_PRE_PING=value)
+    assert app.config["SESSION_COOKIE_SECURE"] is app.config["REMEMBER_COOKIE_SECURE"] is expected
+    assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_pre_ping"] is expected
+
+
+@pytest.mark.parametrize("value,expected", [("3600", 3600), (" 60 ", 60), ("-1", -1), (900, 900)])
+def test_pool_recycle_is_whole_seconds(value, expected):
+    app = create_app(type("C", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": "postgresql://u@127.0.0.1/x",
+                                               "DATABASE_POOL_RECYCLE": value}))
+    assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_recycle"] == expected
+
+
+def run(args: list[str], tmp_path, **env) -> subprocess.CompletedProcess:
+    environ = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}", **env}
+    return subprocess.run(args, cwd=ROOT, env=environ, capture_output=True, text=True, timeout=60)
+
+
+def test_a_bad_environment_variable_does_not_break_the_import_of_the_config(tmp_path):
+    done = run([sys.executable, "-c", "import webapp.config"], tmp_path, DATABASE_POOL_RECYCLE="30m")
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("command", [["-c", "import wsgi"], ["-m", "flask", "--app", "wsgi", "routes"]])
+@pytest.mark.parametrize("env,message", [
+    ({"DATABASE_POOL_RECYCLE": "30m"}, "DATABASE_POOL_RECYCLE must be a whole number of seconds"),
+    ({"APP_ENV": "production", "SECRET_KEY": ""}, "SECRET_KEY must be set when APP_ENV=production"),
+])
+def test_the_entry_point_prints_one_line_and_exits(tmp_path, command, env, message):
+    done = run([sys.executable, *command], tmp_path, **env)
+    assert done.returncode == 4
+    assert done.stderr.startswith(f"Configuration error: {message}") and len(done.stderr.splitlines()) == 1, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+@pytest.mark.skipif(shutil.which("gunicorn", path=str(Path(sys.executable).parent)) is None, reason="no gunicorn")
+def test_gunicorn_stops_with_the_message_instead_of_rebooting_workers(tmp_path):
+    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
+    # HOME: recent gunicorns open a control socket under ~/.gunicorn (older ones lack the flag that turns it off).
+    done = run([gunicorn, "--bind", "127.0.0.1:0", "--workers", "2", "wsgi:app"], tmp_path,
+               DATABASE_POOL_RECYCLE="30m", HOME=str(tmp_path))
+    assert done.returncode == 4 and "App failed to load." in done.stderr
+    assert "Configuration error: DATABASE_POOL_RECYCLE must be a whole number of seconds" in done.stderr
+    assert "Traceback" not in done.stderr
