@@ -12,6 +12,8 @@ from .extensions import db
 from .models import MAX_DB_ID
 from .services import accounts, agents
 from .services.errors import DomainError
+from .views import is_htmx_request
+from .views.auth import to_login
 
 CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
          409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",
@@ -67,6 +69,9 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
+        if is_htmx_request() and not current_user.is_authenticated:
+            # The session ended (cookie gone or expired): the component cannot be fixed by a reload of itself.
+            return to_login("Your session has expired: log in again.", 400)
         return _page(400, "Session expired", f"The form's security token is missing or invalid ({error.description}). "
                                               "Reload the page and try again.")
 

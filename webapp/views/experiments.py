@@ -17,7 +17,7 @@ from ..extensions import db
 from ..models import EXPERIMENT_KINDS, Experiment
 from ..services import experiments
 from ..services.errors import Conflict, ValidationError
-from . import agent_view, is_htmx_fragment_request, render
+from . import agent_view, hx_redirect, is_htmx_fragment_request, render
 
 bp = Blueprint("experiments", __name__, url_prefix="/agents")
 
@@ -110,17 +110,6 @@ def _form_context(data: dict[str, Any], experiment: Experiment | None = None,
             "arms_editable": experiment is None or experiment.status == "draft"}
 
 
-def _hx_redirect(url: str) -> Response:
-    """A redirect that HTMX follows with a full page load and a browser follows as usual."""
-    if request.headers.get("HX-Request") == "true":
-        response = make_response("", 200)
-        response.headers["HX-Redirect"] = url
-    else:
-        response = redirect(url)
-    response.vary.add("HX-Request")
-    return response
-
-
 # --- pages ------------------------------------------------------------------------------------
 
 
@@ -147,7 +136,7 @@ def new(agent_id: int):
         return render("experiments/new.html", "experiments/_form.html", status=422,
                       **_form_context(data, errors=error.fields))
     flash(f"Experiment “{experiment.name}” created as a draft.", "success")
-    return _hx_redirect(url_for("experiments.detail", agent_id=agent_id, experiment_id=experiment.id))
+    return hx_redirect(url_for("experiments.detail", agent_id=agent_id, experiment_id=experiment.id))
 
 
 @bp.route("/<int:agent_id>/experiments/form-rows", methods=["POST"])
@@ -222,7 +211,7 @@ def edit(agent_id: int, experiment_id: int):
         return render("experiments/edit.html", "experiments/_form.html", status=422,
                       **_form_context(data, experiment, error.fields))
     flash("Experiment saved.", "success")
-    return _hx_redirect(url_for("experiments.detail", agent_id=agent_id, experiment_id=experiment_id))
+    return hx_redirect(url_for("experiments.detail", agent_id=agent_id, experiment_id=experiment_id))
 
 
 # --- lifecycle --------------------------------------------------------------------------------
@@ -289,7 +278,7 @@ def delete(agent_id: int, experiment_id: int):
     name = experiments.delete_experiment(current_user.id, agent_id, experiment_id)
     flash(f"Experiment “{name}” deleted. Conversations and leads keep their variant stamps.", "success")
     # The experiment is gone: there is no component left to swap, so both kinds of request go to the tab.
-    return _hx_redirect(url_for("experiments.index", agent_id=agent_id))
+    return hx_redirect(url_for("experiments.index", agent_id=agent_id))
 
 
 @bp.route("/<int:agent_id>/experiments/<int:experiment_id>/duplicate", methods=["POST"])
@@ -297,7 +286,7 @@ def delete(agent_id: int, experiment_id: int):
 def duplicate(agent_id: int, experiment_id: int):
     copy = experiments.duplicate_experiment(current_user.id, agent_id, experiment_id)
     flash(f"Draft “{copy.name}” created with the same variants; edit it, then start it.", "success")
-    return _hx_redirect(url_for("experiments.edit", agent_id=agent_id, experiment_id=copy.id))
+    return hx_redirect(url_for("experiments.edit", agent_id=agent_id, experiment_id=copy.id))
 
 
 @bp.route("/<int:agent_id>/experiments/<int:experiment_id>/promote", methods=["POST"])
