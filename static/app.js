@@ -158,3 +158,13 @@ document.addEventListener("change", function (event) {
     (same || variant.options[0]).selected = true;
   }
 });
+
+// On a narrow screen the agent tabs scroll in their bar (app.css): bring the current one into view.
+document.addEventListener("DOMContentLoaded", function () {
+  var active = document.querySelector("nav.tabs a.active");
+  if (!active) { return; }
+  var bar = active.parentElement;
+  if (bar.scrollWidth > bar.clientWidth) {
+    bar.scrollLeft = active.offsetLeft + active.offsetWidth / 2 - bar.clientWidth / 2;
+  }
+});
