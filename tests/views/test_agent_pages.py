@@ -109,3 +109,11 @@ def test_an_owner_who_leaves_the_workspace_lands_on_a_page_they_may_see(client, 
     response = auth.post(f"/w/acme/members/{own_membership}/remove", follow_redirects=True)
     assert response.status_code == 200 and response.request.path == "/"
     assert "You left Acme." in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("tab,title", [("", "Overview"), ("/conversations", "Conversations"), ("/leads", "Leads"),
+                                       ("/settings", "Settings"), ("/experiments", "A/B experiments")])
+def test_each_agent_tab_has_a_title_of_its_own(client, auth, world, tab, title):
+    auth.login("editor@acme.test")
+    html = client.get(f"/agents/{world.agent_id}{tab}").get_data(as_text=True)
+    assert f"<title>{title} · Helper · Agent Studio</title>" in html
