@@ -13,6 +13,7 @@ from flask import Blueprint, Response, flash, g, make_response, redirect, render
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
+from ..errors import error_page
 from ..extensions import db
 from ..models import EXPERIMENT_KINDS, Experiment
 from ..services import experiments
@@ -248,7 +249,7 @@ def refused(error: Conflict | ValidationError):
     message = next(iter(error.fields.values()), error.message)
     args = request.view_args or {}
     if "experiment_id" not in args:
-        return render_template("errors/page.html", status=error.status, title="Refused", message=message), error.status
+        return error_page(error.status, message)
     return _status_response(args["agent_id"], args["experiment_id"], error.status, error=message)
 
 
