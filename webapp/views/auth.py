@@ -4,7 +4,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
@@ -88,9 +88,13 @@ def login():
     return render_template("auth/login.html", form=form), status
 
 
-@bp.route("/logout", methods=["POST"])
-@login_required
+@bp.route("/logout", methods=["GET", "POST"])
 def logout():
+    """POST logs out (CSRF-protected); a GET (typed in the address bar) offers the button."""
+    if not current_user.is_authenticated:
+        return redirect(url_for("auth.login"))
+    if request.method == "GET":
+        return render_template("auth/logout.html")
     logout_user()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))
