@@ -296,6 +296,11 @@ def promote(agent_id: int, experiment_id: int):
     variant_key = request.form.get("variant", "")
     experiments.promote_variant(current_user.id, agent_id, experiment_id, variant_key)
     agent = g.agent
+    # The active experiment, if a persona one, still decides the persona of the visitors it assigns.
+    deciding = experiments.active_experiment(agent_id)
+    exception = (f" — visitors in “{deciding.name}” still get its variants"
+                 if deciding is not None and deciding.kind == "persona" else "")
     flash(f"Variant “{variant_key}” promoted: the agent now answers as {agent.persona_name}"
-          f"{' (' + agent.persona_tone + ')' if agent.persona_tone else ''}. The experiment is stopped.", "success")
+          f"{' (' + agent.persona_tone + ')' if agent.persona_tone else ''}{exception}. The experiment is stopped.",
+          "success")
     return _status_response(agent_id, experiment_id)
