@@ -101,3 +101,11 @@ def test_a_csrf_failure_while_logged_in_is_still_the_error_fragment(client, auth
     response = client.post(page_url(world, running) + "/stop", headers={**htmx(world, running), "X-CSRFToken": "bad"})
     assert response.status_code == 400 and "HX-Redirect" not in response.headers
     assert "Session expired" in response.get_data(as_text=True)
+
+
+def test_a_history_restore_gets_the_plain_redirect(client, world, running):
+    """htmx swaps a history restore's answer into the body whatever its headers: the login page, whole, is right."""
+    headers = htmx(world, running, **{"HX-History-Restore-Request": "true"})
+    response = client.get(page_url(world, running), headers=headers)
+    assert response.status_code == 302 and "HX-Redirect" not in response.headers
+    assert login_target(response.headers["Location"]) == ("/login", page_url(world, running))
