@@ -77,8 +77,8 @@ def register(app: Flask) -> None:
         if is_htmx_request() and not current_user.is_authenticated:
             # The session ended (cookie gone or expired): the component cannot be fixed by a reload of itself.
             return to_login("Your session has expired: log in again.", 400)
-        return error_page(400, title="Session expired", message=f"The form's security token is missing or invalid ({error.description}). "
-                                              "Reload the page and try again.")
+        return error_page(400, f"The form's security token is missing or invalid ({error.description}). "
+                               "Reload the page and try again.", title="Session expired")
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -250,6 +250,7 @@ def test_lead_fields_and_other_json_values_read_as_json(app, client, auth, world
     with app.app_context():
         persona_id = factories.experiment(world.agent_id, status="running")
         db.session.remove()
-    assert auth.post(f"/agents/{world.agent_id}/experiments/{persona_id}/promote", {"variant": "treatment"}).status_code == 302
+    promote = f"/agents/{world.agent_id}/experiments/{persona_id}/promote"
+    assert auth.post(promote, {"variant": "treatment"}).status_code == 302
     trail = client.get(f"/agents/{world.agent_id}/experiments/{persona_id}").get_data(as_text=True)
     assert '<span class="muted">stopped:</span> true</div>' in trail.split('id="audit-trail"')[1]
