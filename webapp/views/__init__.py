@@ -17,16 +17,14 @@ def register(app: Flask) -> None:
         app.register_blueprint(module.bp)
 
 
-def is_htmx_fragment_request() -> bool:
-    """True for an HTMX request that wants a fragment (not boosted, not a history restore)."""
-    return (request.headers.get("HX-Request") == "true"
-            and request.headers.get("HX-Boosted") != "true"
-            and request.headers.get("HX-History-Restore-Request") != "true")
-
-
 def is_htmx_request() -> bool:
     """True for an HTMX request that handles response headers (a history restore swaps whatever page it gets)."""
     return request.headers.get("HX-Request") == "true" and request.headers.get("HX-History-Restore-Request") != "true"
+
+
+def is_htmx_fragment_request() -> bool:
+    """True for an HTMX request that wants a fragment (not boosted, not a history restore)."""
+    return is_htmx_request() and request.headers.get("HX-Boosted") != "true"
 
 
 def hx_redirect(url: str, status: int = 200) -> Response:
