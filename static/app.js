@@ -25,6 +25,8 @@ function drawResultCharts(root) {
   var holder = root.querySelector ? root.querySelector("script.results-daily") : null;
   if (!holder) { return; }
   var daily = JSON.parse(holder.textContent);
+  // A few days are a few points: draw them as markers, off the axes (one day would be a dot on the y axis).
+  var few = daily.days.length <= 3;
   root.querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
     var series = canvas.getAttribute("data-chart");
     var percent = canvas.getAttribute("data-format") === "percent";  // a proportion, in percent as in the tables
@@ -35,14 +37,15 @@ function drawResultCharts(root) {
         labels: daily.days,
         datasets: daily.variants.map(function (v, i) {
           return { label: v.name, data: v[series], borderColor: CHART_COLOURS[i % CHART_COLOURS.length],
-                   backgroundColor: CHART_COLOURS[i % CHART_COLOURS.length], spanGaps: true, tension: 0.2, pointRadius: 2 };
+                   backgroundColor: CHART_COLOURS[i % CHART_COLOURS.length], spanGaps: true, tension: 0.2,
+                   pointRadius: few ? 5 : 2, pointHoverRadius: few ? 7 : 4 };
         })
       },
       options: { animation: false, responsive: true, maintainAspectRatio: false,
                  plugins: { legend: { position: "bottom" }, tooltip: percent ? { callbacks: { label: function (item) {
                    return item.dataset.label + ": " + (100 * item.parsed.y).toFixed(1) + "%";
                  } } } : {} },
-                 scales: { y: { beginAtZero: true, ticks: percent ? { callback: function (value) {
+                 scales: { x: { offset: few }, y: { beginAtZero: true, ticks: percent ? { callback: function (value) {
                    return +(100 * value).toFixed(1) + "%";
                  } } : {} } } }
     });
@@ -156,5 +159,15 @@ document.addEventListener("change", function (event) {
       return option.value === chosen.value && !option.parentElement.disabled;
     });
     (same || variant.options[0]).selected = true;
+  }
+});
+
+// On a narrow screen the agent tabs scroll in their bar (app.css): bring the current one into view.
+document.addEventListener("DOMContentLoaded", function () {
+  var active = document.querySelector("nav.tabs a.active");
+  if (!active) { return; }
+  var bar = active.parentElement;
+  if (bar.scrollWidth > bar.clientWidth) {
+    bar.scrollLeft = active.offsetLeft + active.offsetWidth / 2 - bar.clientWidth / 2;
   }
 });

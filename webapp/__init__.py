@@ -1,6 +1,7 @@
 """The A/B experiments web app: create_app() wires extensions, blueprints, errors and the CLI."""
 from __future__ import annotations
 
+import json
 import os
 from urllib.parse import quote
 from pathlib import Path
@@ -178,8 +179,20 @@ def _configure_sqlite(app: Flask) -> None:
         cursor.close()
 
 
+def json_value(value, indent: int | None = None) -> str:
+    """A JSON value as the text of a page: a string as it is, anything else as JSON (true, null, ["a","b"]), not
+    as Python writes it (True, None, ['a', 'b']). Jinja escapes it as any text; `tojson` is for <script> and
+    shows < > & ' as \\u escapes."""
+    if isinstance(value, str):
+        return value
+    separators = (",", ": ") if indent else (",", ":")
+    return json.dumps(value, ensure_ascii=False, indent=indent, separators=separators, default=str)
+
+
 def _register_template_helpers(app: Flask) -> None:
     from . import authz
+
+    app.add_template_filter(json_value)
 
     @app.context_processor
     def inject_helpers():

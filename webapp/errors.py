@@ -7,15 +7,21 @@ from flask import Flask, g, jsonify, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.http import HTTP_STATUS_CODES
 
 from .extensions import db
 from .models import MAX_DB_ID
 from .services import accounts, agents
 from .services.errors import DomainError
+from .views import is_htmx_request
+from .views.auth import to_login
 
 CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
          409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",
          500: "internal_error"}
+# A page's title by status, whoever raised it (a view's abort, the service layer): the reason phrase in sentence case
+# ("Bad request", "Not found"), but these.
+TITLES = {401: "Log in", 403: "Not allowed", 422: "Invalid input", 500: "Something went wrong"}
 WORKSPACE_URL = re.compile(r"^/(?:w/(?P<slug>[^/]+)|agents/(?P<agent_id>\d{1,12}))(?:/|$)")
 
 
@@ -28,7 +34,9 @@ def json_error(status: int, message: str, fields: dict | None = None, code: str 
     return jsonify(body), status
 
 
-def _page(status: int, title: str, message: str):
+def error_page(status: int, message: str, title: str | None = None):
+    """The error page (an HTMX request: its fragment) titled by its status unless `title` says more."""
+    title = title or TITLES.get(status) or HTTP_STATUS_CODES.get(status, "Error").capitalize()
     if request.headers.get("HX-Request"):
         template = "errors/fragment.html"
     else:
@@ -62,20 +70,22 @@ def register(app: Flask) -> None:
         db.session.rollback()
         if wants_json():
             return json_error(error.status, error.message, error.fields, error.code)
-        titles = {403: "Not allowed", 404: "Not found", 409: "Conflict", 422: "Invalid input", 401: "Log in"}
-        return _page(error.status, titles.get(error.status, "Error"), error.message)
+        return error_page(error.status, error.message)
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
-        return _page(400, "Session expired", f"The form's security token is missing or invalid ({error.description}). "
-                                              "Reload the page and try again.")
+        if is_htmx_request() and not current_user.is_authenticated:
+            # The session ended (cookie gone or expired): the component cannot be fixed by a reload of itself.
+            return to_login("Your session has expired: log in again.", 400)
+        return error_page(400, f"The form's security token is missing or invalid ({error.description}). "
+                               "Reload the page and try again.", title="Session expired")
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         status = error.code or 500
         if wants_json():
             return json_error(status, error.description or error.name)
-        return _page(status, error.name, error.description or "")
+        return error_page(status, error.description or "")
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
@@ -83,4 +93,4 @@ def register(app: Flask) -> None:
         app.logger.exception("Unhandled error")
         if wants_json():
             return json_error(500, "Internal server error.")
-        return _page(500, "Something went wrong", InternalServerError.description)
+        return error_page(500, InternalServerError.description)

@@ -1,4 +1,6 @@
-"""Long strings without spaces (ids, names, keys, lead values) wrap: no page grows wider than the window."""
+"""No page grows wider than the window: long strings without spaces (ids, names, keys, lead values) wrap, and at a
+phone's width (390 px) the header wraps, the agent tabs and wide tables scroll inside their own box, forms stack,
+and Log out stays on screen."""
 import pytest
 from playwright.sync_api import expect
 
@@ -35,9 +37,15 @@ def long_strings(app, world):
     return experiment_id
 
 
-def assert_no_horizontal_scroll(page):
+def assert_no_horizontal_scroll(page, tolerance: int = TOLERANCE):
     width, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
-    assert width <= inner + TOLERANCE, f"{page.url} is {width} px wide in a {inner} px window"
+    assert width <= inner + tolerance, f"{page.url} is {width} px wide in a {inner} px window"
+
+
+def open_page(page, world, path: str) -> None:
+    """Open a workspace page (absolute path) or one of the agent's (relative), its HTMX sections loaded."""
+    page.goto(path if path.startswith("/") else f"/agents/{world.agent_id}/{path}".rstrip("/"))
+    page.wait_for_load_state("networkidle")  # the experiment page loads its results section with HTMX
 
 
 PAGES = {"agents": "/w/acme/agents", "leads": "leads", "conversations": "conversations", "experiments": "experiments",
@@ -48,9 +56,7 @@ PAGES = {"agents": "/w/acme/agents", "leads": "leads", "conversations": "convers
 @pytest.mark.parametrize("name", PAGES)
 def test_long_strings_wrap_within_the_window(page, world, long_strings, shot, name):
     login(page, "owner@acme.test")
-    path = PAGES[name].format(e=long_strings)
-    page.goto(path if path.startswith("/") else f"/agents/{world.agent_id}/{path}")
-    page.wait_for_load_state("networkidle")  # the experiment page loads its results section with HTMX
+    open_page(page, world, PAGES[name].format(e=long_strings))
     shot(page, "page")
     assert_no_horizontal_scroll(page)
 
@@ -66,3 +72,57 @@ def test_conversation_filter_selects_stay_narrow(page, world, long_strings, shot
     expect(page.locator("#conversations")).to_contain_text("c" + LONG_ID[1:])
     shot(page, "filtered")
     assert_no_horizontal_scroll(page)
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def ordinary_data(app, world):
+    """A running experiment with results and charts, a conversation and a lead."""
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="running", name="Warmer greeting")
+        build(world.agent_id, experiment_id, 40, lead_rates=(0.1, 0.9))
+        ids = {"conversation_id": "conv-1", "visitor_id": "visitor-1"}
+        runtime.record_message(world.workspace_id, world.agent_id, {**ids, "role": "visitor", "text": "hi"})
+        runtime.record_lead(world.workspace_id, world.agent_id, {**ids, "fields": {"email": "a@b.test", "vip": True}})
+        db.session.remove()
+    return experiment_id
+
+
+@pytest.fixture
+def phone(browser, live_server):
+    context = browser.new_context(base_url=live_server, viewport=PHONE, device_scale_factor=1)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+PHONE_PAGES = {"agents": "/w/acme/agents", "members": "/w/acme/members", "api-keys": "/w/acme/api-keys",
+               "overview": "", "conversations": "conversations", "leads": "leads", "settings": "settings",
+               "experiments": "experiments", "experiment": "experiments/{e}", "results": "experiments/{e}/results",
+               "new-experiment": "experiments/new"}
+
+
+@pytest.mark.parametrize("name", PHONE_PAGES)
+def test_pages_fit_a_phone_screen(phone, world, ordinary_data, shot, name):
+    login(phone, "owner@acme.test")
+    open_page(phone, world, PHONE_PAGES[name].format(e=ordinary_data))
+    shot(phone, "phone")
+    assert_no_horizontal_scroll(phone, tolerance=1)
+    log_out = phone.locator("header button:text('Log out')")
+    expect(log_out).to_be_in_viewport(ratio=1)
+    box = log_out.bounding_box()
+    assert 0 <= box["x"] and box["x"] + box["width"] <= PHONE["width"]
+
+
+def test_agent_tabs_scroll_within_their_bar(phone, world, ordinary_data, shot):
+    login(phone, "owner@acme.test")
+    phone.goto(f"/agents/{world.agent_id}/settings")
+    tabs = phone.locator("nav.tabs")
+    assert tabs.evaluate("t => t.scrollWidth > t.clientWidth && getComputedStyle(t).overflowX === 'auto'")
+    expect(tabs.locator("a.active")).to_be_in_viewport(ratio=0.95)  # the current tab is scrolled into view
+    tabs.locator("a:text('Overview')").click()
+    phone.wait_for_url(f"**/agents/{world.agent_id}")
+    shot(phone, "overview")

@@ -3,7 +3,10 @@ import io
 
 from playwright.sync_api import expect
 
+from tests import factories
 from webapp.cli import DEMO_PASSWORD, ensure_demo
+from webapp.extensions import db
+from webapp.services import runtime
 
 from .conftest import login
 
@@ -40,3 +43,24 @@ def test_demo_experiment_results_table_charts_and_csv(app, page, shot):
     assert {r["variant_key"] for r in rows} == {"control", "treatment"}
     assert len(rows) == 6
     assert all(int(r["visitors"]) > 1000 for r in rows)
+
+
+def test_charts_of_a_single_day_show_their_points(app, page, world, shot):
+    """One day of data is one point per line: drawn as a visible marker in the middle, not a dot on the axis."""
+    with app.app_context():
+        exp_id = factories.experiment(world.agent_id, status="running")
+        for i in range(6):
+            ids = {"conversation_id": f"c{i}", "visitor_id": f"v{i}"}
+            runtime.record_message(world.workspace_id, world.agent_id, {**ids, "role": "visitor", "text": "hi"})
+        db.session.remove()
+    login(page, "owner@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments/{exp_id}/results")
+    expect(page.locator("canvas[data-drawn=true]")).to_have_count(4)
+    shot(page, "one-day")
+    points = page.eval_on_selector_all("canvas[data-chart]", """canvases => canvases.map(c => {
+        const chart = c._chart, point = chart.getDatasetMeta(0).data[0], area = chart.chartArea;
+        return {radius: point.options.radius, where: (point.x - area.left) / (area.right - area.left)};
+    })""")
+    assert len(points) == 4
+    for point in points:
+        assert point["radius"] >= 4 and 0.4 < point["where"] < 0.6, points

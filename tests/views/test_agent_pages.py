@@ -1,4 +1,7 @@
+import pytest
+
 from tests import factories
+from webapp import authz
 
 
 def test_overview_names_the_active_experiment(client, auth, app, world):
@@ -75,3 +78,42 @@ def test_a_quote_in_an_email_cannot_break_out_of_the_remove_confirmation(client,
     html = client.get("/w/acme/members").get_data(as_text=True)
     row = html.split("x&#39;);alert(1)//@evil.test</td>")[1].split("</tr>")[0]
     assert "onsubmit='return confirm(\"Remove x\\u0027);alert(1)//@evil.test from this workspace?\")'" in row
+
+
+@pytest.mark.parametrize("role", ["admin", "editor"])
+def test_an_owner_who_steps_down_lands_on_a_page_they_may_see(client, auth, app, world, role):
+    with app.app_context():
+        own_membership = authz.membership(world.owner_id, world.workspace_id).id
+    auth.login("owner@acme.test")
+    assert auth.post(f"/w/acme/members/{world.editor_membership_id}/role", {"role": "owner"}).status_code == 302
+    response = auth.post(f"/w/acme/members/{own_membership}/role", {"role": role}, follow_redirects=True)
+    assert response.status_code == 200 and response.request.path == "/w/acme/agents"
+    assert f"owner@acme.test is now {role}." in response.get_data(as_text=True)
+
+
+def test_an_owner_who_steps_down_with_htmx_is_sent_on_with_hx_redirect(client, auth, app, world):
+    with app.app_context():
+        own_membership = authz.membership(world.owner_id, world.workspace_id).id
+    auth.login("owner@acme.test")
+    auth.post(f"/w/acme/members/{world.editor_membership_id}/role", {"role": "owner"})
+    response = auth.post(f"/w/acme/members/{own_membership}/role", {"role": "admin"}, headers={"HX-Request": "true"})
+    assert response.status_code == 200 and response.headers["HX-Redirect"] == "/w/acme/agents"
+    assert "owner@acme.test is now admin." in client.get("/w/acme/agents").get_data(as_text=True)
+
+
+def test_an_owner_who_leaves_the_workspace_lands_on_a_page_they_may_see(client, auth, app, world):
+    with app.app_context():
+        own_membership = authz.membership(world.owner_id, world.workspace_id).id
+    auth.login("owner@acme.test")
+    auth.post(f"/w/acme/members/{world.editor_membership_id}/role", {"role": "owner"})
+    response = auth.post(f"/w/acme/members/{own_membership}/remove", follow_redirects=True)
+    assert response.status_code == 200 and response.request.path == "/"
+    assert "You left Acme." in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("tab,title", [("", "Overview"), ("/conversations", "Conversations"), ("/leads", "Leads"),
+                                       ("/settings", "Settings"), ("/experiments", "A/B experiments")])
+def test_each_agent_tab_has_a_title_of_its_own(client, auth, world, tab, title):
+    auth.login("editor@acme.test")
+    html = client.get(f"/agents/{world.agent_id}{tab}").get_data(as_text=True)
+    assert f"<title>{title} · Helper · Agent Studio</title>" in html

@@ -1,10 +1,12 @@
 import pytest
 
+from tests import factories
+
 
 def test_html_404_page(client):
     response = client.get("/no/such/page")
     assert response.status_code == 404
-    assert "text/html" in response.content_type and "Not Found" in response.get_data(as_text=True)
+    assert "text/html" in response.content_type and "Not found" in response.get_data(as_text=True)
 
 
 def test_api_errors_are_json(client):
@@ -83,3 +85,20 @@ def test_error_pages_of_another_workspace_reveal_nothing(client, auth, world, ur
     html = response.get_data(as_text=True)
     assert response.status_code == 404
     assert "/w/acme" not in html and "Acme" not in html and "Helper" not in html
+
+
+def test_error_titles_are_one_per_status_whoever_raised_it(app, client, auth, world):
+    """A status reads the same in the <title> and the heading, from the web layer (abort) or the service layer."""
+    with app.app_context():
+        exp_id = factories.experiment(world.agent_id, status="running")
+    auth.login("editor@acme.test")
+    conversations = f"/agents/{world.agent_id}/conversations"
+    for url, status, title in [(conversations + "?experiment=x", 400, "Bad request"),  # the view's abort(400)
+                               (conversations + f"?experiment={exp_id}&variant=nope", 400, "Bad request"),  # service
+                               ("/no/such/page", 404, "Not found"),
+                               (f"/agents/{world.agent_id}/experiments/999", 404, "Not found"),
+                               ("/w/acme/api-keys", 403, "Not allowed")]:
+        response = client.get(url)
+        html = response.get_data(as_text=True)
+        assert response.status_code == status
+        assert f"<title>{status} · {title} · Agent Studio</title>" in html and f"<h1>{status} · {title}</h1>" in html

@@ -403,3 +403,20 @@ def test_deleted_experiments_stay_listed_on_their_agents_tab_for_every_role(app,
 def test_no_deleted_section_without_deletions(app, client, owner, world):
     make(app, world.agent_id, status="stopped")
     assert "Deleted experiments" not in client.get(base(world)).get_data(as_text=True)
+
+
+def test_promote_says_which_running_persona_experiment_still_decides(app, client, owner, world):
+    alone = make(app, world.agent_id, status="running", name="Alone")
+    html = owner.post(f"{base(world)}/{alone}/promote", {"variant": "treatment"}, headers=HX).get_data(as_text=True)
+    assert "the agent now answers as Persona treatment (tone treatment). The experiment is stopped." in html
+    assert "still get" not in html
+    make(app, world.agent_id, status="running", name="CTA test", kind="cta")  # decides no persona
+    older = make(app, world.agent_id, status="running", name="Older <persona>")
+    html = owner.post(f"{base(world)}/{alone}/promote", {"variant": "control"}, headers=HX).get_data(as_text=True)
+    assert ("the agent now answers as Persona control (tone control) — visitors in “Older &lt;persona&gt;” still get "
+            "its variants.") in html
+    newer = make(app, world.agent_id, status="running", name="Newer")
+    html = owner.post(f"{base(world)}/{older}/promote", {"variant": "control"}, headers=HX).get_data(as_text=True)
+    assert "visitors in “Newer” still get its variants" in html
+    html = owner.post(f"{base(world)}/{newer}/promote", {"variant": "control"}, headers=HX).get_data(as_text=True)
+    assert "still get" not in html  # Older is stopped now, and the CTA test, active again, sets no persona

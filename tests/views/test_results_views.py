@@ -1,5 +1,6 @@
 import csv
 import io
+import re
 
 import pytest
 
@@ -143,3 +144,24 @@ def test_a_relative_change_is_never_shown_below_minus_100_percent(app, client, a
     assert "-100.0% … +8.8%" in row and 'title="-100.0% to +8.8%"' in row
     assert "95% CI -100% to +9%" in row  # the verdict
     assert "-142" not in html and "(bar axis ±100%)" in html
+
+
+def cells_per_row(table: str) -> list[int]:
+    rows = table.split("<tr")[1:]
+    return [row.count("<th") + row.count("<td") + sum(int(n) - 1 for n in re.findall(r'colspan="(\d+)"', row))
+            for row in rows]
+
+
+@pytest.mark.parametrize("visitors,with_ci", [(3, False), (40, True)])
+def test_the_ci_column_shows_only_with_an_interval_to_draw(app, client, auth, world, visitors, with_ci):
+    with app.app_context():
+        exp_id = factories.experiment(world.agent_id, status="running")
+        build(world.agent_id, exp_id, visitors)
+    auth.login("editor@acme.test")
+    html = client.get(f"/agents/{world.agent_id}/experiments/{exp_id}/results").get_data(as_text=True)
+    tables = [t.split("</table>")[0] for t in html.split('<table class="table metric-table"')[1:]]
+    assert len(tables) == 3
+    for table in tables:
+        assert ("95% CI" in table) is with_ci and ('class="ci-col"' in table) is with_ci
+        counts = cells_per_row(table)
+        assert counts == [6 if with_ci else 5] * 3, counts

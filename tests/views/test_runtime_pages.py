@@ -224,3 +224,33 @@ def test_preview_of_an_empty_visitor_id_asks_for_one(app, client, auth, world):
         html = response.get_data(as_text=True)
         assert response.status_code == 422 and ("<html" in html) == (not headers)
         assert '<p class="error" data-field="visitor_id">Enter a visitor id.</p>' in html
+
+
+def test_lead_fields_and_other_json_values_read_as_json(app, client, auth, world):
+    """true, null, ["a","b"] — not Python's True, None, ['a', 'b']; strings as they are, escaped."""
+    with app.app_context():
+        exp_id = factories.experiment(world.agent_id, kind="cta", status="running",
+                                      configs=[{"text": "Let's talk & <b>", "show": True}, {"text": None}])
+        ids = {"conversation_id": "conv-j", "visitor_id": "v-j"}
+        runtime.record_message(world.workspace_id, world.agent_id, {**ids, "role": "visitor"})
+        runtime.record_lead(world.workspace_id, world.agent_id, {**ids, "fields": {
+            "vip": True, "phone": None, "tags": ["a", "b"], "score": 1.5, "note": "<b>hi</b> it's", "é": {"x": 1}}})
+        db.session.remove()
+    auth.login(world.emails["owner"])
+    fields = client.get(f"/agents/{world.agent_id}/leads").get_data(as_text=True).split('class="lead-fields"')[1]
+    fields = fields.split("</div>")[0]
+    for shown in ("<b>vip</b> true<", "<b>phone</b> null<", "<b>tags</b> [&#34;a&#34;,&#34;b&#34;]<",
+                  "<b>score</b> 1.5<", "<b>note</b> &lt;b&gt;hi&lt;/b&gt; it&#39;s<", "<b>é</b> {&#34;x&#34;:1}<"):
+        assert shown in fields
+    assert "True" not in fields and "None" not in fields and "[&#39;a&#39;" not in fields
+    variants = client.get(f"/agents/{world.agent_id}/experiments/{exp_id}").get_data(as_text=True)
+    variants = variants.split('id="variants"')[1].split("</section>")[0]
+    assert "&#34;text&#34;: &#34;Let&#39;s talk &amp; &lt;b&gt;&#34;" in variants and "&#34;show&#34;: true" in variants
+    assert "&#34;text&#34;: null" in variants and "\\u00" not in variants
+    with app.app_context():
+        persona_id = factories.experiment(world.agent_id, status="running")
+        db.session.remove()
+    promote = f"/agents/{world.agent_id}/experiments/{persona_id}/promote"
+    assert auth.post(promote, {"variant": "treatment"}).status_code == 302
+    trail = client.get(f"/agents/{world.agent_id}/experiments/{persona_id}").get_data(as_text=True)
+    assert '<span class="muted">stopped:</span> true</div>' in trail.split('id="audit-trail"')[1]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import Flask, abort, g, make_response, render_template, request
+from flask import Flask, Response, abort, g, make_response, redirect, render_template, request
 from flask_login import current_user, login_required
 
 from .. import authz
@@ -17,11 +17,27 @@ def register(app: Flask) -> None:
         app.register_blueprint(module.bp)
 
 
+def is_htmx_request() -> bool:
+    """True for an HTMX request that handles response headers (a history restore swaps whatever page it gets)."""
+    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-History-Restore-Request") != "true"
+
+
 def is_htmx_fragment_request() -> bool:
     """True for an HTMX request that wants a fragment (not boosted, not a history restore)."""
-    return (request.headers.get("HX-Request") == "true"
-            and request.headers.get("HX-Boosted") != "true"
-            and request.headers.get("HX-History-Restore-Request") != "true")
+    return is_htmx_request() and request.headers.get("HX-Boosted") != "true"
+
+
+def hx_redirect(url: str, status: int = 200) -> Response:
+    """A redirect that HTMX follows with a full page load (HX-Redirect, any status) and a browser as usual (302).
+
+    Never a 302 to HTMX: its XHR would follow it and swap the page it lands on into the component."""
+    if is_htmx_request():
+        response = make_response("", status)
+        response.headers["HX-Redirect"] = url
+    else:
+        response = redirect(url)
+    response.vary.add("HX-Request")
+    return response
 
 
 def render(template_name: str, fragment: str | None = None, status: int = 200, **context):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
@@ -12,6 +12,7 @@ from wtforms.validators import DataRequired, Length
 from ..extensions import db, login_manager
 from ..models import User
 from ..services import accounts
+from . import hx_redirect, is_htmx_request
 
 bp = Blueprint("auth", __name__)
 
@@ -40,6 +41,35 @@ def _safe_next(target: str | None) -> str | None:
     return target
 
 
+def _page_shown() -> str | None:
+    """The page the user is on, as a same-site path: an HTMX request's HX-Current-URL (its own URL is a fragment's
+    or an action's), a page load's own URL, a form POST's Referer (the page the form was on)."""
+    if is_htmx_request():
+        url = request.headers.get("HX-Current-URL")
+    elif request.method == "GET":
+        url = request.full_path.removesuffix("?")
+    else:
+        url = request.referrer
+    parts = urlsplit(url or "")
+    if parts.netloc and parts.netloc != request.host:
+        return None
+    return _safe_next(parts.path + (f"?{parts.query}" if parts.query else ""))
+
+
+def to_login(message: str, status: int = 401):
+    """To the login page with `message`, and back to the page the user is on once logged in. An HTMX request gets
+    `status` with HX-Redirect (htmx 2 follows it before looking at the status) for a full page load: a 302 would be
+    followed by its XHR, and the login page swapped into the component."""
+    flash(message, "info")
+    return hx_redirect(url_for("auth.login", next=_page_shown()), status)
+
+
+@login_manager.unauthorized_handler
+def unauthorized():
+    """login_required without a logged-in user (never logged in, logged out in another tab, session cookie gone)."""
+    return to_login(login_manager.login_message)
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     if current_user.is_authenticated:
@@ -58,9 +88,13 @@ def login():
     return render_template("auth/login.html", form=form), status
 
 
-@bp.route("/logout", methods=["POST"])
-@login_required
+@bp.route("/logout", methods=["GET", "POST"])
 def logout():
+    """POST logs out (CSRF-protected); a GET (typed in the address bar) offers the button."""
+    if not current_user.is_authenticated:
+        return redirect(url_for("auth.login"))
+    if request.method == "GET":
+        return render_template("auth/logout.html")
     logout_user()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))

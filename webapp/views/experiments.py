@@ -13,11 +13,12 @@ from flask import Blueprint, Response, flash, g, make_response, redirect, render
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
+from ..errors import error_page
 from ..extensions import db
 from ..models import EXPERIMENT_KINDS, Experiment
 from ..services import experiments
 from ..services.errors import Conflict, ValidationError
-from . import agent_view, is_htmx_fragment_request, render
+from . import agent_view, hx_redirect, is_htmx_fragment_request, render
 
 bp = Blueprint("experiments", __name__, url_prefix="/agents")
 
@@ -110,17 +111,6 @@ def _form_context(data: dict[str, Any], experiment: Experiment | None = None,
             "arms_editable": experiment is None or experiment.status == "draft"}
 
 
-def _hx_redirect(url: str) -> Response:
-    """A redirect that HTMX follows with a full page load and a browser follows as usual."""
-    if request.headers.get("HX-Request") == "true":
-        response = make_response("", 200)
-        response.headers["HX-Redirect"] = url
-    else:
-        response = redirect(url)
-    response.vary.add("HX-Request")
-    return response
-
-
 # --- pages ------------------------------------------------------------------------------------
 
 
@@ -147,7 +137,7 @@ def new(agent_id: int):
         return render("experiments/new.html", "experiments/_form.html", status=422,
                       **_form_context(data, errors=error.fields))
     flash(f"Experiment “{experiment.name}” created as a draft.", "success")
-    return _hx_redirect(url_for("experiments.detail", agent_id=agent_id, experiment_id=experiment.id))
+    return hx_redirect(url_for("experiments.detail", agent_id=agent_id, experiment_id=experiment.id))
 
 
 @bp.route("/<int:agent_id>/experiments/form-rows", methods=["POST"])
@@ -222,7 +212,7 @@ def edit(agent_id: int, experiment_id: int):
         return render("experiments/edit.html", "experiments/_form.html", status=422,
                       **_form_context(data, experiment, error.fields))
     flash("Experiment saved.", "success")
-    return _hx_redirect(url_for("experiments.detail", agent_id=agent_id, experiment_id=experiment_id))
+    return hx_redirect(url_for("experiments.detail", agent_id=agent_id, experiment_id=experiment_id))
 
 
 # --- lifecycle --------------------------------------------------------------------------------
@@ -259,7 +249,7 @@ def refused(error: Conflict | ValidationError):
     message = next(iter(error.fields.values()), error.message)
     args = request.view_args or {}
     if "experiment_id" not in args:
-        return render_template("errors/page.html", status=error.status, title="Refused", message=message), error.status
+        return error_page(error.status, message)
     return _status_response(args["agent_id"], args["experiment_id"], error.status, error=message)
 
 
@@ -289,7 +279,7 @@ def delete(agent_id: int, experiment_id: int):
     name = experiments.delete_experiment(current_user.id, agent_id, experiment_id)
     flash(f"Experiment “{name}” deleted. Conversations and leads keep their variant stamps.", "success")
     # The experiment is gone: there is no component left to swap, so both kinds of request go to the tab.
-    return _hx_redirect(url_for("experiments.index", agent_id=agent_id))
+    return hx_redirect(url_for("experiments.index", agent_id=agent_id))
 
 
 @bp.route("/<int:agent_id>/experiments/<int:experiment_id>/duplicate", methods=["POST"])
@@ -297,7 +287,7 @@ def delete(agent_id: int, experiment_id: int):
 def duplicate(agent_id: int, experiment_id: int):
     copy = experiments.duplicate_experiment(current_user.id, agent_id, experiment_id)
     flash(f"Draft “{copy.name}” created with the same variants; edit it, then start it.", "success")
-    return _hx_redirect(url_for("experiments.edit", agent_id=agent_id, experiment_id=copy.id))
+    return hx_redirect(url_for("experiments.edit", agent_id=agent_id, experiment_id=copy.id))
 
 
 @bp.route("/<int:agent_id>/experiments/<int:experiment_id>/promote", methods=["POST"])
@@ -306,6 +296,11 @@ def promote(agent_id: int, experiment_id: int):
     variant_key = request.form.get("variant", "")
     experiments.promote_variant(current_user.id, agent_id, experiment_id, variant_key)
     agent = g.agent
+    # The active experiment, if a persona one, still decides the persona of the visitors it assigns.
+    deciding = experiments.active_experiment(agent_id)
+    exception = (f" — visitors in “{deciding.name}” still get its variants"
+                 if deciding is not None and deciding.kind == "persona" else "")
     flash(f"Variant “{variant_key}” promoted: the agent now answers as {agent.persona_name}"
-          f"{' (' + agent.persona_tone + ')' if agent.persona_tone else ''}. The experiment is stopped.", "success")
+          f"{' (' + agent.persona_tone + ')' if agent.persona_tone else ''}{exception}. The experiment is stopped.",
+          "success")
     return _status_response(agent_id, experiment_id)

@@ -12,7 +12,7 @@ from .. import authz
 from ..models import ROLES
 from ..services import accounts, agents, api_keys, audit
 from ..services.errors import Conflict, ValidationError
-from . import render
+from . import hx_redirect, render
 
 bp = Blueprint("workspace", __name__)
 
@@ -120,20 +120,27 @@ def change_role(slug: str, membership_id: int):
     try:
         membership = accounts.change_role(current_user.id, g.workspace.id, membership_id, form.role.data)
         flash(f"{membership.user.email} is now {membership.role}.", "success")
+        if membership.user_id == current_user.id and not authz.allows(membership.role_enum, "manage_members"):
+            # An owner who stepped down may no longer see the Members page: on to one they may see.
+            return hx_redirect(url_for("workspace.agents_page", slug=slug))
     except (ValidationError, Conflict) as error:
         flash(error.fields.get("role") or error.message, "error")
-    return redirect(url_for("workspace.members", slug=slug))
+    return hx_redirect(url_for("workspace.members", slug=slug))
 
 
 @bp.route("/w/<slug>/members/<int:membership_id>/remove", methods=["POST"])
 @workspace_view()  # accounts.remove_member: the membership (404), then the role (403)
 def remove_member(slug: str, membership_id: int):
+    leaving = authz.membership(current_user.id, g.workspace.id).id == membership_id
     try:
         accounts.remove_member(current_user.id, g.workspace.id, membership_id)
+        if leaving:  # no page of this workspace is theirs any more
+            flash(f"You left {g.workspace.name}.", "success")
+            return hx_redirect(url_for("workspace.home"))
         flash("Member removed.", "success")
     except Conflict as error:
         flash(error.message, "error")
-    return redirect(url_for("workspace.members", slug=slug))
+    return hx_redirect(url_for("workspace.members", slug=slug))
 
 
 @bp.route("/w/<slug>/api-keys", methods=["GET", "POST"])
