@@ -1,9 +1,11 @@
 """Scratch PostgreSQL databases for the suite, the race tests and the benchmark."""
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable
 
+import pytest
 import sqlalchemy as sa
 
 from webapp.config import normalise_database_url
@@ -22,3 +24,14 @@ def scratch_postgres(admin_url: str, label: str) -> tuple[str, Callable[[], None
         admin.dispose()
 
     return admin.url.set(database=name).render_as_string(hide_password=False), drop
+
+
+def own_database(engine: str, tmp_path_factory, label: str) -> tuple[str, Callable[[], None]]:
+    """A database of a test module's own: a scratch PostgreSQL database (skipped without TEST_DATABASE_URL), or
+    a SQLite file (not in memory: threads must share it). Returns its URL and a function that drops it."""
+    if engine == "postgresql":
+        admin_url = os.environ.get("TEST_DATABASE_URL")
+        if not admin_url:
+            pytest.skip("PostgreSQL variant: set TEST_DATABASE_URL")
+        return scratch_postgres(admin_url, label)
+    return f"sqlite:///{tmp_path_factory.mktemp(label) / f'{label}.db'}", lambda: None

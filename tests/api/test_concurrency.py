@@ -4,7 +4,6 @@ Correctness comes from unique constraints + INSERT … ON CONFLICT DO NOTHING, n
 """
 from __future__ import annotations
 
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,25 +13,19 @@ import sqlalchemy as sa
 from werkzeug.serving import make_server
 
 from tests import factories
-from tests.databases import scratch_postgres
+from tests.databases import own_database
 from webapp import create_app
 from webapp.config import TestConfig
 from webapp.extensions import db
 from webapp.models import Conversation, ExperimentAssignment, Lead, Message
 
 N = 32
-PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def server(request, tmp_path_factory):
     """A live threaded server on 127.0.0.1 with its own database, the world and a running experiment."""
-    if request.param == "postgresql":
-        if not PG_ADMIN_URL:
-            pytest.skip("PostgreSQL variant: set TEST_DATABASE_URL")
-        url, drop = scratch_postgres(PG_ADMIN_URL, "race")
-    else:
-        url, drop = f"sqlite:///{tmp_path_factory.mktemp('race') / 'race.db'}", lambda: None
+    url, drop = own_database(request.param, tmp_path_factory, "race")
     app = create_app(type("RaceConfig", (TestConfig,), {
         "SQLALCHEMY_DATABASE_URI": url, "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": N, "max_overflow": 8}}))
     with app.app_context():

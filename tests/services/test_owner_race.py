@@ -7,7 +7,6 @@ membership, so a role read before the lock and changed while waiting for it woul
 """
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 
@@ -15,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests import factories
-from tests.databases import scratch_postgres
+from tests.databases import own_database
 from webapp import authz, create_app
 from webapp.config import TestConfig
 from webapp.extensions import db
@@ -24,18 +23,12 @@ from webapp.services import accounts
 from webapp.services.errors import Conflict, Forbidden, NotFound
 
 REPETITIONS = 40
-PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def race_app(request, tmp_path_factory):
     """An app with a database of its own (a file for SQLite: an in-memory one would not be shared by threads)."""
-    if request.param == "postgresql":
-        if not PG_ADMIN_URL:
-            pytest.skip("PostgreSQL variant: set TEST_DATABASE_URL")
-        url, drop = scratch_postgres(PG_ADMIN_URL, "owners")
-    else:
-        url, drop = f"sqlite:///{tmp_path_factory.mktemp('owners') / 'owners.db'}", lambda: None
+    url, drop = own_database(request.param, tmp_path_factory, "owners")
     app = create_app(type("OwnerRaceConfig", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": url}))
     with app.app_context():
         db.create_all()
