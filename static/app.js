@@ -47,7 +47,7 @@ function drawResultCharts(root) {
                  } } } : {} },
                  scales: { x: { offset: few }, y: { beginAtZero: true, ticks: percent ? { callback: function (value) {
                    return +(100 * value).toFixed(1) + "%";
-                 } } : {} } } }
+                 } } : (series === "cumulative_visitors" ? { precision: 0 } : {}) } } }
     });
     canvas.setAttribute("data-drawn", "true");
   });

@@ -101,6 +101,32 @@ def test_totals_and_statistics_match_an_independent_computation(ctx, world):
     assert out.daily["variants"][0]["cumulative_visitors"][-1] == 60
 
 
+@pytest.mark.parametrize("days_with_data,expected", [
+    ([], []),
+    (["2026-11-20"], ["2026-11-20"]),
+    (["2026-02-27", "2026-03-02"], ["2026-02-27", "2026-02-28", "2026-03-01", "2026-03-02"]),
+    (["2000-01-01", "2026-11-20"], ["2000-01-01", "2026-11-20"]),  # over MAX_CALENDAR_DAYS: only days with data
+])
+def test_daily_charts_run_on_calendar_days(days_with_data, expected):
+    assert results.calendar_days(days_with_data) == expected
+
+
+def test_a_day_without_traffic_is_on_the_axis_flat_or_null(ctx, world, client):
+    """Two days of traffic three days apart: the days between are there, visitors flat, metrics null."""
+    experiment_id = factories.experiment(world.agent_id, weights=(1, 1), status="running")
+    headers = {"Authorization": f"Bearer {world.api_key}"}
+    for visitor, day in (("a", "2026-11-01"), ("b", "2026-11-04")):
+        assert client.post(f"/api/v1/agents/{world.agent_id}/messages", headers=headers, json={
+            "visitor_id": visitor, "conversation_id": visitor, "role": "visitor",
+            "sent_at": f"{day}T12:00:00Z"}).status_code == 201
+    daily = results.compute(db.session.get(Experiment, experiment_id), with_daily=True).daily
+    assert daily["days"] == ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"]
+    total = [sum(day) for day in zip(*(v["cumulative_visitors"] for v in daily["variants"]))]
+    assert total == [1, 1, 1, 2]
+    for v in daily["variants"]:
+        assert v["messages_per_conversation"][1:3] == [None, None]
+
+
 def test_not_enough_data_gives_nulls_not_numbers(ctx, world):
     experiment_id = factories.experiment(world.agent_id, weights=(1, 1), status="running")
     build(world.agent_id, experiment_id, 10)

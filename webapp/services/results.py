@@ -8,7 +8,7 @@ charts), never a message.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -189,6 +189,21 @@ def _day(value: Any) -> str:
     return value.isoformat() if isinstance(value, (date, datetime)) else str(value)
 
 
+MAX_CALENDAR_DAYS = 1000  # a longer span (history sent back to 2000) keeps only the days with data
+
+
+def calendar_days(days_with_data: list[str]) -> list[str]:
+    """Every day from the first to the last with data ("YYYY-MM-DD"), so that a chart's x axis is time: a day
+    without traffic is a point on it (visitors flat, metrics null), not a step that silently joins two days."""
+    if len(days_with_data) < 2:
+        return days_with_data
+    first, last = date.fromisoformat(days_with_data[0]), date.fromisoformat(days_with_data[-1])
+    span = (last - first).days + 1
+    if span > MAX_CALENDAR_DAYS:
+        return days_with_data
+    return [(first + timedelta(days=i)).isoformat() for i in range(span)]
+
+
 def daily_series(experiment_id: int, variants: list[Variant]) -> dict[str, Any]:
     """Per day and variant: cumulative visitors, and each metric over the conversations started that day.
 
@@ -208,7 +223,7 @@ def daily_series(experiment_id: int, variants: list[Variant]) -> dict[str, Any]:
         .group_by(Conversation.variant_id, "day")).all()
     conv = {(variant_id, _day(day)): (int(n), float(msgs or 0), float(secs or 0), int(leads or 0))
             for variant_id, day, n, msgs, secs, leads in per_day}
-    days = sorted({day for _, day in new_visitors} | {day for _, day in conv})
+    days = calendar_days(sorted({day for _, day in new_visitors} | {day for _, day in conv}))
     series: dict[str, Any] = {"days": days, "variants": []}
     for v in variants:
         running, cumulative, mpc, secs, rate = 0, [], [], [], []
