@@ -98,6 +98,11 @@ def _slider_max(weights: list[int]) -> int:
     return next(scale for scale in SLIDER_SCALES if max(weights, default=0) <= scale)
 
 
+def _arms(variants: list[Any]) -> list[dict[str, Any]]:
+    """A stored experiment's variants as the form's service-shaped rows."""
+    return [{"key": v.key, "name": v.name, "weight": v.weight, "config": v.config} for v in variants]
+
+
 def _form_context(data: dict[str, Any], experiment: Experiment | None = None,
                   errors: dict[str, str] | None = None) -> dict[str, Any]:
     rows = [r if isinstance(r.get("config"), str) else _row(r) for r in data.get("variants") or []]
@@ -201,8 +206,7 @@ def edit(agent_id: int, experiment_id: int):
     experiment = info.experiment
     if request.method == "GET":
         data = {"name": experiment.name, "kind": experiment.kind, "hypothesis": experiment.hypothesis,
-                "variants": [{"key": v.key, "name": v.name, "weight": v.weight, "config": v.config}
-                             for v in info.variants]}
+                "variants": _arms(info.variants)}
         return render("experiments/edit.html", "experiments/_form.html", **_form_context(data, experiment))
     data = _posted(request.form)
     try:
@@ -211,6 +215,14 @@ def edit(agent_id: int, experiment_id: int):
         data.setdefault("kind", experiment.kind)
         return render("experiments/edit.html", "experiments/_form.html", status=422,
                       **_form_context(data, experiment, error.fields))
+    except Conflict as error:
+        # Started meanwhile (in another tab): its arms froze under the form. The form comes back as it now is —
+        # the name and hypothesis as typed, the arms frozen — saying why nothing was saved.
+        db.session.rollback()
+        info = experiments.detail(current_user.id, agent_id, experiment_id)
+        data = {**data, "kind": info.experiment.kind, "variants": _arms(info.variants)}
+        return render("experiments/edit.html", "experiments/_form.html", status=error.status,
+                      **_form_context(data, info.experiment, {"form": error.message}))
     flash("Experiment saved.", "success")
     return hx_redirect(url_for("experiments.detail", agent_id=agent_id, experiment_id=experiment_id))
 
