@@ -29,6 +29,8 @@ def make(tmp_path, **settings):
      "SESSION_COOKIE_SECURE must be 1 or 0 (or true/false, yes/no, on/off); got 'ture'."),
     ({"APP_ENV": "prod"}, "APP_ENV must be development or production; got 'prod'."),
     ({"APP_ENV": "production", "SECRET_KEY": None}, "SECRET_KEY must be set when APP_ENV=production"),
+    ({"APP_ENV": "development", "SECRET_KEY": None, "SQLALCHEMY_DATABASE_URI": "postgresql://app@db.internal/app"},
+     "SECRET_KEY must be set when DATABASE_URL is PostgreSQL: every process and host must sign sessions"),
     ({"DATABASE_SYNCHRONOUS_COMMIT": "sometimes"},
      "DATABASE_SYNCHRONOUS_COMMIT must be one of on, off, local, remote_write, remote_apply; got 'sometimes'."),
     ({"SQLALCHEMY_DATABASE_URI": "not a url"}, "DATABASE_URL is not a database URL: expected e.g."),

@@ -123,6 +123,12 @@ def _reject_nul_bytes() -> None:
 def _configure_secret_key(app: Flask) -> None:
     if app.config.get("SECRET_KEY"):
         return
+    if str(app.config.get("SQLALCHEMY_DATABASE_URI") or "").startswith(("postgres", "postgresql")):
+        # The production engine, shared by processes on several hosts: a key generated per host would sign each
+        # host's sessions and CSRF tokens differently, and logins would fail behind a load balancer.
+        raise ConfigError("SECRET_KEY must be set when DATABASE_URL is PostgreSQL: every process and host must "
+                          "sign sessions with the same key (e.g. the output of "
+                          "python3 -c 'import secrets; print(secrets.token_hex(32))').")
     if app.debug or os.environ.get("FLASK_DEBUG") == "1" or app.config["APP_ENV"] == "development":
         # Development only: a key kept in the instance folder so sessions survive restarts.
         os.makedirs(app.instance_path, exist_ok=True)
