@@ -120,6 +120,24 @@ def test_csrf_is_required_for_forms_and_accepted_as_a_header(app, client, owner,
     assert status_of(app, exp_id) == "draft"
 
 
+@pytest.mark.parametrize("weight", ["²", "٣", "1" * 5000, "-5", "10001"])
+def test_a_weight_that_is_no_ascii_number_is_a_422_and_counts_as_none_in_the_shares(app, client, owner, world, weight):
+    """'²' and '٣' pass str.isdigit() but are no weight; 5,000 digits are more than int() reads: never a 500."""
+    rows = (("control", weight, "Sam"), ("treatment", "50", "Aria"))
+    response = owner.post(base(world) + "/new", form(rows=rows), headers=HX)
+    assert response.status_code == 422 and "variants-0-weight" in response.get_data(as_text=True)
+    response = owner.post(base(world) + "/form-rows", {**form(rows=rows), "op": "kind"}, headers=HX)
+    assert response.status_code == 200 and "100.0%" in response.get_data(as_text=True)  # the valid weight's share
+    assert rows_of(app) == (0, 0)
+
+
+@pytest.mark.parametrize("op", ["remove-²", "remove-" + "9" * 5000, "remove-99"])
+def test_a_row_operation_on_no_row_changes_nothing(client, owner, world, op):
+    rows = (("control", "1", "Sam"), ("treatment", "1", "Aria"), ("bold", "1", "Zed"))
+    response = owner.post(base(world) + "/form-rows", {**form(rows=rows), "op": op}, headers=HX)
+    assert response.status_code == 200 and response.get_data(as_text=True).count('<fieldset class="variant-row"') == 3
+
+
 def test_rows_are_added_and_removed_in_place_and_renumbered(client, owner, world):
     url = base(world) + "/form-rows"
     html = owner.post(url, {**form(), "op": "add"}, headers=HX).get_data(as_text=True)

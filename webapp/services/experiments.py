@@ -198,6 +198,14 @@ def new_variant(existing_keys: list[str]) -> dict[str, Any]:
 # --- validation -------------------------------------------------------------------------------
 
 
+def typed_weight(value: Any) -> int:
+    """A weight as typed into the form, as the live shares count it (app.js: experimentWeights): the weight when
+    it is valid, else 0."""
+    errors: dict[str, str] = {}
+    weight = _weight(value, "weight", errors)
+    return 0 if errors else weight
+
+
 def _weight(value: Any, field: str, errors: dict[str, str]) -> int:
     if isinstance(value, bool) or value is None or value == "":
         errors[field] = "Weight is required: a whole number from 1 to 10,000."

@@ -106,9 +106,7 @@ def _arms(variants: list[Any]) -> list[dict[str, Any]]:
 def _form_context(data: dict[str, Any], experiment: Experiment | None = None,
                   errors: dict[str, str] | None = None) -> dict[str, Any]:
     rows = [r if isinstance(r.get("config"), str) else _row(r) for r in data.get("variants") or []]
-    # As app.js reads them: a weight that is not a whole number from 1 to MAX_WEIGHT counts as none.
-    weights = [int(w) if w.isdigit() and 1 <= int(w) <= experiments.MAX_WEIGHT else 0
-               for w in (str(r["weight"]).strip() for r in rows)]
+    weights = [experiments.typed_weight(str(r["weight"])) for r in rows]  # an invalid one counts as none
     return {"data": data, "rows": rows, "shares": _shares(weights), "slider_max": _slider_max(weights),
             "errors": errors or {}, "experiment": experiment,
             "kinds": EXPERIMENT_KINDS, "max_variants": experiments.MAX_VARIANTS,
@@ -160,7 +158,8 @@ def form_rows(agent_id: int):
     if op == "add" and len(rows) < experiments.MAX_VARIANTS:
         rows.append(_row(experiments.new_variant([r["key"] for r in rows])))
         added = len(rows) - 1
-    elif op.startswith("remove-") and op[7:].isdigit() and len(rows) > experiments.MIN_VARIANTS:
+    elif (op.startswith("remove-") and op[7:].isascii() and op[7:].isdigit() and len(op) <= 12
+          and len(rows) > experiments.MIN_VARIANTS):
         index = int(op[7:])
         if index < len(rows):
             rows.pop(index)
