@@ -13,7 +13,7 @@ from .extensions import db
 from .models import MAX_DB_ID
 from .services import accounts, agents
 from .services.errors import DomainError
-from .views import is_htmx_request
+from .views import is_htmx_fragment_request, is_htmx_request
 from .views.auth import to_login
 
 CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
@@ -37,7 +37,7 @@ def json_error(status: int, message: str, fields: dict | None = None, code: str 
 def error_page(status: int, message: str, title: str | None = None):
     """The error page (an HTMX request: its fragment) titled by its status unless `title` says more."""
     title = title or TITLES.get(status) or HTTP_STATUS_CODES.get(status, "Error").capitalize()
-    if request.headers.get("HX-Request"):
+    if is_htmx_fragment_request():  # a history restore or a boosted request swaps in a whole page
         template = "errors/fragment.html"
     else:
         template = "errors/page.html"

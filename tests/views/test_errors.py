@@ -102,3 +102,14 @@ def test_error_titles_are_one_per_status_whoever_raised_it(app, client, auth, wo
         html = response.get_data(as_text=True)
         assert response.status_code == status
         assert f"<title>{status} · {title} · Agent Studio</title>" in html and f"<h1>{status} · {title}</h1>" in html
+
+
+@pytest.mark.parametrize("headers,whole_page", [
+    ({"HX-Request": "true"}, False),
+    ({"HX-Request": "true", "HX-History-Restore-Request": "true"}, True),  # htmx swaps it in as the whole page
+    ({"HX-Request": "true", "HX-Boosted": "true"}, True),
+])
+def test_an_htmx_request_gets_the_error_fragment_only_when_it_swaps_a_fragment(client, auth, world, headers, whole_page):
+    auth.login(world.emails["owner"])
+    response = client.get(f"/w/acme/nope-{len(headers)}", headers=headers)
+    assert response.status_code == 404 and ("<html" in response.get_data(as_text=True)) == whole_page
