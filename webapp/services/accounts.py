@@ -175,11 +175,14 @@ def lock_workspace(workspace_id: int) -> None:
     db.session.expire_all()
 
 
-def _keep_an_owner(workspace_id: int, membership: Membership) -> None:
-    """Refuse to demote or remove the workspace's last owner (call under lock_workspace)."""
-    if sole_owner_id(workspace_id) == membership.id:
-        raise Conflict("A workspace must keep at least one owner: promote another member first.",
-                       {"role": "The last owner cannot be demoted."})
+def _keep_an_owner(workspace_id: int, membership: Membership, removing: bool = False) -> None:
+    """Refuse to demote (or, `removing`, remove) the workspace's last owner (call under lock_workspace)."""
+    if sole_owner_id(workspace_id) != membership.id:
+        return
+    if removing:
+        raise Conflict("A workspace must keep at least one owner: the last owner cannot be removed.")
+    raise Conflict("A workspace must keep at least one owner: promote another member first.",
+                   {"role": "The last owner cannot be demoted."})
 
 
 def add_member(actor_id: int, workspace_id: int, email: str, role: str) -> Membership:
@@ -248,8 +251,7 @@ def remove_member(actor_id: int, workspace_id: int, membership_id: int) -> None:
     actor_role = authz.require(actor_id, workspace_id, "view")
     membership = _membership_in(workspace_id, membership_id)
     authz.require_role(actor_role, "manage_members")
-    if sole_owner_id(workspace_id) == membership.id:
-        raise Conflict("A workspace must keep at least one owner: the last owner cannot be removed.")
+    _keep_an_owner(workspace_id, membership, removing=True)
     audit.record(workspace_id, actor_id, "member.removed", "membership", membership.id,
                  {"email": membership.user.email, "role": membership.role})
     db.session.delete(membership)
