@@ -200,12 +200,10 @@ def _detail_context(info: experiments.ExperimentDetail, confirm: str | None = No
 @bp.route("/<int:agent_id>/experiments/<int:experiment_id>/edit", methods=["GET", "POST"])
 @agent_view()
 def edit(agent_id: int, experiment_id: int):
-    experiments.experiment_for(current_user.id, agent_id, experiment_id, "manage_experiments")  # 404, then 403
-    info = experiments.detail(current_user.id, agent_id, experiment_id)
-    experiment = info.experiment
+    experiment = experiments.experiment_for(current_user.id, agent_id, experiment_id, "manage_experiments")
     if request.method == "GET":
         data = {"name": experiment.name, "kind": experiment.kind, "hypothesis": experiment.hypothesis,
-                "variants": _arms(info.variants)}
+                "variants": _arms(experiment.variants)}
         return render("experiments/edit.html", "experiments/_form.html", **_form_context(data, experiment))
     data = _posted(request.form)
     try:
@@ -217,11 +215,10 @@ def edit(agent_id: int, experiment_id: int):
     except Conflict as error:
         # Started meanwhile (in another tab): its arms froze under the form. The form comes back as it now is —
         # the name and hypothesis as typed, the arms frozen — saying why nothing was saved.
-        db.session.rollback()
-        info = experiments.detail(current_user.id, agent_id, experiment_id)
-        data = {**data, "kind": info.experiment.kind, "variants": _arms(info.variants)}
+        db.session.rollback()  # expires `experiment`: it reads as it now is
+        data = {**data, "kind": experiment.kind, "variants": _arms(experiment.variants)}
         return render("experiments/edit.html", "experiments/_form.html", status=error.status,
-                      **_form_context(data, info.experiment, {"form": error.message}))
+                      **_form_context(data, experiment, {"form": error.message}))
     flash("Experiment saved.", "success")
     return hx_redirect(url_for("experiments.detail", agent_id=agent_id, experiment_id=experiment_id))
 
