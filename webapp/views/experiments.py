@@ -88,11 +88,6 @@ def _config_for_kind(row: dict[str, Any], kind: str) -> str:
 SLIDER_SCALES = (100, 1_000, experiments.MAX_WEIGHT)  # app.js: SLIDER_SCALES
 
 
-def _shares(weights: list[int]) -> list[float | None]:
-    total = sum(weights)
-    return [100.0 * w / total if total and w else None for w in weights]
-
-
 def _slider_max(weights: list[int]) -> int:
     """The one range of all the form's weight sliders: the first scale that fits the largest weight."""
     return next(scale for scale in SLIDER_SCALES if max(weights, default=0) <= scale)
@@ -107,7 +102,8 @@ def _form_context(data: dict[str, Any], experiment: Experiment | None = None,
                   errors: dict[str, str] | None = None) -> dict[str, Any]:
     rows = [r if isinstance(r.get("config"), str) else _row(r) for r in data.get("variants") or []]
     weights = [experiments.typed_weight(str(r["weight"])) for r in rows]  # an invalid one counts as none
-    return {"data": data, "rows": rows, "shares": _shares(weights), "slider_max": _slider_max(weights),
+    shares = [share if w else None for w, share in zip(weights, experiments.shares(weights))]  # none: no share
+    return {"data": data, "rows": rows, "shares": shares, "slider_max": _slider_max(weights),
             "errors": errors or {}, "experiment": experiment,
             "kinds": EXPERIMENT_KINDS, "max_variants": experiments.MAX_VARIANTS,
             "min_variants": experiments.MIN_VARIANTS,
