@@ -163,11 +163,8 @@ def _deleted_experiment_labels(workspace_id: int, experiment_ids: set[int]) -> d
     """Labels "<name> (deleted)" for the deleted experiments whose deletion audit row records the name (old ones do not)."""
     if not experiment_ids:
         return {}
-    rows = db.session.execute(sa.select(AuditEvent.target_id, AuditEvent.details).where(
-        AuditEvent.workspace_id == workspace_id, AuditEvent.action == "experiment.deleted",
-        AuditEvent.target_type == "experiment", AuditEvent.target_id.in_(experiment_ids)))
-    return {experiment_id: f"{details['name']} (deleted)" for experiment_id, details in rows
-            if isinstance(details, dict) and isinstance(details.get("name"), str) and details["name"]}
+    events = db.session.scalars(audit.experiment_deletions(workspace_id, AuditEvent.target_id.in_(experiment_ids)))
+    return {e.target_id: f"{audit.deleted_name(e)} (deleted)" for e in events if audit.deleted_name(e)}
 
 
 def _stamped(model: type[Conversation] | type[Lead], time_column: InstrumentedAttribute, actor_id: int,

@@ -37,6 +37,19 @@ def events_for(target_type: str, target_id: int, limit: int = 200) -> list[Audit
     ))
 
 
+def experiment_deletions(workspace_id: int, *where: Any) -> sa.Select:
+    """The workspace's `experiment.deleted` rows (what is left of a deleted experiment), narrowed by `where`."""
+    return sa.select(AuditEvent).where(AuditEvent.workspace_id == workspace_id,
+                                       AuditEvent.action == "experiment.deleted",
+                                       AuditEvent.target_type == "experiment", *where)
+
+
+def deleted_name(event: AuditEvent) -> str | None:
+    """The name a deletion row recorded (rows older than names recorded none)."""
+    name = event.details.get("name") if isinstance(event.details, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
 def workspace_events(actor_id: int, workspace_id: int, limit: int = 50) -> list[AuditEvent]:
     """The workspace's recent events, newest first; owners only.
 

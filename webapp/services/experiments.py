@@ -117,10 +117,7 @@ def deleted_for_agent(actor_id: int, agent_id: int, limit: int = 20) -> list[Del
     is what remains, with the visitors its assignment rows still count."""
     agent, _ = agent_for(actor_id, agent_id)
     events = db.session.scalars(
-        sa.select(AuditEvent)
-        .where(AuditEvent.workspace_id == agent.workspace_id, AuditEvent.action == "experiment.deleted",
-               AuditEvent.target_type == "experiment",
-               AuditEvent.details["agent_id"].as_integer() == agent_id)
+        audit.experiment_deletions(agent.workspace_id, AuditEvent.details["agent_id"].as_integer() == agent_id)
         .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
         .limit(limit)).all()
     ids = [e.target_id for e in events]
@@ -128,7 +125,7 @@ def deleted_for_agent(actor_id: int, agent_id: int, limit: int = 20) -> list[Del
         sa.select(ExperimentAssignment.experiment_id, sa.func.count())
         .where(ExperimentAssignment.agent_id == agent_id, ExperimentAssignment.experiment_id.in_(ids))
         .group_by(ExperimentAssignment.experiment_id)).all()) if ids else {}
-    return [DeletedExperiment(e.target_id, str(e.details.get("name") or f"experiment #{e.target_id}"),
+    return [DeletedExperiment(e.target_id, audit.deleted_name(e) or f"experiment #{e.target_id}",
                               str(e.details.get("kind") or ""), str(e.details.get("status") or ""),
                               visitors.get(e.target_id, 0), e.actor_email, e.created_at)
             for e in events]
