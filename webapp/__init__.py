@@ -39,8 +39,12 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
         app.config.from_object(config)
 
     app.config["APP_ENV"] = settings.app_env(app.config.get("APP_ENV", "development"))
-    for name in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE"):  # both from SESSION_COOKIE_SECURE
-        app.config[name] = settings.flag("SESSION_COOKIE_SECURE", app.config.get(name))
+    session_secure = settings.flag("SESSION_COOKIE_SECURE", app.config.get("SESSION_COOKIE_SECURE"))
+    # The remember-me cookie logs a browser in as the session cookie does: it follows it unless set on its own.
+    remember_secure = app.config.get("REMEMBER_COOKIE_SECURE")
+    app.config["SESSION_COOKIE_SECURE"] = session_secure
+    app.config["REMEMBER_COOKIE_SECURE"] = (session_secure if remember_secure is None
+                                            else settings.flag("REMEMBER_COOKIE_SECURE", remember_secure))
     _configure_secret_key(app)
     _configure_database(app)
     app.session_interface = CookieSessionsOutsideApi()
