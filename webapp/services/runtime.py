@@ -123,9 +123,13 @@ class LeadResult:
 
 @dataclass(frozen=True)
 class MessageResult:
-    body: dict[str, Any]
+    text: str  # the reply serialised once (models.json_text): stored with the message, sent as it is
     replayed: bool
-    text: str  # the body serialised once (models.json_text): stored with the message, sent as it is
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The reply as a dict, parsed only when asked: the API sends `text`, a replay the stored text untouched."""
+        return json.loads(self.text)
 
 
 @dataclass(frozen=True)
@@ -336,7 +340,7 @@ def _record_message(workspace_id: int, agent_id: int, report: MessageReport,
             "message_id": message_id, "response": body}).one()
         if row.message_id is not None:
             db.session.commit()
-            return MessageResult(body, False, json_text(body))
+            return MessageResult(json_text(body), False)
         # A concurrent request got there first (nothing after the conflict was written): go step by step.
         if chosen is not None and row.assignment_id is None:
             arm = assignment.existing_assignment(arms, visitor_id)
@@ -364,7 +368,7 @@ def _record_message(workspace_id: int, agent_id: int, report: MessageReport,
         first = assignment.execute(REPLAYED, {"conversation_id": conversation_id, "message_id": message_id}).one()
         return _replay(first, report)
     db.session.commit()
-    return MessageResult(body, False, json_text(body))
+    return MessageResult(json_text(body), False)
 
 
 def _replay(first: Any, report: MessageReport) -> MessageResult:
@@ -378,7 +382,7 @@ def _replay(first: Any, report: MessageReport) -> MessageResult:
                        "for a different message.",
                        {"message_id": "Already used in this conversation for a message with another role or text: "
                                       "send a new message_id for a new message."})
-    return MessageResult(json.loads(first.response), True, first.response)
+    return MessageResult(first.response, True)
 
 
 def _stamp(found: Any) -> Arm | None:
