@@ -14,7 +14,7 @@ from ..models import (MAX_DB_ID, MESSAGE_ROLES, Agent, ApiKey, Conversation, Exp
                       Workspace, json_text, seconds_between, utcnow)
 from . import api_keys, assignment, validation
 from .assignment import Arm
-from .errors import Conflict, NotFound, Unauthorized, ValidationError
+from .errors import BadRequest, Conflict, NotFound, Unauthorized, ValidationError
 from .persona import effective_persona, system_prompt
 
 
@@ -520,6 +520,14 @@ def _canonical(value: Any) -> str:
 
 
 def _path_id(value: str, field: str) -> str:
+    """A runtime id from the URL path: 400 when its bytes were not UTF-8 (the route passes each such byte as a lone
+    surrogate, as surrogateescape decodes it), else the rules of any runtime id (422)."""
+    undecodable = validation.UNDECODABLE_BYTE_RE.search(value)
+    if undecodable:
+        byte = f"%{ord(undecodable.group()) - 0xDC00:02X}"
+        raise BadRequest(f"The {field} in the URL is not UTF-8: the byte {byte} is not part of a UTF-8 character. "
+                         "Percent-encode the UTF-8 bytes of the id.",
+                         {field: f"{field} must be UTF-8 text ({byte} is not part of a UTF-8 character)."})
     errors: dict[str, str] = {}
     value = validation.opaque_id(value, field, errors)
     if errors:

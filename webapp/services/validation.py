@@ -54,6 +54,8 @@ SEPARATORS = "\u2028\u2029"
 # argument (Python decodes it with surrogateescape). No UTF-8 column stores one.
 SURROGATES = "\ud800-\udfff"
 LONE_SURROGATE_RE = re.compile(f"[{SURROGATES}]")
+# How surrogateescape decodes a byte that is not UTF-8 (0x80–0xFF): U+DC80–U+DCFF.
+UNDECODABLE_BYTE_RE = re.compile("[\udc80-\udcff]")
 SINGLE_LINE_REFUSED_RE = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{BIDI_CONTROLS}{SEPARATORS}{SURROGATES}]")
 # Multi-line text keeps tab, line feed and a carriage return that begins a CRLF (what a browser's textarea sends).
 MULTILINE_REFUSED_RE = re.compile(
