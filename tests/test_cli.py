@@ -4,7 +4,8 @@ import sqlalchemy as sa
 from webapp.extensions import db
 from webapp.models import (Agent, ApiKey, AuditEvent, Conversation, Experiment, ExperimentAssignment, Membership,
                            User, Workspace)
-from webapp.services import api_keys, results, simulation
+from webapp import cli
+from webapp.services import accounts, api_keys, results, simulation
 from tests import factories
 
 
@@ -139,9 +140,18 @@ def test_demo_audit_trail_tells_the_same_story_as_its_dates(runner, app):
     assert runner.invoke(args=["demo"]).exit_code == 0
     with app.app_context():
         agent, experiment = db.session.scalar(sa.select(Agent)), db.session.scalar(sa.select(Experiment))
-        stamps = dict(db.session.execute(sa.select(AuditEvent.action, AuditEvent.created_at)).all())
+        stamps = dict(db.session.execute(sa.select(AuditEvent.action, AuditEvent.created_at)
+                                         .where(AuditEvent.action != "member.added")).all())
         assert stamps == {"agent.created": agent.created_at, "experiment.created": experiment.created_at,
                           "experiment.started": experiment.started_at}
+        # The three logins joined before the agent was set up, as their accounts and memberships say.
+        joined = db.session.execute(sa.select(AuditEvent.details["email"].as_string(), AuditEvent.created_at,
+                                              Membership.created_at, User.created_at)
+                                    .join(Membership, Membership.id == AuditEvent.target_id).join(Membership.user)
+                                    .where(AuditEvent.action == "member.added").order_by(AuditEvent.id)).all()
+        assert [email for email, *_ in joined] == [email for email, _ in cli.DEMO_USERS]
+        assert all(audited == member_since == account_since <= agent.created_at
+                   for _, audited, member_since, account_since in joined)
         first_conversation = db.session.scalar(sa.select(sa.func.min(Conversation.started_at)))
         first_assignment = db.session.scalar(sa.select(sa.func.min(ExperimentAssignment.assigned_at)))
         assert agent.created_at <= experiment.created_at < experiment.started_at <= first_assignment
@@ -199,7 +209,6 @@ def test_simulate_over_http_checks_the_agent_before_sending(runner, app, world, 
 def test_demo_is_refused_in_production_unless_forced(runner, app, monkeypatch):
     """Its three logins share the published password: not on a production install by accident."""
     from tests.views.test_roles import snapshot
-    from webapp import cli
     monkeypatch.setitem(app.config, "APP_ENV", "production")
     before = snapshot(app)
     result = runner.invoke(args=["demo"])
@@ -220,35 +229,67 @@ def _audit(app) -> list[tuple[str, str, dict]]:
         return [tuple(r) for r in rows]
 
 
+def _added(email: str, role: str) -> tuple[str, str, dict]:
+    return ("system", "member.added", {"email": email, "role": role})
+
+
 def test_users_create_on_an_existing_user_says_what_changed_and_audits_it(runner, app):
     assert _create(runner, "boss@acme.test", "acme", "owner").exit_code == 0
     assert _create(runner, "cofounder@acme.test", "acme", "owner").exit_code == 0
-    assert _audit(app) == []  # new accounts: as before
+    joined = [_added("boss@acme.test", "owner"), _added("cofounder@acme.test", "owner")]
+    assert _audit(app) == joined
     result = _create(runner, "boss@acme.test", "acme", "admin", password="another-password")
     assert result.exit_code == 0, result.output
     assert "role changed from owner to admin" in result.output and "password reset" in result.output
     assert _members(app, "acme")["boss@acme.test"] == "admin"
-    assert _audit(app) == [
+    assert _audit(app) == joined + [
         ("system", "member.role_changed", {"email": "boss@acme.test", "from": "owner", "to": "admin"}),
         ("system", "member.password_reset", {"email": "boss@acme.test"})]
 
 
 def test_users_create_that_changes_nothing_says_so_and_writes_nothing(runner, app):
     assert _create(runner, "boss@acme.test", "acme", "owner").exit_code == 0
-    hashes = _password_hashes(app)
+    hashes, audit = _password_hashes(app), _audit(app)
     result = _create(runner, "boss@acme.test", "acme", "owner")
     assert result.exit_code == 0 and "nothing changed" in result.output
     assert "password reset" not in result.output and "role changed" not in result.output
-    assert _password_hashes(app) == hashes and _audit(app) == []
+    assert _password_hashes(app) == hashes and _audit(app) == audit
 
 
 def test_users_create_adds_an_existing_user_to_another_workspace_and_audits_it(runner, app):
     assert _create(runner, "boss@acme.test", "acme", "owner").exit_code == 0
     assert _create(runner, "helper@other.test", "other", "owner").exit_code == 0
+    audit = _audit(app)
     result = _create(runner, "helper@other.test", "acme", "editor")  # same password
     assert result.exit_code == 0, result.output
     assert "added to workspace 'acme' as editor" in result.output and "password" not in result.output
-    assert _audit(app) == [("system", "member.added", {"email": "helper@other.test", "role": "editor"})]
+    assert _audit(app) == audit + [_added("helper@other.test", "editor")]
+
+
+def test_users_create_adds_a_new_user_to_an_existing_workspace_and_audits_it_as_the_members_page_does(
+        runner, app):
+    """The same member.added row as adding a member on the Members page (there the actor is the owner)."""
+    assert _create(runner, "boss@acme.test", "acme", "owner").exit_code == 0
+    assert _create(runner, "staff@acme.test", "acme", "editor").exit_code == 0
+    with app.app_context():
+        boss = accounts.find_user_by_email("boss@acme.test")
+        workspace_id = factories.workspace_id("acme")
+        factories.user("helper@other.test", "other", "owner")
+        by_page = accounts.add_member(boss.id, workspace_id, "helper@other.test", "admin").id
+        rows = db.session.execute(
+            sa.select(AuditEvent.workspace_id, AuditEvent.actor_email, AuditEvent.action, AuditEvent.target_type,
+                      AuditEvent.target_id, AuditEvent.details, Membership.id)
+            .join(Membership, Membership.id == AuditEvent.target_id).join(Membership.user)
+            .where(AuditEvent.workspace_id == workspace_id, AuditEvent.action == "member.added",
+                   User.email != "boss@acme.test")
+            .order_by(AuditEvent.id)).all()
+        db.session.remove()
+    staff_membership = rows[0][-1]
+    assert [tuple(row) for row in rows] == [
+        (workspace_id, "system", "member.added", "membership", staff_membership,
+         {"email": "staff@acme.test", "role": "editor"}, staff_membership),
+        (workspace_id, "boss@acme.test", "member.added", "membership", by_page,
+         {"email": "helper@other.test", "role": "admin"}, by_page)]
 
 
 @pytest.mark.parametrize("url,message", [

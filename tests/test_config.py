@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from tests import factories
 from webapp import create_app
 from webapp.config import ConfigError, TestConfig
+from webapp.extensions import db
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,6 +29,8 @@ def make(tmp_path, **settings):
     ({"DATABASE_POOL_PRE_PING": "sometimes"}, "DATABASE_POOL_PRE_PING must be 1 or 0 (or true/false, yes/no, on/off)"),
     ({"SESSION_COOKIE_SECURE": "ture", "REMEMBER_COOKIE_SECURE": "ture"},
      "SESSION_COOKIE_SECURE must be 1 or 0 (or true/false, yes/no, on/off); got 'ture'."),
+    ({"REMEMBER_COOKIE_SECURE": "ture"}, "REMEMBER_COOKIE_SECURE must be 1 or 0 (or true/false, yes/no, on/off); "
+                                         "got 'ture'."),
     ({"APP_ENV": "prod"}, "APP_ENV must be development or production; got 'prod'."),
     ({"APP_ENV": "production", "SECRET_KEY": None}, "SECRET_KEY must be set when APP_ENV=production"),
     ({"APP_ENV": "development", "SECRET_KEY": None, "SQLALCHEMY_DATABASE_URI": "postgresql://app@db.internal/app"},
@@ -50,6 +54,41 @@ def test_flags_take_the_usual_words(tmp_path, value, expected):
     app = make(tmp_path, SESSION_COOKIE_SECURE=value, REMEMBER_COOKIE_SECURE=value, DATABASE_POOL_PRE_PING=value)
     assert app.config["SESSION_COOKIE_SECURE"] is app.config["REMEMBER_COOKIE_SECURE"] is expected
     assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_pre_ping"] is expected
+
+
+@pytest.mark.parametrize("how", ["class", "dict"])
+@pytest.mark.parametrize("session,remember,expected", [
+    ("1", None, True), ("0", None, False), (None, None, False),  # unset: as the session cookie
+    ("1", "0", False), ("0", "on", True), (True, False, False),  # set on its own: as set
+])
+def test_the_remember_me_cookie_is_secure_as_the_session_cookie_unless_set_on_its_own(tmp_path, how, session,
+                                                                                     remember, expected):
+    settings = {"SESSION_COOKIE_SECURE": session}
+    if remember is not None:
+        settings["REMEMBER_COOKIE_SECURE"] = remember
+    if how == "class":
+        app = make(tmp_path, **settings)
+    else:  # overrides on top of Config, which reads the environment (where neither is set here)
+        app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'd.db'}", "SECRET_KEY": "k", **settings})
+    assert app.config["REMEMBER_COOKIE_SECURE"] is expected
+
+
+def test_behind_https_a_remembered_login_sets_both_cookies_secure(tmp_path):
+    """SESSION_COOKIE_SECURE=1 alone: the remember-me cookie, which logs the browser in again, is not sent over
+    plain HTTP either."""
+    app = make(tmp_path, SESSION_COOKIE_SECURE="1", WTF_CSRF_ENABLED=False)
+    with app.app_context():
+        db.create_all()
+        factories.user("owner@acme.test", "acme", "owner")
+        db.session.remove()
+    response = app.test_client().post("/login", base_url="https://localhost", data={
+        "email": "owner@acme.test", "password": factories.PASSWORD, "remember": "y"})
+    assert response.status_code == 302
+    cookies = {header.split("=", 1)[0]: header for header in response.headers.getlist("Set-Cookie")}
+    assert {"session", "remember_token"} <= set(cookies)
+    assert all("; Secure" in cookies[name] for name in ("session", "remember_token")), cookies
+    with app.app_context():
+        db.engine.dispose()
 
 
 @pytest.mark.parametrize("value,expected", [("3600", 3600), (" 60 ", 60), ("-1", -1), (900, 900)])

@@ -15,7 +15,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 from .extensions import db
-from .models import ROLES, Agent, AuditEvent, Experiment, ExperimentAssignment, Workspace, utcnow
+from .models import ROLES, Agent, AuditEvent, Experiment, ExperimentAssignment, User, Workspace, utcnow
 from .services import accounts, agents, api_keys, experiments, simulation, validation
 from .services.errors import DomainError
 
@@ -117,14 +117,26 @@ def _backdate(target_type: str, row: Agent | Experiment, **times: datetime) -> N
     db.session.commit()
 
 
+def _backdate_login(user: User, at: datetime) -> None:
+    """Move a demo login's account and membership, with its member.added audit row, into the simulated past (and
+    the workspace, which the first login created)."""
+    membership = user.memberships[0]
+    user.created_at = membership.created_at = at
+    membership.workspace.created_at = min(membership.workspace.created_at, at)
+    db.session.execute(sa.update(AuditEvent).where(
+        AuditEvent.target_type == "membership", AuditEvent.target_id == membership.id,
+        AuditEvent.action == "member.added").values(created_at=at))
+    db.session.commit()
+
+
 def ensure_demo() -> tuple[Agent, Experiment]:
     """The demo workspace, its three logins, its agent and a running persona experiment with traffic, once."""
-    for email, role in DEMO_USERS:
-        if accounts.find_user_by_email(email) is None:
-            accounts.create_user(email, DEMO_PASSWORD, "demo", role)
-    workspace = _workspace("demo")
     # The simulated history spans the past DEMO_DAYS days: the experiment started then.
     began = utcnow() - timedelta(days=DEMO_DAYS)
+    for email, role in DEMO_USERS:
+        if accounts.find_user_by_email(email) is None:
+            _backdate_login(accounts.create_user(email, DEMO_PASSWORD, "demo", role), began - DEMO_SETUP)
+    workspace = _workspace("demo")
     agent = db.session.scalar(sa.select(Agent).where(Agent.workspace_id == workspace.id).order_by(Agent.id))
     if agent is None:
         agent = agents.create_agent(

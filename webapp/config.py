@@ -97,7 +97,7 @@ class Config:
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE")  # a flag: create_app makes it a bool
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
-    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    REMEMBER_COOKIE_SECURE = None  # None: as SESSION_COOKIE_SECURE, however that is set (create_app)
     WTF_CSRF_TIME_LIMIT = None  # tokens live as long as the session
     MAX_CONTENT_LENGTH = 1024 * 1024  # pages; the runtime API enforces its own 64 KB
     API_MAX_BODY_BYTES = 64 * 1024

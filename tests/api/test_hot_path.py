@@ -11,6 +11,7 @@ import os
 import sqlite3
 import time
 from datetime import datetime, timezone
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -303,3 +304,26 @@ def test_a_reply_is_sent_as_stored_and_replayed_byte_for_byte(app, client, world
         db.session.remove()
     assert first.get_data(as_text=True) == stored + "\n"
     assert first.get_json()["conversation_id"] == "bytes-c"
+
+
+@pytest.mark.parametrize("through", ["hot", "reference"])
+def test_a_replay_sends_the_stored_reply_without_parsing_it(app, client, world, monkeypatch, through):
+    """The stored text is what a replay sends: decoding it first would only cost the retry time (and memory)."""
+    if through == "reference":
+        monkeypatch.setattr(hot_path, "record_message", lambda token, agent_id, report: runtime.authenticate(
+            token, agent_id))
+    send = {"visitor_id": "parse-v", "conversation_id": "parse-c", "role": "visitor", "message_id": "parse-m",
+            "text": "hello"}
+    headers = {"Authorization": f"Bearer {world.api_key}"}
+    first = client.post(f"/api/v1/agents/{world.agent_id}/messages", headers=headers, json=send)
+    assert first.status_code == 201
+
+    def no_parsing(*args, **kwargs):
+        raise AssertionError("the stored reply was parsed")
+    monkeypatch.setattr(runtime, "json", SimpleNamespace(loads=no_parsing, dumps=json.dumps))
+    again = client.post(f"/api/v1/agents/{world.agent_id}/messages", headers=headers, json=send)
+    assert again.status_code == 200 and again.get_data() == first.get_data()
+    with app.app_context():
+        replayed = runtime.record_message(world.workspace_id, world.agent_id, send)
+        db.session.remove()
+    assert replayed.replayed and replayed.text + "\n" == first.get_data(as_text=True)

@@ -1,11 +1,12 @@
 """The runtime API's contract (SPEC §6): auth, statuses, the error shape, idempotency, read-only lookups."""
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import re
 from datetime import timedelta, timezone
-from urllib.parse import quote
+from urllib.parse import quote, unquote_to_bytes
 
 import pytest
 import sqlalchemy as sa
@@ -39,6 +40,7 @@ def api(client, world):
 
         def raw(self, data, **kwargs):
             return client.post(self.url("messages"), data=data, headers=self.headers, **kwargs)
+
     api = Api()
     assert api.get("visitors/warm-up/assignment").status_code == 200
     return api
@@ -236,6 +238,80 @@ def test_lookups_take_ids_with_leading_or_double_slashes_never_merged(app, api, 
         url = url_for("api.conversation_persona", agent_id=world.agent_id, conversation_id=conversation_id)
     assert url == f"/api/v1/agents/{world.agent_id}/conversations/{quote(conversation_id, safe='')}/persona"
     assert app.test_client().get(url, headers=api.headers).get_json()["conversation_id"] == conversation_id
+
+
+NOT_UTF8_IDS = [  # (the path's tail, the id it names, the first byte that is not UTF-8)
+    ("visitors/%FF/assignment", "visitor_id", "%FF"),
+    ("conversations/%C3%28/persona", "conversation_id", "%C3"),  # a lead byte followed by ASCII
+    ("visitors/caf%C3/assignment", "visitor_id", "%C3"),  # a character cut short at the end
+    ("conversations/a%E2%82b/persona", "conversation_id", "%E2"),
+    ("conversations/%ED%A0%80/persona", "conversation_id", "%ED"),  # a surrogate's UTF-8 bytes
+    ("visitors/%2F%FF%2F/assignment", "visitor_id", "%FF"),
+]
+
+
+def _not_utf8(response, field: str, byte: str) -> None:
+    fields = error(response, 400, "bad_request")
+    assert fields == {field: f"{field} must be UTF-8 text ({byte} is not part of a UTF-8 character)."}
+    assert response.get_json()["error"]["message"].startswith(f"The {field} in the URL is not UTF-8: the byte {byte} ")
+
+
+@pytest.mark.parametrize("tail,field,byte", NOT_UTF8_IDS)
+def test_a_path_id_that_is_not_utf_8_is_a_400_naming_it(app, api, world, tail, field, byte):
+    """Werkzeug decodes such bytes to U+FFFD, which must not pass for a real id (another client's "\ufffd")."""
+    api.message({"visitor_id": "\ufffd", "conversation_id": "\ufffd(", "role": "visitor"})
+    before = snapshot(app)
+    _not_utf8(api.get(tail), field, byte)
+    assert snapshot(app) == before
+
+
+@pytest.mark.parametrize("tail,field,byte", NOT_UTF8_IDS[:2])
+def test_a_path_id_that_is_not_utf_8_is_a_400_from_a_server_that_keeps_the_bytes_in_path_info(client, api, world,
+                                                                                            tail, field, byte):
+    """A server without RAW_URI or REQUEST_URI (PEP 3333: PATH_INFO holds the bytes one character each)."""
+    url = api.url(tail)
+    path_info = "/" + unquote_to_bytes(url.lstrip("/")).decode("latin-1")
+    response = client.get(url, headers=api.headers,
+                          environ_overrides={"PATH_INFO": path_info, "RAW_URI": None, "REQUEST_URI": None})
+    _not_utf8(response, field, byte)
+
+
+def test_a_path_id_that_is_not_utf_8_is_a_400_over_http(api, world, live_server):
+    for tail, field, byte in NOT_UTF8_IDS[:2]:
+        connection = http.client.HTTPConnection(live_server.removeprefix("http://"), timeout=10)
+        connection.request("GET", api.url(tail), headers=api.headers)
+        answer = connection.getresponse()
+        body = json.loads(answer.read())
+        connection.close()
+        assert (answer.status, body["error"]["code"], list(body["error"]["fields"])) == (400, "bad_request", [field])
+
+
+def test_the_openapi_document_lists_the_400_of_a_path_id_that_is_not_utf_8(client):
+    paths = client.get("/api/v1/openapi.json").get_json()["paths"]
+    for path, field in (("/agents/{agent_id}/visitors/{visitor_id}/assignment", "visitor_id"),
+                        ("/agents/{agent_id}/conversations/{conversation_id}/persona", "conversation_id")):
+        responses = paths[path]["get"]["responses"]
+        assert set(responses) == {"200", "400", "401", "404", "422"}
+        assert responses["400"]["description"].startswith(f"The {field} in the path is not UTF-8")
+
+
+def test_a_path_id_that_is_not_utf_8_is_checked_after_the_key_and_before_the_agent(client, api, world):
+    """As the 422 of an id with a control character: 401 first, then the id, then the agent (404)."""
+    for tail, field, byte in NOT_UTF8_IDS:
+        assert error(client.get(api.url(tail)), 401, "unauthorized") == {}
+        _not_utf8(api.get(tail, agent_id=world.other_agent_id), field, byte)
+
+
+def test_u_fffd_sent_as_utf_8_is_an_id_like_any_other(app, api, world):
+    """Only bytes that are not UTF-8 are refused: a replacement character the client really sent is its id."""
+    with app.app_context():
+        factories.experiment(world.agent_id, status="running")
+        db.session.remove()
+    sent = api.message({"visitor_id": "v\ufffd", "conversation_id": "c\ufffd", "role": "visitor"}).get_json()
+    persona = api.get("conversations/c%EF%BF%BD/persona")
+    assert persona.status_code == 200 and persona.get_json()["visitor_id"] == "v\ufffd"
+    assignment = api.get("visitors/v%EF%BF%BD/assignment").get_json()
+    assert assignment["visitor_id"] == "v\ufffd" and assignment["assignment"]["variant"] == sent["variant"]
 
 
 def test_openapi_document_lists_exactly_the_api_routes(app, client):

@@ -113,16 +113,39 @@ def test_parse_json_keeps_surrogate_pairs_and_other_escapes():
     assert validation.parse_json('{"e": "\\ud83d\\ude00"}'.encode("utf-16")) == {"e": "😀"}
 
 
-BIDI_CONTROLS = [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))]
+# The embedding, override and isolate controls, and the invisible marks (ALM, LRM, RLM) that reorder neutral
+# characters around them.
+BIDI_CONTROLS = [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x061C, 0x200E, 0x200F)]
+SEPARATORS = ["\u2028", "\u2029"]  # line and paragraph separators: line breaks outside Cc
 
 
-def test_single_line_text_refuses_every_control_character_and_bidi_control_inside_it():
-    """They render as boxes or reverse the text around them, in the page, the system prompt and the exports."""
-    for char in [chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) == "Cc"] + BIDI_CONTROLS:
+def test_single_line_text_refuses_every_control_character_bidi_control_and_separator_inside_it():
+    """They render as boxes, reverse the text around them or break the line, in the page, the system prompt and the
+    exports."""
+    cc = [chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) == "Cc"]
+    for char in cc + BIDI_CONTROLS + SEPARATORS:
         errors: dict = {}
         validation.text(f"Ar{char}ia", "persona_name", errors, max_len=60, label="Persona name")
         assert f"U+{ord(char):04X}" in errors.get("persona_name", ""), hex(ord(char))
         assert errors["persona_name"].startswith("Persona name must not contain ")
+
+
+@pytest.mark.parametrize("char,message", [
+    ("\u200e", "Name must not contain bidirectional-text controls, which reorder the text around them (found U+200E)."),
+    ("\u200f", "Name must not contain bidirectional-text controls, which reorder the text around them (found U+200F)."),
+    ("\u061c", "Name must not contain bidirectional-text controls, which reorder the text around them (found U+061C)."),
+    ("\u2028", "Name must not contain tabs or line breaks: it is a single line (found U+2028)."),
+    ("\u2029", "Name must not contain tabs or line breaks: it is a single line (found U+2029)."),
+])
+def test_bidi_marks_and_unicode_line_separators_are_refused_with_a_clear_message(char, message):
+    errors: dict = {}
+    validation.text(f"S{char}am", "name", errors, max_len=60)
+    assert errors == {"name": message}
+    # At either end a separator is trimmed like a line feed; a mark is no blank, and is refused there too.
+    for value in (f"Sam{char}", f"{char}Sam"):
+        errors = {}
+        kept = validation.text(value, "name", errors, max_len=60)
+        assert (kept, errors) == (("Sam", {}) if char in SEPARATORS else (value, {"name": message})), repr(value)
 
 
 def test_multi_line_text_keeps_tabs_and_line_breaks_but_refuses_other_controls():
@@ -130,15 +153,17 @@ def test_multi_line_text_keeps_tabs_and_line_breaks_but_refuses_other_controls()
         errors: dict = {}
         assert validation.text(value, "instructions", errors, max_len=100, multiline=True) == value and errors == {}
     for value in ("a\rb", "a\x0bb", "a\x0cb", "bell\x07", "esc\x1b[31m", "nel\x85x", "del\x7fx", "r\u202eversed",
-                  "i\u2067solate\u2069"):
+                  "i\u2067solate\u2069", "r\u200flm", "a\u061clm", "line\u2028sep", "para\u2029sep"):
         errors = {}
         validation.text(value, "instructions", errors, max_len=100, label="Instructions", multiline=True)
         assert errors.get("instructions", "").startswith("Instructions must not contain "), repr(value)
 
 
 def test_text_without_controls_is_kept_and_blanks_around_it_are_trimmed():
-    for value, kept in ((" Aria ", "Aria"), ("\tAria\n", "Aria"), ("Zoë 🎉 ‏שלום", "Zoë 🎉 ‏שלום"),
-                        ("a\u200bb", "a\u200bb")):
+    # Letters of any script, emoji (a ZWJ sequence too) and the joiners scripts need (ZWNJ in Persian) are text.
+    for value, kept in ((" Aria ", "Aria"), ("\tAria\n", "Aria"), ("Zoë 🎉 שלום", "Zoë 🎉 שלום"),
+                        ("a\u200bb", "a\u200bb"), ("مساعد 👩\u200d💻", "مساعد 👩\u200d💻"),
+                        ("می\u200cخواهم", "می\u200cخواهم")):
         errors: dict = {}
         assert validation.text(value, "name", errors, max_len=60) == kept and errors == {}
 

@@ -23,6 +23,15 @@ def test_nul_in_url_is_400(client, auth, world, url):
     assert response.status_code == 400 and "NUL" in response.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("url", ["/w/%FF/agents", "/w/ac%C3%28me/members", "/w/%ED%A0%80/api-keys",
+                                 "/agents/{agent}/experiments/%FF", "/agents/%C3%28/settings"])
+def test_a_path_that_is_not_utf_8_is_a_page_not_a_500(client, auth, world, url):
+    """The only string ids of the pages are workspace slugs: bytes that are not UTF-8 name no workspace."""
+    auth.login("owner@acme.test")
+    response = client.get(url.format(agent=world.agent_id))
+    assert response.status_code == 404 and response.mimetype == "text/html"
+
+
 def test_nul_in_login_form_is_400_even_logged_out(client, world):
     from tests.conftest import csrf_token
     response = client.post("/login", data={"email": "a\x00@b.c", "password": "x", "csrf_token": csrf_token(client)})

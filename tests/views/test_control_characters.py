@@ -24,6 +24,9 @@ def experiment_form(**changes) -> dict:
     ("variants-1-name", "Treat\tment"),
     ("variants-1-persona_name", "Ar\u202eia"),
     ("variants-1-persona_tone", "warm\u2066 and kind"),
+    ("name", "Warmer\u200f greeting"),
+    ("variants-1-name", "Treat\u2028ment"),
+    ("hypothesis", "Warmth\u2029converts"),
     ("variants-1-config", '{"persona": {"name": "Ar\\u0007ia"}}'),
 ])
 def test_experiment_form_refuses_control_characters_on_the_field(app, client, auth, world, field, value):
@@ -49,6 +52,7 @@ def test_experiment_form_keeps_line_breaks_and_tabs_in_the_hypothesis(app, clien
 @pytest.mark.parametrize("field,value", [
     ("name", "Help\u202edesk"), ("persona_name", "S\x08am"), ("persona_tone", "friend\x85ly"),
     ("instructions", "Be brief.\x1b[8m hidden"), ("instructions", "Be \u2067brief"),
+    ("persona_name", "Sa\u200fm"), ("instructions", "Be brief.\u2028Be kind."),
 ])
 def test_agent_settings_refuse_control_characters_on_the_field(app, client, auth, world, field, value):
     auth.login("editor@acme.test")
@@ -74,6 +78,8 @@ def test_agent_settings_keep_line_breaks_and_tabs_in_the_instructions(app, clien
     ("/w/acme/agents", {"name": "Bot", "persona_name": "Sa\x1fm", "persona_tone": "", "instructions": ""},
      "persona_name"),
     ("/w/acme/api-keys", {"name": "widget\x07"}, "name"),
+    ("/w/acme/api-keys", {"name": "widget\u200e key"}, "name"),
+    ("/w/acme/agents", {"name": "Bot\u061c One", "persona_name": "", "persona_tone": "", "instructions": ""}, "name"),
     ("/w/acme/members", {"email": "admin\x01@acme.test", "role": "editor"}, "email"),
 ])
 def test_workspace_forms_refuse_control_characters_on_the_field(app, client, auth, world, url, data, field):
@@ -85,8 +91,9 @@ def test_workspace_forms_refuse_control_characters_on_the_field(app, client, aut
     assert snapshot(app) == before
 
 
-def test_cli_refuses_control_characters_in_an_agent_name(app, runner, world):
+@pytest.mark.parametrize("name", ["Bot\u202e", "Bot\u200f One", "Bot\u2029One"])
+def test_cli_refuses_control_characters_in_an_agent_name(app, runner, world, name):
     before = snapshot(app)
-    result = runner.invoke(args=["agents", "create", "--workspace", "acme", "--name", "Bot\u202e"])
+    result = runner.invoke(args=["agents", "create", "--workspace", "acme", "--name", name])
     assert result.exit_code != 0 and "Name must not contain" in result.output
     assert snapshot(app) == before

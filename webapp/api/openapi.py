@@ -133,11 +133,14 @@ SCHEMAS: dict[str, Any] = {
 
 def _lookup(operation_id: str, summary: str, id_name: str, schema: str, description: str) -> dict[str, Any]:
     """A read-only GET by a runtime id in the path."""
-    id_schema = _opaque(f"The runtime's {id_name.replace('_', ' ')}, percent-encoded (it may start with or hold '/')")
+    id_schema = _opaque(f"The runtime's {id_name.replace('_', ' ')}, percent-encoded UTF-8 (it may start with or "
+                        "hold '/')")
+    not_utf8 = _json(_ref("Error"), f"The {id_name} in the path is not UTF-8 (a percent-encoded byte that is not part "
+                                    f"of a UTF-8 character); `fields` names it")
     return {"get": {
         "operationId": operation_id, "summary": summary,
         "parameters": [AGENT_ID, {"name": id_name, "in": "path", "required": True, "schema": id_schema}],
-        "responses": {"200": _json(_ref(schema), description), **_errors("401", "404", "422")},
+        "responses": {"200": _json(_ref(schema), description), "400": not_utf8, **_errors("401", "404", "422")},
     }}
 
 

@@ -62,9 +62,10 @@ def save_user(email: str, password: str, workspace_slug: str, role: str, name: s
     """Create (or update the password of) a user and give them `role` in the workspace, creating it if needed.
 
     The rules of the Members page hold here too (SPEC §1): the last owner cannot be demoted (the same Conflict as
-    change_role), and a new workspace's first member must be its owner. A refusal writes nothing. What changes for an
-    account that already existed is audited as the system (actor None), in the workspace: member.added,
-    member.role_changed (as the Members page writes them) and member.password_reset. A new account writes none.
+    change_role), and a new workspace's first member must be its owner. A refusal writes nothing. Changes are audited
+    as the system (actor None), in the workspace: member.added for every new membership (a new account's or not, the
+    first owner of a workspace created here included), and for an account that already existed member.role_changed
+    (both as the Members page writes them) and member.password_reset.
     """
     errors: dict[str, str] = {}
     email = validation.email(email, "email", errors)
@@ -105,10 +106,9 @@ def save_user(email: str, password: str, workspace_slug: str, role: str, name: s
         db.session.add(membership)
         db.session.flush()
     membership.role = role
+    if existing is None:
+        audit.record(workspace.id, None, "member.added", "membership", membership.id, {"email": email, "role": role})
     if not created_user:
-        if existing is None:
-            audit.record(workspace.id, None, "member.added", "membership", membership.id,
-                         {"email": email, "role": role})
         if role_from:
             audit.record(workspace.id, None, "member.role_changed", "membership", membership.id,
                          {"email": email, "from": role_from, "to": role})

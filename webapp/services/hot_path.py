@@ -246,13 +246,13 @@ def _new_conversation(raw: Any, cursor: Any, dialect: str, auth: RuntimeAuth, fi
             "assigned_at": sent_at}).fetchone()
         if row[2] is None:  # a concurrent request won a unique key; nothing after it was written
             raise _Handover
-        return MessageResult(body, False, message["response"])
+        return MessageResult(message["response"], False)
     writes = [("conversation", conversation), ("message", message)]
     if chosen is not None:
         writes.insert(0, ("assignment", assignment.assignment_values(auth.agent_id, report.visitor_id, chosen,
                                                                      sent_at)))
     _write(raw, cursor, dialect, writes, chain="conversation_id")
-    return MessageResult(body, False, message["response"])
+    return MessageResult(message["response"], False)
 
 
 def _follow_up(raw: Any, cursor: Any, dialect: str, auth: RuntimeAuth, first: Row,
@@ -275,11 +275,11 @@ def _follow_up(raw: Any, cursor: Any, dialect: str, auth: RuntimeAuth, first: Ro
             **message, "message_id": message_id, "visitor_increment": increment}).fetchone()
         if row[0] is None:  # a concurrent delivery of the same message_id won
             raise _Handover
-        return MessageResult(body, False, message["response"])
+        return MessageResult(message["response"], False)
     _write(raw, cursor, dialect, [
         ("message", message),
         ("touch", {"conversation_id": first.conversation_id, "sent_at": sent_at, "visitor_increment": increment})])
-    return MessageResult(body, False, message["response"])
+    return MessageResult(message["response"], False)
 
 
 def _write(raw: Any, cursor: Any, dialect: str, writes: list[tuple[str, dict[str, Any]]],

@@ -14,7 +14,7 @@ from ..models import (MAX_DB_ID, MESSAGE_ROLES, Agent, ApiKey, Conversation, Exp
                       Workspace, json_text, seconds_between, utcnow)
 from . import api_keys, assignment, validation
 from .assignment import Arm
-from .errors import Conflict, NotFound, Unauthorized, ValidationError
+from .errors import BadRequest, Conflict, NotFound, Unauthorized, ValidationError
 from .persona import effective_persona, system_prompt
 
 
@@ -123,9 +123,13 @@ class LeadResult:
 
 @dataclass(frozen=True)
 class MessageResult:
-    body: dict[str, Any]
+    text: str  # the reply serialised once (models.json_text): stored with the message, sent as it is
     replayed: bool
-    text: str  # the body serialised once (models.json_text): stored with the message, sent as it is
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The reply as a dict, parsed only when asked: the API sends `text`, a replay the stored text untouched."""
+        return json.loads(self.text)
 
 
 @dataclass(frozen=True)
@@ -336,7 +340,7 @@ def _record_message(workspace_id: int, agent_id: int, report: MessageReport,
             "message_id": message_id, "response": body}).one()
         if row.message_id is not None:
             db.session.commit()
-            return MessageResult(body, False, json_text(body))
+            return MessageResult(json_text(body), False)
         # A concurrent request got there first (nothing after the conflict was written): go step by step.
         if chosen is not None and row.assignment_id is None:
             arm = assignment.existing_assignment(arms, visitor_id)
@@ -364,7 +368,7 @@ def _record_message(workspace_id: int, agent_id: int, report: MessageReport,
         first = assignment.execute(REPLAYED, {"conversation_id": conversation_id, "message_id": message_id}).one()
         return _replay(first, report)
     db.session.commit()
-    return MessageResult(body, False, json_text(body))
+    return MessageResult(json_text(body), False)
 
 
 def _replay(first: Any, report: MessageReport) -> MessageResult:
@@ -378,7 +382,7 @@ def _replay(first: Any, report: MessageReport) -> MessageResult:
                        "for a different message.",
                        {"message_id": "Already used in this conversation for a message with another role or text: "
                                       "send a new message_id for a new message."})
-    return MessageResult(json.loads(first.response), True, first.response)
+    return MessageResult(first.response, True)
 
 
 def _stamp(found: Any) -> Arm | None:
@@ -516,6 +520,14 @@ def _canonical(value: Any) -> str:
 
 
 def _path_id(value: str, field: str) -> str:
+    """A runtime id from the URL path: 400 when its bytes were not UTF-8 (the route passes each such byte as a lone
+    surrogate, as surrogateescape decodes it), else the rules of any runtime id (422)."""
+    undecodable = validation.UNDECODABLE_BYTE_RE.search(value)
+    if undecodable:
+        byte = f"%{ord(undecodable.group()) - 0xDC00:02X}"
+        raise BadRequest(f"The {field} in the URL is not UTF-8: the byte {byte} is not part of a UTF-8 character. "
+                         "Percent-encode the UTF-8 bytes of the id.",
+                         {field: f"{field} must be UTF-8 text ({byte} is not part of a UTF-8 character)."})
     errors: dict[str, str] = {}
     value = validation.opaque_id(value, field, errors)
     if errors:

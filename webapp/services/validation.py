@@ -15,8 +15,9 @@ def text(value, field: str, errors: dict, *, min_len: int = 0, max_len: int, lab
          multiline: bool = False) -> str:
     """Trimmed string of bounded length; records an error on `field` otherwise.
 
-    No control character (Unicode category Cc) and no bidirectional embedding, override or isolate control: they
-    show as boxes or reverse the text around them, in the page, the system prompt and the exports. A `multiline`
+    No control character (Unicode category Cc), no bidirectional control (embedding, override, isolate, or the
+    invisible ALM, LRM and RLM marks) and no line or paragraph separator (U+2028, U+2029): they show as boxes,
+    reverse the text around them or break the line, in the page, the system prompt and the exports. A `multiline`
     field (a hypothesis, an agent's instructions) keeps tabs and line breaks (\n, \r\n)."""
     label = label or field.replace("_", " ").capitalize()
     if value is None:
@@ -43,16 +44,22 @@ def has_control_chars(value: str) -> bool:
     return CONTROL_CHARS_RE.search(value) is not None
 
 
-# The bidirectional embedding and override controls (LRE, RLE, PDF, LRO, RLO) and the isolates (LRI, RLI, FSI, PDI).
-BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069"
+# The bidirectional embedding and override controls (LRE, RLE, PDF, LRO, RLO), the isolates (LRI, RLI, FSI, PDI) and
+# the implicit marks (ALM, LRM, RLM): invisible, yet they move the neutral characters around them.
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+# The line and paragraph separators break a line as \n does (in the page, the exports, a JavaScript string), though
+# outside category Cc; multi-line text takes \n and \r\n, what a browser's textarea sends.
+SEPARATORS = "\u2028\u2029"
 # Surrogates stand alone in a str only by mistake: a "\ud800" JSON escape, or a byte that is not UTF-8 in a command's
 # argument (Python decodes it with surrogateescape). No UTF-8 column stores one.
 SURROGATES = "\ud800-\udfff"
 LONE_SURROGATE_RE = re.compile(f"[{SURROGATES}]")
-SINGLE_LINE_REFUSED_RE = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{BIDI_CONTROLS}{SURROGATES}]")
+# How surrogateescape decodes a byte that is not UTF-8 (0x80–0xFF): U+DC80–U+DCFF.
+UNDECODABLE_BYTE_RE = re.compile("[\udc80-\udcff]")
+SINGLE_LINE_REFUSED_RE = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{BIDI_CONTROLS}{SEPARATORS}{SURROGATES}]")
 # Multi-line text keeps tab, line feed and a carriage return that begins a CRLF (what a browser's textarea sends).
 MULTILINE_REFUSED_RE = re.compile(
-    f"[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f{BIDI_CONTROLS}{SURROGATES}]|\\r(?!\\n)")
+    f"[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f{BIDI_CONTROLS}{SEPARATORS}{SURROGATES}]|\\r(?!\\n)")
 
 
 def not_unicode(label: str, char: str) -> str:
@@ -65,6 +72,10 @@ def _refused_character(label: str, char: str, multiline: bool) -> str:
     found = f"found U+{ord(char):04X}"
     if LONE_SURROGATE_RE.match(char):
         return not_unicode(label, char)
+    if char in SEPARATORS:
+        if multiline:
+            return f"{label} must not contain line or paragraph separators: use ordinary line breaks ({found})."
+        return f"{label} must not contain tabs or line breaks: it is a single line ({found})."
     if not has_control_chars(char):
         return f"{label} must not contain bidirectional-text controls, which reorder the text around them ({found})."
     if multiline:
