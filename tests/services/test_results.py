@@ -167,3 +167,23 @@ def test_results_are_role_checked(ctx, world):
         results.results_for(world.outsider_id, world.agent_id, experiment_id)
     with pytest.raises(NotFound):
         results.results_for(world.owner_id, world.other_agent_id, experiment_id)
+
+
+def test_arms_without_variation_are_not_enough_data(ctx, world):
+    """Every conversation of the control has 1 visitor message, of the treatment 2 (visitors with 1–3
+    conversations): no variation in either arm, so no lift, CI or p-value — not "+100%, p = 0"."""
+    experiment_id = factories.experiment(world.agent_id, weights=(1, 1), status="running")
+    experiment = db.session.get(Experiment, experiment_id)
+    for per_conversation, variant in enumerate(experiment.variants, start=1):
+        for i in range(32):
+            stamp = {"agent_id": world.agent_id, "experiment_id": experiment_id, "variant_id": variant.id,
+                     "variant_key": variant.key, "visitor_id": f"{variant.key}-{i}"}
+            db.session.add(ExperimentAssignment(**stamp))
+            for c in range(i % 3 + 1):
+                db.session.add(Conversation(**stamp, external_id=f"{variant.key}-{i}-{c}",
+                                            visitor_messages=per_conversation))
+    db.session.commit()
+    treatment = results.compute(experiment).as_dict()["variants"][1]["metrics"]["messages_per_conversation"]
+    assert treatment["value"] == 2.0
+    assert (treatment["lift"], treatment["ci"], treatment["p_value"], treatment["enough_data"]) == (
+        None, None, None, False)

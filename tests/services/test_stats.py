@@ -61,3 +61,29 @@ def test_enough_data_threshold():
 def test_variance_of_ratios_matches_delta_method():
     # var(m/d) ≈ var_m/μd² + var_d·μm²/μd⁴ − 2·cov·μm/μd³
     assert variance_of_ratios(2.0, 0.5, 4.0, 0.25, 0.1) == pytest.approx(0.5 / 16 + 0.25 * 4 / 256 - 2 * 0.1 * 2 / 64)
+
+
+def exact_ratio(per_unit: list[tuple[int, int]]) -> RatioStat:
+    """A RatioStat from (numerator, denominator) per unit, as SQL sums them."""
+    m, d = [u[0] for u in per_unit], [u[1] for u in per_unit]
+    return RatioStat(len(per_unit), sum(m), sum(x * x for x in m), sum(d), sum(x * x for x in d),
+                     sum(a * b for a, b in zip(m, d)))
+
+
+def test_a_ratio_without_variation_is_zero_variance_despite_rounding():
+    """Every conversation of an arm has exactly k visitor messages: the ratio's variance is 0, but the delta method's
+    floating-point arithmetic leaves ~1e-16 of it. That is no evidence: "not enough data", not "+100%, p = 0"."""
+    conversations = [i % 3 + 1 for i in range(32)]
+    control = exact_ratio([(1 * d, d) for d in conversations])
+    variant = exact_ratio([(2 * d, d) for d in conversations])
+    assert control.variance != 0 and variant.variance != 0  # the rounding residue this guards against
+    assert not enough_data(control) and not enough_data(variant)
+    assert compare(control, variant) is None
+
+
+def test_the_smallest_real_variation_still_counts():
+    """One visitor of 10 million sending one more message is variation (relative variance ~1e-8, far above
+    the ~1e-16 of rounding)."""
+    n = 10_000_000
+    assert enough_data(RatioStat(n, n + 1, n + 3, n, n, n + 1))
+    assert enough_data(ProportionStat(n, 1))

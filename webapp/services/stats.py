@@ -15,6 +15,10 @@ from scipy import stats as scipy_stats
 ALPHA = 0.05
 MIN_UNITS = 30  # fewer visitors than this in an arm: "not enough data"
 SRM_THRESHOLD = 0.001
+# A variance this small relative to the squared mean is floating-point residue, not variation: the sums of squares
+# cancel to ~1e-16 of the mean² when every unit has the same value (e.g. exactly one visitor message in every
+# conversation), while the smallest real variation of count data is ~1/n of it (1e-8 at 10 million visitors).
+ZERO_VARIANCE = 1e-12
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,7 @@ def enough_data(stat: Stat, min_units: int = MIN_UNITS) -> bool:
         return False
     if isinstance(stat, RatioStat) and stat.d_sum == 0:
         return False
-    return stat.variance > 0
+    return stat.variance > ZERO_VARIANCE * stat.mean ** 2
 
 
 def compare(control: Stat, variant: Stat, alpha: float = ALPHA, min_units: int = MIN_UNITS) -> Comparison | None:
