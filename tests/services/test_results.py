@@ -187,3 +187,31 @@ def test_arms_without_variation_are_not_enough_data(ctx, world):
     assert treatment["value"] == 2.0
     assert (treatment["lift"], treatment["ci"], treatment["p_value"], treatment["enough_data"]) == (
         None, None, None, False)
+
+
+def totals_results(experiment_id: int, *totals: results.VariantTotals) -> results.Results:
+    """Results of an experiment from given per-variant totals (no rows: counts of any size)."""
+    experiment = db.session.get(Experiment, experiment_id)
+    variants = list(experiment.variants)
+    by_id = {v.id: t for v, t in zip(variants, totals)}
+    return results.Results(experiment, variants, by_id,
+                           stats.srm_p_value([t.n for t in totals], [v.weight for v in variants]))
+
+
+def test_a_small_significant_lift_is_not_worded_as_0_percent(ctx, world):
+    """10 million visitors an arm, 10.00% vs 10.04%: +0.4% (95% CI +0.14% to +0.66%), p = 0.003."""
+    experiment_id = factories.experiment(world.agent_id, weights=(1, 1), status="running")
+    out = totals_results(experiment_id, results.VariantTotals(10_000_000, converted=1_000_000),
+                         results.VariantTotals(10_000_000, converted=1_004_000))
+    treatment = out.variants[1]
+    assert out.metric(treatment, "lead_capture_rate")["p_value"] == pytest.approx(0.0029506087, abs=1e-9)
+    assert out.verdict(treatment, "lead_capture_rate") == (
+        "Treatment raises lead capture rate by 0.40% (95% CI +0.14% to +0.66%).")
+
+
+@pytest.mark.parametrize("value,text", [
+    (0.3, "+30%"), (-1.0, "-100%"), (0.6193753723, "+62%"), (-0.0193753723, "-1.9%"), (0.088, "+8.8%"),
+    (0.004, "+0.40%"), (0.00136284, "+0.14%"), (0.0, "+0%"), (2.661, "+266%"), (1e-9, "+0.0000%"),
+])
+def test_verdict_percentages_keep_two_significant_digits(value, text):
+    assert results.signed_percent(value) == text

@@ -7,6 +7,7 @@ charts), never a message.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -112,11 +113,11 @@ class Results:
         if result["lift"] is None:
             return "Not enough data yet."
         low, high = self.shown_ci(variant, metric)
+        ci = f"95% CI {signed_percent(low)} to {signed_percent(high)}"
         if result["p_value"] >= stats.ALPHA:
-            return f"No detectable difference in {label} yet (95% CI {low:+.0%} to {high:+.0%})."
+            return f"No detectable difference in {label} yet ({ci})."
         direction = "raises" if result["lift"] > 0 else "lowers"
-        return (f"{variant.name} {direction} {label} by {abs(result['lift']):.0%} "
-                f"(95% CI {low:+.0%} to {high:+.0%}).")
+        return f"{variant.name} {direction} {label} by {percent(abs(result['lift']))} ({ci})."
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON export (README: Results export)."""
@@ -147,6 +148,18 @@ class Results:
                 rows.append([self.experiment.id, v.key, v.name, v.position == 0, self.totals[v.id].n, m,
                              r["value"], r["lift"], ci[0], ci[1], r["p_value"]])
         return rows
+
+
+def percent(value: float, signed: bool = False) -> str:
+    """A relative change in percent with two significant digits (whole percent from 10% up, at most 4 decimals), so
+    that a small but significant lift reads "0.40%", not "0%"."""
+    points = value * 100
+    decimals = 0 if points == 0 else min(4, max(0, 1 - math.floor(math.log10(abs(points)))))
+    return f"{points:{'+' if signed else ''}.{decimals}f}%"
+
+
+def signed_percent(value: float) -> str:
+    return percent(value, signed=True)
 
 
 def _iso(value: datetime | None) -> str | None:
