@@ -8,6 +8,7 @@ from tests import factories
 from tests.services.test_results import build
 from webapp.extensions import db
 from webapp.models import Conversation, Experiment, ExperimentAssignment
+from webapp.services import results as results_service
 
 
 @pytest.fixture
@@ -165,3 +166,47 @@ def test_the_ci_column_shows_only_with_an_interval_to_draw(app, client, auth, wo
         assert ("95% CI" in table) is with_ci and ('class="ci-col"' in table) is with_ci
         counts = cells_per_row(table)
         assert counts == [6 if with_ci else 5] * 3, counts
+
+
+def test_a_significant_p_value_is_never_shown_as_0_0500(app, client, auth, world):
+    """25/92 vs 42/92 converted: p = 0.049985, significant; rounded to 4 decimals it would read 0.0500 beside
+    "Treatment raises …"."""
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="running")
+        converted_visitors(world.agent_id, experiment_id, {"control": (92, 25), "treatment": (92, 42)})
+    auth.login("editor@acme.test")
+    html = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results",
+                      headers={"HX-Request": "true"}).get_data(as_text=True)
+    table = html[html.index('data-metric="lead_capture_rate"'):]
+    row = table[table.index('<tr data-variant="treatment">'):]
+    row = row[:row.index("</tr>")]
+    assert "Treatment raises lead capture rate" in row
+    assert "0.0500" not in row and "0.04998" in row
+
+
+@pytest.mark.parametrize("p,text", [(0.0655973326, "0.0656"), (0.04998491, "0.04998"), (0.0499999, "0.0499999"),
+                                    (0.05, "0.0500"), (0.050004, "0.0500"), (0.00005, "< 0.0001"), (1.0, "1.0000")])
+def test_p_value_text_stays_on_its_side_of_0_05(p, text):
+    assert results_service.p_value_text(p) == text
+
+
+@pytest.mark.parametrize("p,digits,text", [(0.0476703807, 3, "0.0477"), (0.000996, 2, "0.000996"),
+                                           (0.000996, 3, "0.000996"), (0.0009996, 3, "0.0009996"),
+                                           (0.001, 2, "0.001"), (1.5e-23, 2, "1.5e-23")])
+def test_srm_p_value_text_stays_on_its_side_of_0_001(p, digits, text):
+    assert results_service.srm_p_value_text(p, digits) == text
+
+
+def test_the_srm_banner_never_reads_p_0_001(app, client, auth, world):
+    """71 vs 116 visitors at 1:1: χ² p = 0.000999, under 0.001, so the banner shows; rounded to 2 significant
+    digits it would say "p = 0.001"."""
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="running")
+        converted_visitors(world.agent_id, experiment_id, {"control": (71, 0), "treatment": (116, 0)})
+    auth.login("editor@acme.test")
+    html = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results",
+                      headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "Sample ratio mismatch" in html
+    banner = html[html.index("srm-banner"):]
+    banner = banner[:banner.index("</div>")]
+    assert "p = 0.000999)" in banner

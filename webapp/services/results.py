@@ -162,6 +162,28 @@ def signed_percent(value: float) -> str:
     return percent(value, signed=True)
 
 
+def p_value_text(p_value: float) -> str:
+    """A p-value to 4 decimals, with more where rounding would carry it across α: 0.049985 is "0.04998", not the
+    "0.0500" that would contradict its "significant" verdict."""
+    if p_value < 0.0001:
+        return "< 0.0001"
+    for decimals in range(4, 11):
+        text = f"{p_value:.{decimals}f}"
+        if (float(text) < stats.ALPHA) == (p_value < stats.ALPHA):
+            return text
+    return f"< {stats.ALPHA}"
+
+
+def srm_p_value_text(p_value: float, digits: int) -> str:
+    """The SRM p-value to `digits` significant digits, with more where rounding would carry it across the warning
+    threshold: the banner of p = 0.000999 says so, not "p = 0.001"."""
+    for more in range(digits, digits + 8):
+        text = f"{p_value:.{more}g}"
+        if (float(text) < stats.SRM_THRESHOLD) == (p_value < stats.SRM_THRESHOLD):
+            return text
+    return f"< {stats.SRM_THRESHOLD}"
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
