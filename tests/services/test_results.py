@@ -215,3 +215,45 @@ def test_a_small_significant_lift_is_not_worded_as_0_percent(ctx, world):
 ])
 def test_verdict_percentages_keep_two_significant_digits(value, text):
     assert results.signed_percent(value) == text
+
+
+@pytest.mark.parametrize("control,treatment,metric,reason", [
+    (results.VariantTotals(0), results.VariantTotals(100, conversations=100, converted=10), "lead_capture_rate",
+     "Control has 0 visitors; a comparison needs at least 30 in every arm."),
+    (results.VariantTotals(100, conversations=100, converted=10), results.VariantTotals(1, conversations=1),
+     "lead_capture_rate", "Treatment has 1 visitor; a comparison needs at least 30 in every arm."),
+    (results.VariantTotals(100, conversations=100, messages=150, messages_sq=250),
+     results.VariantTotals(100), "messages_per_conversation", "Treatment has no conversations yet."),
+    (results.VariantTotals(100, converted=0), results.VariantTotals(100, converted=10), "lead_capture_rate",
+     "In Control no visitor has left a lead: a relative change from 0 is undefined."),
+    (results.VariantTotals(100, converted=10), results.VariantTotals(100, converted=100), "lead_capture_rate",
+     "Every visitor of Treatment has left a lead: without variation there is nothing to test against."),
+    (results.VariantTotals(100, converted=10), results.VariantTotals(100, converted=0), "lead_capture_rate",
+     "No visitor of Treatment has left a lead: without variation there is nothing to test against."),
+    (results.VariantTotals(100, conversations=100, conversations_sq=100, messages=200, messages_sq=400,
+                           messages_x_conversations=200),
+     results.VariantTotals(100, conversations=100, conversations_sq=100, messages=300, messages_sq=1000,
+                           messages_x_conversations=300), "messages_per_conversation",
+     "Every visitor of Control has the same visitor messages per conversation: "
+     "without variation there is nothing to test against."),
+])
+def test_a_missing_comparison_says_why(ctx, world, control, treatment, metric, reason):
+    experiment_id = factories.experiment(world.agent_id, weights=(1, 1), status="running")
+    out = totals_results(experiment_id, control, treatment)
+    result = out.metric(out.variants[1], metric)
+    assert (result["lift"], result["enough_data"], result["reason"]) == (None, False, reason)
+    assert out.verdict(out.variants[1], metric) == f"Not enough data yet: {reason}"
+
+
+def test_a_missing_value_says_why(ctx, world):
+    experiment_id = factories.experiment(world.agent_id, weights=(1, 1), status="running")
+    out = totals_results(experiment_id, results.VariantTotals(0), results.VariantTotals(40))
+    control, treatment = out.variants
+    assert out.metric(control, "lead_capture_rate") == {
+        "value": None, "lift": None, "ci": None, "p_value": None, "enough_data": None,
+        "reason": "Control has no visitors yet."}
+    assert out.metric(treatment, "session_length")["value"] is None
+    assert out.metric(control, "session_length")["reason"] == "Control has no visitors yet."
+    assert out.metric(treatment, "messages_per_conversation")["reason"].startswith("Control has 0 visitors")
+    assert totals_results(experiment_id, results.VariantTotals(40), results.VariantTotals(40)).metric(
+        control, "session_length")["reason"] == "Control has no conversations yet."

@@ -210,3 +210,39 @@ def test_the_srm_banner_never_reads_p_0_001(app, client, auth, world):
     banner = html[html.index("srm-banner"):]
     banner = banner[:banner.index("</div>")]
     assert "p = 0.000999)" in banner
+
+
+def test_the_page_and_exports_say_why_a_figure_is_missing(app, client, auth, world):
+    """A 3-arm experiment: the control has 5 visitors, variant-2 none at all."""
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="running", weights=(1, 1, 1))
+        converted_visitors(world.agent_id, experiment_id, {"control": (5, 1), "treatment": (40, 4),
+                                                           "variant-2": (0, 0)})
+    auth.login("editor@acme.test")
+    url = f"/agents/{world.agent_id}/experiments/{experiment_id}/results"
+    html = client.get(url, headers={"HX-Request": "true"}).get_data(as_text=True)
+    table = html[html.index('data-metric="lead_capture_rate"'):]
+    table = table[:table.index("</table>")]
+    treatment = table[table.index('<tr data-variant="treatment">'):]
+    assert "Not enough data yet: Control has 5 visitors; a comparison needs at least 30 in every arm." in treatment
+    empty = table[table.index('<tr data-variant="variant-2">'):]
+    assert "— <small class=\"muted\">no visitors</small>" in empty
+    exported = client.get(url + ".json").get_json()["variants"]
+    assert exported[1]["metrics"]["lead_capture_rate"]["reason"] == (
+        "Control has 5 visitors; a comparison needs at least 30 in every arm.")
+    assert exported[2]["metrics"]["lead_capture_rate"]["reason"] == (
+        "Control has 5 visitors; a comparison needs at least 30 in every arm.")
+    assert exported[0]["metrics"]["lead_capture_rate"]["reason"] is None
+    rows = csv_export(client, world, experiment_id)
+    assert {r["reason"] for r in rows if r["variant_key"] == "treatment"} == {
+        "Control has 5 visitors; a comparison needs at least 30 in every arm."}
+
+
+def test_the_srm_line_of_a_single_variant_does_not_claim_no_visitors(app, client, auth, world):
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="running", weights=(1,))
+        converted_visitors(world.agent_id, experiment_id, {"control": (40, 4)})
+    auth.login("editor@acme.test")
+    html = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results",
+                      headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "Sample ratio check: needs two variants or more." in html and "no visitors yet" not in html
