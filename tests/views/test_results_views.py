@@ -246,3 +246,16 @@ def test_the_srm_line_of_a_single_variant_does_not_claim_no_visitors(app, client
     html = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results",
                       headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "Sample ratio check: needs two variants or more." in html and "no visitors yet" not in html
+
+
+@pytest.mark.parametrize("status,peeking", [("running", True), ("stopped", False)])
+def test_the_page_warns_about_chance_wins_and_peeking(app, client, auth, world, status, peeking):
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status=status)
+        build(world.agent_id, experiment_id, 40)
+    auth.login("editor@acme.test")
+    html = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results",
+                      headers={"HX-Request": "true"}).get_data(as_text=True)
+    note = re.sub(r"\s+", " ", html[html.index('class="muted peeking-note"'):].split("</p>")[0])
+    assert "about 1 in 20 comes out significant by chance" in note
+    assert ("stop at the first significant one" in note) is peeking
