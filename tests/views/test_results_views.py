@@ -259,3 +259,27 @@ def test_the_page_warns_about_chance_wins_and_peeking(app, client, auth, world, 
     note = re.sub(r"\s+", " ", html[html.index('class="muted peeking-note"'):].split("</p>")[0])
     assert "about 1 in 20 comes out significant by chance" in note
     assert ("stop at the first significant one" in note) is peeking
+
+
+def test_a_small_significant_lift_is_not_shown_as_0_0_percent(app, client, auth, world, monkeypatch):
+    """10 million visitors an arm, 10.00% vs 10.04% converted (p = 0.003): +0.40% (95% CI +0.14% to +0.66%)."""
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="running")
+    real = results_service.results_for
+
+    def huge(actor_id, agent_id, exp_id, with_daily=False):
+        out = real(actor_id, agent_id, exp_id, with_daily)
+        control, treatment = out.variants
+        out.totals = {control.id: results_service.VariantTotals(10_000_000, converted=1_000_000),
+                      treatment.id: results_service.VariantTotals(10_000_000, converted=1_004_000)}
+        return out
+
+    monkeypatch.setattr(results_service, "results_for", huge)
+    auth.login("editor@acme.test")
+    html = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results",
+                      headers={"HX-Request": "true"}).get_data(as_text=True)
+    table = html[html.index('data-metric="lead_capture_rate"'):]
+    row = table[table.index('<tr data-variant="treatment">'):]
+    row = row[:row.index("</tr>")]
+    assert ">+0.40%</td>" in row and "+0.14% … +0.66%" in row and 'title="+0.14% to +0.66%"' in row
+    assert "+0.0%" not in row

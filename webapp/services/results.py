@@ -176,16 +176,21 @@ class Results:
         return rows
 
 
-def percent(value: float, signed: bool = False) -> str:
+def percent(value: float, signed: bool = False, min_decimals: int = 0) -> str:
     """A relative change in percent with two significant digits (whole percent from 10% up, at most 4 decimals), so
-    that a small but significant lift reads "0.40%", not "0%"."""
+    that a small but significant lift reads "0.40%", not "0%"; at least `min_decimals` decimals (the table's 1)."""
     points = value * 100
     decimals = 0 if points == 0 else min(4, max(0, 1 - math.floor(math.log10(abs(points)))))
-    return f"{points:{'+' if signed else ''}.{decimals}f}%"
+    return f"{points:{'+' if signed else ''}.{max(decimals, min_decimals)}f}%"
 
 
-def signed_percent(value: float) -> str:
-    return percent(value, signed=True)
+def signed_percent(value: float, min_decimals: int = 0) -> str:
+    return percent(value, signed=True, min_decimals=min_decimals)
+
+
+def table_percent(value: float) -> str:
+    """A lift or CI bound in the results table: one decimal ("+30.0%"), two significant digits below 1% ("+0.40%")."""
+    return signed_percent(value, min_decimals=1)
 
 
 def p_value_text(p_value: float) -> str:
