@@ -257,3 +257,19 @@ def test_a_missing_value_says_why(ctx, world):
     assert out.metric(treatment, "messages_per_conversation")["reason"].startswith("Control has 0 visitors")
     assert totals_results(experiment_id, results.VariantTotals(40), results.VariantTotals(40)).metric(
         control, "session_length")["reason"] == "Control has no conversations yet."
+
+
+def test_srm_of_an_experiment_uses_its_configured_weights(ctx, world):
+    """900 / 100 visitors is the expected split at 9:1 weights (p = 1, no banner) and a glaring one at 1:1."""
+    for weights, warning in (((9, 1), False), ((1, 1), True)):
+        experiment_id = factories.experiment(world.agent_id, weights=weights, status="running")
+        experiment = db.session.get(Experiment, experiment_id)
+        for variant, visitors in zip(experiment.variants, (900, 100)):
+            db.session.add_all(ExperimentAssignment(agent_id=world.agent_id, experiment_id=experiment_id,
+                                                    variant_id=variant.id, variant_key=variant.key,
+                                                    visitor_id=f"{variant.key}-{i}") for i in range(visitors))
+        db.session.commit()
+        out = results.compute(experiment)
+        assert out.srm_warning is warning
+        if not warning:
+            assert out.srm_p_value == pytest.approx(1.0)

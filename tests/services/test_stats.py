@@ -87,3 +87,27 @@ def test_the_smallest_real_variation_still_counts():
     n = 10_000_000
     assert enough_data(RatioStat(n, n + 1, n + 3, n, n, n + 1))
     assert enough_data(ProportionStat(n, 1))
+
+
+# More vectors from GrowthBook's engine itself (gbstats 0.8.0, TwoSidedTTest, relative): unequal arms, rates far from
+# 50%, ratios with n ≈ 70–270. Recomputed outside this project; `compare` must agree to 1e-6.
+@pytest.mark.parametrize("control,variant,expected", [
+    (ProportionStat(2292, 948), ProportionStat(1575, 578),
+     (-0.11273457906369301, -0.1847502164339288, -0.0407189416934572, 0.0021627799591930064)),
+    (ProportionStat(224, 67), ProportionStat(698, 235),
+     (0.12560407133387505, -0.1294628154661354, 0.3806709581338855, 0.33355711797359544)),
+    (ProportionStat(4357, 3581), ProportionStat(108, 81),
+     (-0.08747556548450153, -0.1887370406128573, 0.013785909643854247, 0.08972865099436134)),
+    (RatioStat(219, 1033, 7559, 552, 1664, 2952), RatioStat(275, 1260, 9310, 673, 2009, 3591),
+     (0.0004473474883092849, -0.12447167208767032, 0.12536636706428889, 0.9943884133329726)),
+    (RatioStat(67, 322, 2262, 171, 533, 960), RatioStat(83, 383, 2847, 205, 591, 1056),
+     (-0.007832146644447759, -0.22175849242068305, 0.20609419913178753, 0.942422132779356)),
+])
+def test_more_growthbook_vectors(control, variant, expected):
+    check(compare(control, variant), *expected)
+
+
+def test_srm_against_growthbook_check_srm():
+    """gbstats.utils.check_srm on unequal weights and an empty arm."""
+    assert srm_p_value([900, 130], [9, 1]) == pytest.approx(0.005042654207725584, abs=TOL)
+    assert srm_p_value([10, 90, 0], [1, 8, 1]) == pytest.approx(0.0036065631360157305, abs=TOL)
