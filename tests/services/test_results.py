@@ -167,3 +167,109 @@ def test_results_are_role_checked(ctx, world):
         results.results_for(world.outsider_id, world.agent_id, experiment_id)
     with pytest.raises(NotFound):
         results.results_for(world.owner_id, world.other_agent_id, experiment_id)
+
+
+def test_arms_without_variation_are_not_enough_data(ctx, world):
+    """Every conversation of the control has 1 visitor message, of the treatment 2 (visitors with 1–3
+    conversations): no variation in either arm, so no lift, CI or p-value — not "+100%, p = 0"."""
+    experiment_id = factories.experiment(world.agent_id, weights=(1, 1), status="running")
+    experiment = db.session.get(Experiment, experiment_id)
+    for per_conversation, variant in enumerate(experiment.variants, start=1):
+        for i in range(32):
+            stamp = {"agent_id": world.agent_id, "experiment_id": experiment_id, "variant_id": variant.id,
+                     "variant_key": variant.key, "visitor_id": f"{variant.key}-{i}"}
+            db.session.add(ExperimentAssignment(**stamp))
+            for c in range(i % 3 + 1):
+                db.session.add(Conversation(**stamp, external_id=f"{variant.key}-{i}-{c}",
+                                            visitor_messages=per_conversation))
+    db.session.commit()
+    treatment = results.compute(experiment).as_dict()["variants"][1]["metrics"]["messages_per_conversation"]
+    assert treatment["value"] == 2.0
+    assert (treatment["lift"], treatment["ci"], treatment["p_value"], treatment["enough_data"]) == (
+        None, None, None, False)
+
+
+def totals_results(experiment_id: int, *totals: results.VariantTotals) -> results.Results:
+    """Results of an experiment from given per-variant totals (no rows: counts of any size)."""
+    experiment = db.session.get(Experiment, experiment_id)
+    variants = list(experiment.variants)
+    by_id = {v.id: t for v, t in zip(variants, totals)}
+    return results.Results(experiment, variants, by_id,
+                           stats.srm_p_value([t.n for t in totals], [v.weight for v in variants]))
+
+
+def test_a_small_significant_lift_is_not_worded_as_0_percent(ctx, world):
+    """10 million visitors an arm, 10.00% vs 10.04%: +0.4% (95% CI +0.14% to +0.66%), p = 0.003."""
+    experiment_id = factories.experiment(world.agent_id, weights=(1, 1), status="running")
+    out = totals_results(experiment_id, results.VariantTotals(10_000_000, converted=1_000_000),
+                         results.VariantTotals(10_000_000, converted=1_004_000))
+    treatment = out.variants[1]
+    assert out.metric(treatment, "lead_capture_rate")["p_value"] == pytest.approx(0.0029506087, abs=1e-9)
+    assert out.verdict(treatment, "lead_capture_rate") == (
+        "Treatment raises lead capture rate by 0.40% (95% CI +0.14% to +0.66%).")
+
+
+@pytest.mark.parametrize("value,text", [
+    (0.3, "+30%"), (-1.0, "-100%"), (0.6193753723, "+62%"), (-0.0193753723, "-1.9%"), (0.088, "+8.8%"),
+    (0.004, "+0.40%"), (0.00136284, "+0.14%"), (0.0, "+0%"), (2.661, "+266%"), (1e-9, "+0.0000%"),
+])
+def test_verdict_percentages_keep_two_significant_digits(value, text):
+    assert results.signed_percent(value) == text
+
+
+@pytest.mark.parametrize("control,treatment,metric,reason", [
+    (results.VariantTotals(0), results.VariantTotals(100, conversations=100, converted=10), "lead_capture_rate",
+     "Control has 0 visitors; a comparison needs at least 30 in every arm."),
+    (results.VariantTotals(100, conversations=100, converted=10), results.VariantTotals(1, conversations=1),
+     "lead_capture_rate", "Treatment has 1 visitor; a comparison needs at least 30 in every arm."),
+    (results.VariantTotals(100, conversations=100, messages=150, messages_sq=250),
+     results.VariantTotals(100), "messages_per_conversation", "Treatment has no conversations yet."),
+    (results.VariantTotals(100, converted=0), results.VariantTotals(100, converted=10), "lead_capture_rate",
+     "In Control no visitor has left a lead: a relative change from 0 is undefined."),
+    (results.VariantTotals(100, converted=10), results.VariantTotals(100, converted=100), "lead_capture_rate",
+     "Every visitor of Treatment has left a lead: without variation there is nothing to test against."),
+    (results.VariantTotals(100, converted=10), results.VariantTotals(100, converted=0), "lead_capture_rate",
+     "No visitor of Treatment has left a lead: without variation there is nothing to test against."),
+    (results.VariantTotals(100, conversations=100, conversations_sq=100, messages=200, messages_sq=400,
+                           messages_x_conversations=200),
+     results.VariantTotals(100, conversations=100, conversations_sq=100, messages=300, messages_sq=1000,
+                           messages_x_conversations=300), "messages_per_conversation",
+     "Every visitor of Control has the same visitor messages per conversation: "
+     "without variation there is nothing to test against."),
+])
+def test_a_missing_comparison_says_why(ctx, world, control, treatment, metric, reason):
+    experiment_id = factories.experiment(world.agent_id, weights=(1, 1), status="running")
+    out = totals_results(experiment_id, control, treatment)
+    result = out.metric(out.variants[1], metric)
+    assert (result["lift"], result["enough_data"], result["reason"]) == (None, False, reason)
+    assert out.verdict(out.variants[1], metric) == f"Not enough data yet: {reason}"
+
+
+def test_a_missing_value_says_why(ctx, world):
+    experiment_id = factories.experiment(world.agent_id, weights=(1, 1), status="running")
+    out = totals_results(experiment_id, results.VariantTotals(0), results.VariantTotals(40))
+    control, treatment = out.variants
+    assert out.metric(control, "lead_capture_rate") == {
+        "value": None, "lift": None, "ci": None, "p_value": None, "enough_data": None,
+        "reason": "Control has no visitors yet."}
+    assert out.metric(treatment, "session_length")["value"] is None
+    assert out.metric(control, "session_length")["reason"] == "Control has no visitors yet."
+    assert out.metric(treatment, "messages_per_conversation")["reason"].startswith("Control has 0 visitors")
+    assert totals_results(experiment_id, results.VariantTotals(40), results.VariantTotals(40)).metric(
+        control, "session_length")["reason"] == "Control has no conversations yet."
+
+
+def test_srm_of_an_experiment_uses_its_configured_weights(ctx, world):
+    """900 / 100 visitors is the expected split at 9:1 weights (p = 1, no banner) and a glaring one at 1:1."""
+    for weights, warning in (((9, 1), False), ((1, 1), True)):
+        experiment_id = factories.experiment(world.agent_id, weights=weights, status="running")
+        experiment = db.session.get(Experiment, experiment_id)
+        for variant, visitors in zip(experiment.variants, (900, 100)):
+            db.session.add_all(ExperimentAssignment(agent_id=world.agent_id, experiment_id=experiment_id,
+                                                    variant_id=variant.id, variant_key=variant.key,
+                                                    visitor_id=f"{variant.key}-{i}") for i in range(visitors))
+        db.session.commit()
+        out = results.compute(experiment)
+        assert out.srm_warning is warning
+        if not warning:
+            assert out.srm_p_value == pytest.approx(1.0)

@@ -61,3 +61,53 @@ def test_enough_data_threshold():
 def test_variance_of_ratios_matches_delta_method():
     # var(m/d) ≈ var_m/μd² + var_d·μm²/μd⁴ − 2·cov·μm/μd³
     assert variance_of_ratios(2.0, 0.5, 4.0, 0.25, 0.1) == pytest.approx(0.5 / 16 + 0.25 * 4 / 256 - 2 * 0.1 * 2 / 64)
+
+
+def exact_ratio(per_unit: list[tuple[int, int]]) -> RatioStat:
+    """A RatioStat from (numerator, denominator) per unit, as SQL sums them."""
+    m, d = [u[0] for u in per_unit], [u[1] for u in per_unit]
+    return RatioStat(len(per_unit), sum(m), sum(x * x for x in m), sum(d), sum(x * x for x in d),
+                     sum(a * b for a, b in zip(m, d)))
+
+
+def test_a_ratio_without_variation_is_zero_variance_despite_rounding():
+    """Every conversation of an arm has exactly k visitor messages: the ratio's variance is 0, but the delta method's
+    floating-point arithmetic leaves ~1e-16 of it. That is no evidence: "not enough data", not "+100%, p = 0"."""
+    conversations = [i % 3 + 1 for i in range(32)]
+    control = exact_ratio([(1 * d, d) for d in conversations])
+    variant = exact_ratio([(2 * d, d) for d in conversations])
+    assert control.variance != 0 and variant.variance != 0  # the rounding residue this guards against
+    assert not enough_data(control) and not enough_data(variant)
+    assert compare(control, variant) is None
+
+
+def test_the_smallest_real_variation_still_counts():
+    """One visitor of 10 million sending one more message is variation (relative variance ~1e-8, far above
+    the ~1e-16 of rounding)."""
+    n = 10_000_000
+    assert enough_data(RatioStat(n, n + 1, n + 3, n, n, n + 1))
+    assert enough_data(ProportionStat(n, 1))
+
+
+# More vectors from GrowthBook's engine itself (gbstats 0.8.0, TwoSidedTTest, relative): unequal arms, rates far from
+# 50%, ratios with n ≈ 70–270. Recomputed outside this project; `compare` must agree to 1e-6.
+@pytest.mark.parametrize("control,variant,expected", [
+    (ProportionStat(2292, 948), ProportionStat(1575, 578),
+     (-0.11273457906369301, -0.1847502164339288, -0.0407189416934572, 0.0021627799591930064)),
+    (ProportionStat(224, 67), ProportionStat(698, 235),
+     (0.12560407133387505, -0.1294628154661354, 0.3806709581338855, 0.33355711797359544)),
+    (ProportionStat(4357, 3581), ProportionStat(108, 81),
+     (-0.08747556548450153, -0.1887370406128573, 0.013785909643854247, 0.08972865099436134)),
+    (RatioStat(219, 1033, 7559, 552, 1664, 2952), RatioStat(275, 1260, 9310, 673, 2009, 3591),
+     (0.0004473474883092849, -0.12447167208767032, 0.12536636706428889, 0.9943884133329726)),
+    (RatioStat(67, 322, 2262, 171, 533, 960), RatioStat(83, 383, 2847, 205, 591, 1056),
+     (-0.007832146644447759, -0.22175849242068305, 0.20609419913178753, 0.942422132779356)),
+])
+def test_more_growthbook_vectors(control, variant, expected):
+    check(compare(control, variant), *expected)
+
+
+def test_srm_against_growthbook_check_srm():
+    """gbstats.utils.check_srm on unequal weights and an empty arm."""
+    assert srm_p_value([900, 130], [9, 1]) == pytest.approx(0.005042654207725584, abs=TOL)
+    assert srm_p_value([10, 90, 0], [1, 8, 1]) == pytest.approx(0.0036065631360157305, abs=TOL)

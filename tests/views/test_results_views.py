@@ -8,6 +8,7 @@ from tests import factories
 from tests.services.test_results import build
 from webapp.extensions import db
 from webapp.models import Conversation, Experiment, ExperimentAssignment
+from webapp.services import results as results_service
 
 
 @pytest.fixture
@@ -142,7 +143,7 @@ def test_a_relative_change_is_never_shown_below_minus_100_percent(app, client, a
     row = table[table.index('<tr data-variant="treatment">'):]
     row = row[:row.index("</tr>")]
     assert "-100.0% … +8.8%" in row and 'title="-100.0% to +8.8%"' in row
-    assert "95% CI -100% to +9%" in row  # the verdict
+    assert "95% CI -100% to +8.8%" in row  # the verdict
     assert "-142" not in html and "(bar axis ±100%)" in html
 
 
@@ -165,3 +166,120 @@ def test_the_ci_column_shows_only_with_an_interval_to_draw(app, client, auth, wo
         assert ("95% CI" in table) is with_ci and ('class="ci-col"' in table) is with_ci
         counts = cells_per_row(table)
         assert counts == [6 if with_ci else 5] * 3, counts
+
+
+def test_a_significant_p_value_is_never_shown_as_0_0500(app, client, auth, world):
+    """25/92 vs 42/92 converted: p = 0.049985, significant; rounded to 4 decimals it would read 0.0500 beside
+    "Treatment raises …"."""
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="running")
+        converted_visitors(world.agent_id, experiment_id, {"control": (92, 25), "treatment": (92, 42)})
+    auth.login("editor@acme.test")
+    html = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results",
+                      headers={"HX-Request": "true"}).get_data(as_text=True)
+    table = html[html.index('data-metric="lead_capture_rate"'):]
+    row = table[table.index('<tr data-variant="treatment">'):]
+    row = row[:row.index("</tr>")]
+    assert "Treatment raises lead capture rate" in row
+    assert "0.0500" not in row and "0.04998" in row
+
+
+@pytest.mark.parametrize("p,text", [(0.0655973326, "0.0656"), (0.04998491, "0.04998"), (0.0499999, "0.0499999"),
+                                    (0.05, "0.0500"), (0.050004, "0.0500"), (0.00005, "< 0.0001"), (1.0, "1.0000")])
+def test_p_value_text_stays_on_its_side_of_0_05(p, text):
+    assert results_service.p_value_text(p) == text
+
+
+@pytest.mark.parametrize("p,digits,text", [(0.0476703807, 3, "0.0477"), (0.000996, 2, "0.000996"),
+                                           (0.000996, 3, "0.000996"), (0.0009996, 3, "0.0009996"),
+                                           (0.001, 2, "0.001"), (1.5e-23, 2, "1.5e-23")])
+def test_srm_p_value_text_stays_on_its_side_of_0_001(p, digits, text):
+    assert results_service.srm_p_value_text(p, digits) == text
+
+
+def test_the_srm_banner_never_reads_p_0_001(app, client, auth, world):
+    """71 vs 116 visitors at 1:1: χ² p = 0.000999, under 0.001, so the banner shows; rounded to 2 significant
+    digits it would say "p = 0.001"."""
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="running")
+        converted_visitors(world.agent_id, experiment_id, {"control": (71, 0), "treatment": (116, 0)})
+    auth.login("editor@acme.test")
+    html = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results",
+                      headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "Sample ratio mismatch" in html
+    banner = html[html.index("srm-banner"):]
+    banner = banner[:banner.index("</div>")]
+    assert "p = 0.000999)" in banner
+
+
+def test_the_page_and_exports_say_why_a_figure_is_missing(app, client, auth, world):
+    """A 3-arm experiment: the control has 5 visitors, variant-2 none at all."""
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="running", weights=(1, 1, 1))
+        converted_visitors(world.agent_id, experiment_id, {"control": (5, 1), "treatment": (40, 4),
+                                                           "variant-2": (0, 0)})
+    auth.login("editor@acme.test")
+    url = f"/agents/{world.agent_id}/experiments/{experiment_id}/results"
+    html = client.get(url, headers={"HX-Request": "true"}).get_data(as_text=True)
+    table = html[html.index('data-metric="lead_capture_rate"'):]
+    table = table[:table.index("</table>")]
+    treatment = table[table.index('<tr data-variant="treatment">'):]
+    assert "Not enough data yet: Control has 5 visitors; a comparison needs at least 30 in every arm." in treatment
+    empty = table[table.index('<tr data-variant="variant-2">'):]
+    assert "— <small class=\"muted\">no visitors</small>" in empty
+    exported = client.get(url + ".json").get_json()["variants"]
+    assert exported[1]["metrics"]["lead_capture_rate"]["reason"] == (
+        "Control has 5 visitors; a comparison needs at least 30 in every arm.")
+    assert exported[2]["metrics"]["lead_capture_rate"]["reason"] == (
+        "Control has 5 visitors; a comparison needs at least 30 in every arm.")
+    assert exported[0]["metrics"]["lead_capture_rate"]["reason"] is None
+    rows = csv_export(client, world, experiment_id)
+    assert {r["reason"] for r in rows if r["variant_key"] == "treatment"} == {
+        "Control has 5 visitors; a comparison needs at least 30 in every arm."}
+
+
+def test_the_srm_line_of_a_single_variant_does_not_claim_no_visitors(app, client, auth, world):
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="running", weights=(1,))
+        converted_visitors(world.agent_id, experiment_id, {"control": (40, 4)})
+    auth.login("editor@acme.test")
+    html = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results",
+                      headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "Sample ratio check: needs two variants or more." in html and "no visitors yet" not in html
+
+
+@pytest.mark.parametrize("status,peeking", [("running", True), ("stopped", False)])
+def test_the_page_warns_about_chance_wins_and_peeking(app, client, auth, world, status, peeking):
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status=status)
+        build(world.agent_id, experiment_id, 40)
+    auth.login("editor@acme.test")
+    html = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results",
+                      headers={"HX-Request": "true"}).get_data(as_text=True)
+    note = re.sub(r"\s+", " ", html[html.index('class="muted peeking-note"'):].split("</p>")[0])
+    assert "about 1 in 20 comes out significant by chance" in note
+    assert ("stop at the first significant one" in note) is peeking
+
+
+def test_a_small_significant_lift_is_not_shown_as_0_0_percent(app, client, auth, world, monkeypatch):
+    """10 million visitors an arm, 10.00% vs 10.04% converted (p = 0.003): +0.40% (95% CI +0.14% to +0.66%)."""
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="running")
+    real = results_service.results_for
+
+    def huge(actor_id, agent_id, exp_id, with_daily=False):
+        out = real(actor_id, agent_id, exp_id, with_daily)
+        control, treatment = out.variants
+        out.totals = {control.id: results_service.VariantTotals(10_000_000, converted=1_000_000),
+                      treatment.id: results_service.VariantTotals(10_000_000, converted=1_004_000)}
+        return out
+
+    monkeypatch.setattr(results_service, "results_for", huge)
+    auth.login("editor@acme.test")
+    html = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results",
+                      headers={"HX-Request": "true"}).get_data(as_text=True)
+    table = html[html.index('data-metric="lead_capture_rate"'):]
+    row = table[table.index('<tr data-variant="treatment">'):]
+    row = row[:row.index("</tr>")]
+    assert ">+0.40%</td>" in row and "+0.14% … +0.66%" in row and 'title="+0.14% to +0.66%"' in row
+    assert "+0.0%" not in row

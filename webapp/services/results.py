@@ -7,6 +7,7 @@ charts), never a message.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -86,14 +87,40 @@ class Results:
 
     def _compare(self, variant: Variant, metric: str) -> dict[str, Any]:
         totals = self.totals[variant.id]
-        out = {"value": totals.value(metric), "lift": None, "ci": None, "p_value": None, "enough_data": None}
+        out = {"value": totals.value(metric), "lift": None, "ci": None, "p_value": None, "enough_data": None,
+               "reason": None}
+        if out["value"] is None:
+            out["reason"] = f"{variant.name} has no {'visitors' if totals.n == 0 else 'conversations'} yet."
         if variant.id == self.control.id:
             return out
-        comparison = stats.compare(self.totals[self.control.id].stat(metric), totals.stat(metric))
+        control, stat = self.totals[self.control.id].stat(metric), totals.stat(metric)
+        comparison = stats.compare(control, stat)
         out["enough_data"] = comparison is not None
         if comparison is not None:
             out.update(lift=comparison.lift, ci=[comparison.ci_low, comparison.ci_high], p_value=comparison.p_value)
+        else:
+            arm, code = stats.shortfall(control, stat) or ("variant", stats.NO_VARIATION)
+            out["reason"] = self._reason(self.control if arm == "control" else variant, metric, code)
         return out
+
+    def _reason(self, arm: Variant, metric: str, code: str) -> str:
+        """Why a variant has no lift, CI or p-value, in words (stats.shortfall's code about `arm`)."""
+        totals, label = self.totals[arm.id], METRICS[metric]["label"].lower()
+        lead_rate = metric == "lead_capture_rate"
+        if code == stats.FEW_UNITS:
+            return (f"{arm.name} has {totals.n} visitor{'' if totals.n == 1 else 's'}; "
+                    f"a comparison needs at least {stats.MIN_UNITS} in every arm.")
+        if code == stats.NO_DENOMINATOR:
+            return f"{arm.name} has no conversations yet."
+        if code == stats.ZERO_BASELINE:
+            what = "no visitor has left a lead" if lead_rate else f"the {label} is 0"
+            return f"In {arm.name} {what}: a relative change from 0 is undefined."
+        if lead_rate:
+            everyone = totals.converted == totals.n
+            return (f"{'Every' if everyone else 'No'} visitor of {arm.name} has left a lead: "
+                    "without variation there is nothing to test against.")
+        return (f"Every visitor of {arm.name} has the same {label}: "
+                "without variation there is nothing to test against.")
 
     def shown_ci(self, variant: Variant, metric: str) -> tuple[float, float] | None:
         """The confidence interval as the page shows it: the lower bound no lower than −100%."""
@@ -110,13 +137,13 @@ class Results:
         result = self.metric(variant, metric)
         label = METRICS[metric]["label"].lower()
         if result["lift"] is None:
-            return "Not enough data yet."
+            return f"Not enough data yet: {result['reason']}" if result["reason"] else "Not enough data yet."
         low, high = self.shown_ci(variant, metric)
+        ci = f"95% CI {signed_percent(low)} to {signed_percent(high)}"
         if result["p_value"] >= stats.ALPHA:
-            return f"No detectable difference in {label} yet (95% CI {low:+.0%} to {high:+.0%})."
+            return f"No detectable difference in {label} yet ({ci})."
         direction = "raises" if result["lift"] > 0 else "lowers"
-        return (f"{variant.name} {direction} {label} by {abs(result['lift']):.0%} "
-                f"(95% CI {low:+.0%} to {high:+.0%}).")
+        return f"{variant.name} {direction} {label} by {percent(abs(result['lift']))} ({ci})."
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON export (README: Results export)."""
@@ -139,14 +166,53 @@ class Results:
     def csv_rows(self) -> list[list[Any]]:
         """One row per variant × metric."""
         rows = [["experiment_id", "variant_key", "variant_name", "is_control", "visitors", "metric", "value",
-                 "lift", "ci_low", "ci_high", "p_value"]]
+                 "lift", "ci_low", "ci_high", "p_value", "reason"]]
         for v in self.variants:
             for m in METRICS:
                 r = self.metric(v, m)
                 ci = r["ci"] or [None, None]
                 rows.append([self.experiment.id, v.key, v.name, v.position == 0, self.totals[v.id].n, m,
-                             r["value"], r["lift"], ci[0], ci[1], r["p_value"]])
+                             r["value"], r["lift"], ci[0], ci[1], r["p_value"], r["reason"]])
         return rows
+
+
+def percent(value: float, signed: bool = False, min_decimals: int = 0) -> str:
+    """A relative change in percent with two significant digits (whole percent from 10% up, at most 4 decimals), so
+    that a small but significant lift reads "0.40%", not "0%"; at least `min_decimals` decimals (the table's 1)."""
+    points = value * 100
+    decimals = 0 if points == 0 else min(4, max(0, 1 - math.floor(math.log10(abs(points)))))
+    return f"{points:{'+' if signed else ''}.{max(decimals, min_decimals)}f}%"
+
+
+def signed_percent(value: float, min_decimals: int = 0) -> str:
+    return percent(value, signed=True, min_decimals=min_decimals)
+
+
+def table_percent(value: float) -> str:
+    """A lift or CI bound in the results table: one decimal ("+30.0%"), two significant digits below 1% ("+0.40%")."""
+    return signed_percent(value, min_decimals=1)
+
+
+def p_value_text(p_value: float) -> str:
+    """A p-value to 4 decimals, with more where rounding would carry it across α: 0.049985 is "0.04998", not the
+    "0.0500" that would contradict its "significant" verdict."""
+    if p_value < 0.0001:
+        return "< 0.0001"
+    for decimals in range(4, 11):
+        text = f"{p_value:.{decimals}f}"
+        if (float(text) < stats.ALPHA) == (p_value < stats.ALPHA):
+            return text
+    return f"< {stats.ALPHA}"
+
+
+def srm_p_value_text(p_value: float, digits: int) -> str:
+    """The SRM p-value to `digits` significant digits, with more where rounding would carry it across the warning
+    threshold: the banner of p = 0.000999 says so, not "p = 0.001"."""
+    for more in range(digits, digits + 8):
+        text = f"{p_value:.{more}g}"
+        if (float(text) < stats.SRM_THRESHOLD) == (p_value < stats.SRM_THRESHOLD):
+            return text
+    return f"< {stats.SRM_THRESHOLD}"
 
 
 def _iso(value: datetime | None) -> str | None:

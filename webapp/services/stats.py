@@ -15,6 +15,10 @@ from scipy import stats as scipy_stats
 ALPHA = 0.05
 MIN_UNITS = 30  # fewer visitors than this in an arm: "not enough data"
 SRM_THRESHOLD = 0.001
+# A variance this small relative to the squared mean is floating-point residue, not variation: the sums of squares
+# cancel to ~1e-16 of the mean² when every unit has the same value (e.g. exactly one visitor message in every
+# conversation), while the smallest real variation of count data is ~1/n of it (1e-8 at 10 million visitors).
+ZERO_VARIANCE = 1e-12
 
 
 @dataclass(frozen=True)
@@ -115,16 +119,37 @@ def enough_data(stat: Stat, min_units: int = MIN_UNITS) -> bool:
         return False
     if isinstance(stat, RatioStat) and stat.d_sum == 0:
         return False
-    return stat.variance > 0
+    return stat.variance > ZERO_VARIANCE * stat.mean ** 2
+
+
+# Why two arms cannot be compared (shortfall's codes).
+FEW_UNITS, NO_DENOMINATOR, ZERO_BASELINE, NO_VARIATION = "few_units", "no_denominator", "zero_baseline", "no_variation"
+
+
+def shortfall(control: Stat, variant: Stat, min_units: int = MIN_UNITS) -> tuple[str, str] | None:
+    """Why `variant` cannot be compared with `control`: (the arm, "control" or "variant"; a reason code), the first
+    of: too few units, no denominator (no conversations), a zero control mean (a relative change from 0 is
+    undefined), no variation. None when they can be compared."""
+    arms = (("control", control), ("variant", variant))
+    for arm, stat in arms:
+        if stat.n < min_units:
+            return arm, FEW_UNITS
+    for arm, stat in arms:
+        if isinstance(stat, RatioStat) and stat.d_sum == 0:
+            return arm, NO_DENOMINATOR
+    if control.mean == 0:
+        return "control", ZERO_BASELINE
+    for arm, stat in arms:
+        if not enough_data(stat, min_units):
+            return arm, NO_VARIATION
+    return None
 
 
 def compare(control: Stat, variant: Stat, alpha: float = ALPHA, min_units: int = MIN_UNITS) -> Comparison | None:
-    """Relative-lift Welch t-test of `variant` vs `control`; None when the data are too thin."""
-    if not (enough_data(control, min_units) and enough_data(variant, min_units)):
+    """Relative-lift Welch t-test of `variant` vs `control`; None when the data are too thin (see `shortfall`)."""
+    if shortfall(control, variant, min_units) is not None:
         return None
     mean_a, mean_b = control.mean, variant.mean
-    if mean_a == 0:
-        return None  # zero baseline: a relative lift is undefined
     var_a, var_b = control.variance / control.n, variant.variance / variant.n
     lift = (mean_b - mean_a) / mean_a
     variance = variance_of_ratios(mean_b, var_b, mean_a, var_a, 0.0)
