@@ -224,7 +224,7 @@ def test_preview_of_an_empty_visitor_id_asks_for_one(app, client, auth, world):
         response = client.get(preview_url(world, exp, ""), headers=headers)
         html = response.get_data(as_text=True)
         assert response.status_code == 422 and ("<html" in html) == (not headers)
-        assert '<p class="error" data-field="visitor_id">Enter a visitor id.</p>' in html
+        assert '<p class="error" id="visitor_id-error" data-field="visitor_id">Enter a visitor id.</p>' in html
 
 
 def test_lead_fields_and_other_json_values_read_as_json(app, client, auth, world):
