@@ -171,3 +171,16 @@ document.addEventListener("DOMContentLoaded", function () {
     bar.scrollLeft = active.offsetLeft + active.offsetWidth / 2 - bar.clientWidth / 2;
   }
 });
+
+// A refused form comes back with its fields marked invalid (aria-invalid, the message tied by aria-describedby): the
+// focus goes to the first of them, so that keyboard and screen reader users land on what to fix — an HTMX swap took
+// away the focused submit button, and a full page load starts at the top.
+function focusFirstInvalid() {
+  var field = document.querySelector('form [aria-invalid="true"]');
+  if (field) { field.focus(); }
+}
+document.addEventListener("htmx:afterSettle", function (event) {
+  var elt = event.detail.requestConfig && event.detail.requestConfig.elt;
+  if (elt && elt.tagName === "FORM") { focusFirstInvalid(); }
+});
+document.addEventListener("DOMContentLoaded", focusFirstInvalid);

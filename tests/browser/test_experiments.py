@@ -1,4 +1,6 @@
 """The experiments tab in Chromium, clicked through as a new owner and as an editor would."""
+import re
+
 from playwright.sync_api import expect
 
 from tests import factories
@@ -183,6 +185,33 @@ def test_after_a_refused_save_row_changes_update_the_rows_errors_and_drop_the_ba
     page.fill("input[name='variants-1-persona_name']", "Aria")
     page.click("text=Create draft")
     expect(page.locator(".experiment-head h2")).to_contain_text("Fixed")
+
+
+def test_a_refused_save_moves_the_focus_to_the_first_field_to_fix(app, page, world, shot):
+    """Keyboard users land on what to fix (the swap took the focused button away), with its message as description."""
+    login(page, "owner@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments/new")
+    page.fill("input[name=name]", "Keyboard only")
+    page.fill("input[name='variants-1-weight']", "0")
+    page.locator("button:has-text('Create draft')").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#experiment-form .flash-error")).to_contain_text("Nothing was saved")
+    expect(page.locator("input[name='variants-1-weight']")).to_be_focused()
+    expect(page.locator("input[name='variants-1-weight']")).to_have_accessible_description(re.compile("from 1 to 10,000"))
+    shot(page, "focused-weight")
+
+    page.fill("input[name=name]", "")
+    page.fill("input[name='variants-1-weight']", "50")
+    page.locator("input[name='variants-1-weight']").press("Enter")  # submits the form
+    expect(page.locator("input[name=name]")).to_be_focused()
+
+
+def test_a_refused_full_page_form_focuses_its_first_invalid_field(app, page, world, shot):
+    login(page, "owner@acme.test")
+    page.goto("/w/acme/agents")
+    page.click("text=Create agent")
+    expect(page.locator("input[name=name]")).to_be_focused()
+    expect(page.locator("input[name=name]")).to_have_accessible_description(re.compile("required"))
 
 
 def test_live_shares_of_a_lopsided_split(app, page, world, shot):
