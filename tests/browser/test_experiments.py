@@ -214,6 +214,22 @@ def test_a_refused_full_page_form_focuses_its_first_invalid_field(app, page, wor
     expect(page.locator("input[name=name]")).to_have_accessible_description(re.compile("required"))
 
 
+def test_the_results_section_follows_a_lifecycle_action(app, page, world, shot):
+    """Started from its page, a draft's results stop asking to start it (they were loaded while it was a draft)."""
+    with app.app_context():
+        exp_id = factories.experiment(world.agent_id, name="Fresh draft")
+        db.session.remove()
+    login(page, "owner@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments/{exp_id}")
+    empty = page.locator("#results .empty")
+    expect(empty).to_contain_text("Start the experiment")
+    page.click("#status-component button:has-text('Start')")
+    expect(page.locator("#status-component [data-status]")).to_have_text("running")
+    expect(empty).to_contain_text("Results appear as the runtime reports visitor messages")
+    expect(empty).not_to_contain_text("Start the experiment")
+    shot(page, "started-results")
+
+
 def test_live_shares_of_a_lopsided_split(app, page, world, shot):
     login(page, "owner@acme.test")
     page.goto(f"/agents/{world.agent_id}/experiments/new")
