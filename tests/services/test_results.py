@@ -167,3 +167,27 @@ def test_results_are_role_checked(ctx, world):
         results.results_for(world.outsider_id, world.agent_id, experiment_id)
     with pytest.raises(NotFound):
         results.results_for(world.owner_id, world.other_agent_id, experiment_id)
+
+
+def test_no_comparison_says_why(ctx, world):
+    """A thin arm is "not enough data"; hundreds of visitors with no lead in one arm are not said to be too few."""
+    experiment_id = factories.experiment(world.agent_id, weights=(1, 1), status="running")
+    build(world.agent_id, experiment_id, 10)
+    experiment = db.session.get(Experiment, experiment_id)
+    out = results.compute(experiment)
+    treatment = out.variants[1]
+    assert out.no_comparison(treatment, "lead_capture_rate") == (
+        "Not enough data yet: at least 30 visitors per arm are needed (Control 10, Treatment 10).")
+
+    other = factories.experiment(world.other_agent_id, weights=(1, 1), status="running")
+    build(world.other_agent_id, other, 200, lead_rates=(0.2, 0.0))
+    experiment = db.session.get(Experiment, other)
+    out = results.compute(experiment)
+    treatment = out.variants[1]
+    assert out.metric(treatment, "lead_capture_rate")["lift"] is None
+    reason = out.no_comparison(treatment, "lead_capture_rate")
+    assert reason == ("No lift or p-value: no visitor of Treatment has left a lead (0 of 200), and the test needs "
+                      "some variation in each arm.")
+    assert out.verdict(treatment, "lead_capture_rate") == reason
+    assert "Not enough data" not in reason
+    assert out.metric(treatment, "messages_per_conversation")["lift"] is not None  # the other metrics compare

@@ -105,12 +105,36 @@ class Results:
         bounds = [abs(x) for v in self.variants for x in (self.shown_ci(v, metric) or ())]
         return max([0.05] + bounds)
 
+    def no_comparison(self, variant: Variant, metric: str) -> str:
+        """Why a variant has no lift on a metric, in the order stats.compare checks: too few visitors is "not enough
+        data"; plenty of visitors with no spread in an arm (nobody left a lead) or a zero baseline is said as such."""
+        label = METRICS[metric]["label"].lower()
+        arms = [(self.control, self.totals[self.control.id]), (variant, self.totals[variant.id])]
+        if any(t.n < stats.MIN_UNITS for _, t in arms):
+            counts = ", ".join(f"{v.name} {t.n:,}" for v, t in arms)
+            return f"Not enough data yet: at least {stats.MIN_UNITS} visitors per arm are needed ({counts})."
+        for arm, totals in arms:
+            stat = totals.stat(metric)
+            if isinstance(stat, stats.RatioStat) and stat.d_sum == 0:
+                return f"No comparison yet: {arm.name} has no conversations."
+            if not stat.variance > 0:
+                if metric == "lead_capture_rate":
+                    who = "no visitor" if totals.converted == 0 else "every visitor"
+                    return (f"No lift or p-value: {who} of {arm.name} has left a lead "
+                            f"({int(totals.converted):,} of {totals.n:,}), and the test needs some variation in each "
+                            "arm.")
+                return (f"No lift or p-value: every visitor of {arm.name} has the same {label}, and the test needs "
+                        "some variation in each arm.")
+        if self.totals[self.control.id].stat(metric).mean == 0:
+            return f"No lift: the control's {label} is 0, so a relative change is undefined."
+        return "No lift or p-value: the variance cannot be estimated from these data."
+
     def verdict(self, variant: Variant, metric: str) -> str:
         """A plain-language sentence for a variant × metric."""
         result = self.metric(variant, metric)
         label = METRICS[metric]["label"].lower()
         if result["lift"] is None:
-            return "Not enough data yet."
+            return self.no_comparison(variant, metric)
         low, high = self.shown_ci(variant, metric)
         if result["p_value"] >= stats.ALPHA:
             return f"No detectable difference in {label} yet (95% CI {low:+.0%} to {high:+.0%})."
