@@ -165,3 +165,18 @@ def test_the_ci_column_shows_only_with_an_interval_to_draw(app, client, auth, wo
         assert ("95% CI" in table) is with_ci and ('class="ci-col"' in table) is with_ci
         counts = cells_per_row(table)
         assert counts == [6 if with_ci else 5] * 3, counts
+
+
+@pytest.mark.parametrize("per_arm,weights,line", [
+    (2, (1, 3), "too few visitors to tell a mismatch from chance yet"),  # expected 1 and 3 of 4
+    (40, (1, 1), "no mismatch detected"),
+])
+def test_the_srm_line_claims_no_more_than_the_test_can_tell(app, client, auth, world, per_arm, weights, line):
+    with app.app_context():
+        exp = factories.experiment(world.agent_id, weights=weights, status="running")
+        build(world.agent_id, exp, per_arm)
+        db.session.remove()
+    auth.login(world.emails["editor"])
+    html = client.get(f"/agents/{world.agent_id}/experiments/{exp}/results").get_data(as_text=True)
+    srm = re.search(r'<p class="muted srm-line">(.*?)</p>', html, re.S).group(1)
+    assert line in srm and "split as configured" not in srm and "Sample ratio mismatch" not in html

@@ -75,6 +75,12 @@ class Results:
         return self.srm_p_value is not None and self.srm_p_value < stats.SRM_THRESHOLD
 
     @property
+    def srm_too_few(self) -> bool:
+        """Fewer than 5 visitors expected in some arm: too few for Pearson's χ² to tell a mismatch from chance."""
+        total, weights = sum(t.n for t in self.totals.values()), [v.weight for v in self.variants]
+        return any(total * w / sum(weights) < stats.SRM_MIN_EXPECTED for w in weights)
+
+    @property
     def control(self) -> Variant:
         return self.variants[0]
 

@@ -15,6 +15,7 @@ from scipy import stats as scipy_stats
 ALPHA = 0.05
 MIN_UNITS = 30  # fewer visitors than this in an arm: "not enough data"
 SRM_THRESHOLD = 0.001
+SRM_MIN_EXPECTED = 5  # the usual floor of expected counts for Pearson's χ² approximation
 
 
 @dataclass(frozen=True)
