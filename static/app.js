@@ -184,3 +184,33 @@ document.addEventListener("htmx:afterSettle", function (event) {
   if (elt && elt.tagName === "FORM") { focusFirstInvalid(); }
 });
 document.addEventListener("DOMContentLoaded", focusFirstInvalid);
+
+// A form answered with a redirect (HX-Redirect: an experiment created, saved, duplicated or deleted) is done, but the
+// page stays clickable until the next one loads: a second click there posted it again (a second draft, a second copy).
+// Its buttons stay disabled until then (re-enabled if the browser brings this page back from its back/forward cache).
+function formOf(event) {
+  var elt = event.detail.elt;
+  return elt && elt.closest ? elt.closest("form") : null;
+}
+document.addEventListener("htmx:beforeRequest", function (event) {
+  var form = formOf(event);
+  if (form && form.hasAttribute("data-redirecting")) { event.preventDefault(); }
+});
+document.addEventListener("htmx:afterRequest", function (event) {
+  var xhr = event.detail.xhr;
+  var form = formOf(event);
+  if (!form || !xhr || !xhr.getResponseHeader("HX-Redirect")) { return; }
+  form.setAttribute("data-redirecting", "");
+  form.querySelectorAll("button:not([disabled])").forEach(function (button) {
+    button.disabled = true;
+    button.setAttribute("data-disabled-while-leaving", "");
+  });
+});
+window.addEventListener("pageshow", function (event) {
+  if (!event.persisted) { return; }
+  document.querySelectorAll("form[data-redirecting]").forEach(function (form) { form.removeAttribute("data-redirecting"); });
+  document.querySelectorAll("[data-disabled-while-leaving]").forEach(function (button) {
+    button.disabled = false;
+    button.removeAttribute("data-disabled-while-leaving");
+  });
+});

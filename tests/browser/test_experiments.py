@@ -230,6 +230,30 @@ def test_the_results_section_follows_a_lifecycle_action(app, page, world, shot):
     shot(page, "started-results")
 
 
+def test_a_double_click_creates_one_draft_and_one_copy(app, page, world, shot):
+    """The second click of a double click came after the first answer's redirect but before the next page loaded."""
+    from webapp.models import Experiment
+
+    def names():
+        with app.app_context():
+            found = sorted(db.session.scalars(db.select(Experiment.name).where(Experiment.agent_id == world.agent_id)))
+            db.session.remove()
+        return found
+
+    login(page, "owner@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments/new?kind=cta")
+    page.fill("input[name=name]", "Clicked twice")
+    page.locator("button:has-text('Create draft')").dblclick()
+    expect(page.locator(".experiment-head h2")).to_contain_text("Clicked twice")
+    page.wait_for_load_state("networkidle")
+    assert names() == ["Clicked twice"]
+
+    page.locator("#status-component button:has-text('Duplicate')").dblclick()
+    expect(page.locator("input[name=name]")).to_have_value("Copy of Clicked twice")
+    page.wait_for_load_state("networkidle")
+    assert names() == ["Clicked twice", "Copy of Clicked twice"]
+
+
 def test_live_shares_of_a_lopsided_split(app, page, world, shot):
     login(page, "owner@acme.test")
     page.goto(f"/agents/{world.agent_id}/experiments/new")
