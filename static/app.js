@@ -214,3 +214,23 @@ window.addEventListener("pageshow", function (event) {
     button.removeAttribute("data-disabled-while-leaving");
   });
 });
+
+// A swap that replaced the focused element (Stop, Resume, Delete…, Cancel, a variant's Remove) dropped the focus to
+// <body>, so keyboard users started again from the top of the page. Unless htmx put it back (an element of the same
+// id, an autofocus) or a refused form took it (above), the focus goes to the swapped-in component itself.
+// Kept per request (on its XMLHttpRequest): the results section's reload can swap between another swap and its settle.
+document.addEventListener("htmx:beforeSwap", function (event) {
+  var target = event.detail.target;
+  var active = document.activeElement;
+  if (event.detail.xhr && target && target.id && active && active !== document.body && target.contains(active)) {
+    event.detail.xhr.focusedSwapTarget = target.id;
+  }
+});
+document.addEventListener("htmx:afterSettle", function (event) {
+  var id = event.detail.xhr && event.detail.xhr.focusedSwapTarget;
+  if (!id || (document.activeElement && document.activeElement !== document.body)) { return; }
+  var component = document.getElementById(id);
+  if (!component) { return; }
+  if (!component.hasAttribute("tabindex")) { component.setAttribute("tabindex", "-1"); }
+  component.focus();
+});

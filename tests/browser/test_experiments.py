@@ -254,6 +254,34 @@ def test_a_double_click_creates_one_draft_and_one_copy(app, page, world, shot):
     assert names() == ["Clicked twice", "Copy of Clicked twice"]
 
 
+def test_keyboard_focus_survives_the_swaps_it_triggers(app, page, world, shot):
+    """Start, Stop, Delete…, Cancel and the variant rows' buttons replace the focused element: the focus stays there."""
+    with app.app_context():
+        exp_id = factories.experiment(world.agent_id, name="By keyboard")
+        db.session.remove()
+    login(page, "owner@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments/{exp_id}")
+    status = page.locator("#status-component")
+    for button, then in (("Start", "running"), ("Stop", "stopped")):
+        status.locator(f"button:has-text('{button}')").press("Enter")
+        expect(status.locator("[data-status]")).to_have_text(then)
+        expect(status).to_be_focused()
+    status.locator("a:has-text('Delete…')").press("Enter")
+    expect(status.locator("button:has-text('Delete experiment')")).to_be_visible()
+    expect(status).to_be_focused()
+    page.keyboard.press("Tab")  # from the component, on into its confirmation
+    expect(status.locator("button:has-text('Delete experiment')")).to_be_focused()
+    shot(page, "delete-confirmation-by-keyboard")
+
+    page.goto(f"/agents/{world.agent_id}/experiments/new")
+    page.locator("#add-variant").press("Enter")
+    expect(page.locator(".variant-row")).to_have_count(3)
+    expect(page.locator("#add-variant")).to_be_focused()
+    page.locator("#remove-variant-2").press("Enter")
+    expect(page.locator(".variant-row")).to_have_count(2)
+    expect(page.locator("#variant-rows")).to_be_focused()
+
+
 def test_live_shares_of_a_lopsided_split(app, page, world, shot):
     login(page, "owner@acme.test")
     page.goto(f"/agents/{world.agent_id}/experiments/new")
