@@ -282,6 +282,26 @@ def test_keyboard_focus_survives_the_swaps_it_triggers(app, page, world, shot):
     expect(page.locator("#variant-rows")).to_be_focused()
 
 
+def test_the_preview_marks_the_range_the_visitor_falls_in(app, page, world, shot):
+    with app.app_context():
+        exp_id = factories.experiment(world.agent_id, weights=(1, 3), status="running")
+        db.session.remove()
+    login(page, "editor@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments/{exp_id}")
+    page.fill("#visitor-preview input[name=visitor_id]", "visitor-42")
+    page.click("#visitor-preview button:has-text('Preview')")
+    chosen = page.locator("#preview-variant").inner_text()
+    rows = page.locator(".preview-result tbody tr")
+    expect(rows).to_have_count(2)
+    marked = page.locator(".preview-result tbody tr[aria-current=true]")
+    expect(marked).to_have_count(1)
+    expect(marked).to_contain_text(chosen)
+    expect(marked).to_contain_text("this visitor")
+    backgrounds = [row.evaluate("r => getComputedStyle(r.cells[0]).backgroundColor") for row in rows.all()]
+    assert len(set(backgrounds)) == 2  # the marked row stands out
+    shot(page, "preview-marked")
+
+
 def test_live_shares_of_a_lopsided_split(app, page, world, shot):
     login(page, "owner@acme.test")
     page.goto(f"/agents/{world.agent_id}/experiments/new")
