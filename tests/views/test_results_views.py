@@ -180,3 +180,19 @@ def test_the_srm_line_claims_no_more_than_the_test_can_tell(app, client, auth, w
     html = client.get(f"/agents/{world.agent_id}/experiments/{exp}/results").get_data(as_text=True)
     srm = re.search(r'<p class="muted srm-line">(.*?)</p>', html, re.S).group(1)
     assert line in srm and "split as configured" not in srm and "Sample ratio mismatch" not in html
+
+
+@pytest.mark.parametrize("status,says", [
+    ("draft", "Start the experiment to assign visitors"),
+    ("running", "Results appear as the runtime reports visitor messages"),
+    ("stopped", "stopped before any visitor was assigned: resume it"),
+])
+def test_the_empty_results_say_what_brings_visitors(app, client, auth, world, status, says):
+    """A stopped experiment assigns nobody: results do not 'appear as the runtime reports messages' there."""
+    with app.app_context():
+        exp = factories.experiment(world.agent_id, status=status)
+        db.session.remove()
+    auth.login(world.emails["editor"])
+    html = client.get(f"/agents/{world.agent_id}/experiments/{exp}/results").get_data(as_text=True)
+    empty = re.search(r'<p class="empty">(.*?)</p>', html, re.S).group(1)
+    assert empty.startswith("No visitors yet.") and says in empty
