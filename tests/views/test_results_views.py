@@ -196,3 +196,23 @@ def test_the_empty_results_say_what_brings_visitors(app, client, auth, world, st
     html = client.get(f"/agents/{world.agent_id}/experiments/{exp}/results").get_data(as_text=True)
     empty = re.search(r'<p class="empty">(.*?)</p>', html, re.S).group(1)
     assert empty.startswith("No visitors yet.") and says in empty
+
+
+def test_the_lead_capture_rate_shows_its_own_counts(app, client, auth, world):
+    """Two leads of one visitor: the Leads column says 2, the rate 100% — of 1 visitor with a lead, said so."""
+    from webapp.services import runtime
+
+    with app.app_context():
+        exp = factories.experiment(world.agent_id, weights=(1, 1), status="running")
+        ids = {"conversation_id": "c-twice", "visitor_id": "v-twice"}
+        runtime.record_message(world.workspace_id, world.agent_id, {**ids, "role": "visitor"})
+        for n in range(2):
+            runtime.record_lead(world.workspace_id, world.agent_id, {**ids, "fields": {"n": n}})
+        db.session.remove()
+    auth.login(world.emails["editor"])
+    html = client.get(f"/agents/{world.agent_id}/experiments/{exp}/results").get_data(as_text=True)
+    table = html.split('data-metric="lead_capture_rate"')[1].split("</table>")[0]
+    counts = re.findall(r'<small class="muted rate-counts[^"]*" title="visitors with a lead / visitors">(.*?)</small>',
+                        table)
+    assert counts == ["1 / 1"]  # the control, without visitors, has no rate ("—") and no counts
+    assert "100.0%" in table
