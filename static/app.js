@@ -171,3 +171,66 @@ document.addEventListener("DOMContentLoaded", function () {
     bar.scrollLeft = active.offsetLeft + active.offsetWidth / 2 - bar.clientWidth / 2;
   }
 });
+
+// A refused form comes back with its fields marked invalid (aria-invalid, the message tied by aria-describedby): the
+// focus goes to the first of them, so that keyboard and screen reader users land on what to fix — an HTMX swap took
+// away the focused submit button, and a full page load starts at the top.
+function focusFirstInvalid() {
+  var field = document.querySelector('form [aria-invalid="true"]');
+  if (field) { field.focus(); }
+}
+document.addEventListener("htmx:afterSettle", function (event) {
+  var elt = event.detail.requestConfig && event.detail.requestConfig.elt;
+  if (elt && elt.tagName === "FORM") { focusFirstInvalid(); }
+});
+document.addEventListener("DOMContentLoaded", focusFirstInvalid);
+
+// A form answered with a redirect (HX-Redirect: an experiment created, saved, duplicated or deleted) is done, but the
+// page stays clickable until the next one loads: a second click there posted it again (a second draft, a second copy).
+// Its buttons stay disabled until then (re-enabled if the browser brings this page back from its back/forward cache).
+function formOf(event) {
+  var elt = event.detail.elt;
+  return elt && elt.closest ? elt.closest("form") : null;
+}
+document.addEventListener("htmx:beforeRequest", function (event) {
+  var form = formOf(event);
+  if (form && form.hasAttribute("data-redirecting")) { event.preventDefault(); }
+});
+document.addEventListener("htmx:afterRequest", function (event) {
+  var xhr = event.detail.xhr;
+  var form = formOf(event);
+  if (!form || !xhr || !xhr.getResponseHeader("HX-Redirect")) { return; }
+  form.setAttribute("data-redirecting", "");
+  form.querySelectorAll("button:not([disabled])").forEach(function (button) {
+    button.disabled = true;
+    button.setAttribute("data-disabled-while-leaving", "");
+  });
+});
+window.addEventListener("pageshow", function (event) {
+  if (!event.persisted) { return; }
+  document.querySelectorAll("form[data-redirecting]").forEach(function (form) { form.removeAttribute("data-redirecting"); });
+  document.querySelectorAll("[data-disabled-while-leaving]").forEach(function (button) {
+    button.disabled = false;
+    button.removeAttribute("data-disabled-while-leaving");
+  });
+});
+
+// A swap that replaced the focused element (Stop, Resume, Delete…, Cancel, a variant's Remove) dropped the focus to
+// <body>, so keyboard users started again from the top of the page. Unless htmx put it back (an element of the same
+// id, an autofocus) or a refused form took it (above), the focus goes to the swapped-in component itself.
+// Kept per request (on its XMLHttpRequest): the results section's reload can swap between another swap and its settle.
+document.addEventListener("htmx:beforeSwap", function (event) {
+  var target = event.detail.target;
+  var active = document.activeElement;
+  if (event.detail.xhr && target && target.id && active && active !== document.body && target.contains(active)) {
+    event.detail.xhr.focusedSwapTarget = target.id;
+  }
+});
+document.addEventListener("htmx:afterSettle", function (event) {
+  var id = event.detail.xhr && event.detail.xhr.focusedSwapTarget;
+  if (!id || (document.activeElement && document.activeElement !== document.body)) { return; }
+  var component = document.getElementById(id);
+  if (!component) { return; }
+  if (!component.hasAttribute("tabindex")) { component.setAttribute("tabindex", "-1"); }
+  component.focus();
+});

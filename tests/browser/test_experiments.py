@@ -1,4 +1,6 @@
 """The experiments tab in Chromium, clicked through as a new owner and as an editor would."""
+import re
+
 from playwright.sync_api import expect
 
 from tests import factories
@@ -183,6 +185,123 @@ def test_after_a_refused_save_row_changes_update_the_rows_errors_and_drop_the_ba
     page.fill("input[name='variants-1-persona_name']", "Aria")
     page.click("text=Create draft")
     expect(page.locator(".experiment-head h2")).to_contain_text("Fixed")
+
+
+def test_a_refused_save_moves_the_focus_to_the_first_field_to_fix(app, page, world, shot):
+    """Keyboard users land on what to fix (the swap took the focused button away), with its message as description."""
+    login(page, "owner@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments/new")
+    page.fill("input[name=name]", "Keyboard only")
+    page.fill("input[name='variants-1-weight']", "0")
+    page.locator("button:has-text('Create draft')").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#experiment-form .flash-error")).to_contain_text("Nothing was saved")
+    expect(page.locator("input[name='variants-1-weight']")).to_be_focused()
+    expect(page.locator("input[name='variants-1-weight']")).to_have_accessible_description(re.compile("from 1 to 10,000"))
+    shot(page, "focused-weight")
+
+    page.fill("input[name=name]", "")
+    page.fill("input[name='variants-1-weight']", "50")
+    page.locator("input[name='variants-1-weight']").press("Enter")  # submits the form
+    expect(page.locator("input[name=name]")).to_be_focused()
+
+
+def test_a_refused_full_page_form_focuses_its_first_invalid_field(app, page, world, shot):
+    login(page, "owner@acme.test")
+    page.goto("/w/acme/agents")
+    page.click("text=Create agent")
+    expect(page.locator("input[name=name]")).to_be_focused()
+    expect(page.locator("input[name=name]")).to_have_accessible_description(re.compile("required"))
+
+
+def test_the_results_section_follows_a_lifecycle_action(app, page, world, shot):
+    """Started from its page, a draft's results stop asking to start it (they were loaded while it was a draft)."""
+    with app.app_context():
+        exp_id = factories.experiment(world.agent_id, name="Fresh draft")
+        db.session.remove()
+    login(page, "owner@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments/{exp_id}")
+    empty = page.locator("#results .empty")
+    expect(empty).to_contain_text("Start the experiment")
+    page.click("#status-component button:has-text('Start')")
+    expect(page.locator("#status-component [data-status]")).to_have_text("running")
+    expect(empty).to_contain_text("Results appear as the runtime reports visitor messages")
+    expect(empty).not_to_contain_text("Start the experiment")
+    shot(page, "started-results")
+
+
+def test_a_double_click_creates_one_draft_and_one_copy(app, page, world, shot):
+    """The second click of a double click came after the first answer's redirect but before the next page loaded."""
+    from webapp.models import Experiment
+
+    def names():
+        with app.app_context():
+            found = sorted(db.session.scalars(db.select(Experiment.name).where(Experiment.agent_id == world.agent_id)))
+            db.session.remove()
+        return found
+
+    login(page, "owner@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments/new?kind=cta")
+    page.fill("input[name=name]", "Clicked twice")
+    page.locator("button:has-text('Create draft')").dblclick()
+    expect(page.locator(".experiment-head h2")).to_contain_text("Clicked twice")
+    page.wait_for_load_state("networkidle")
+    assert names() == ["Clicked twice"]
+
+    page.locator("#status-component button:has-text('Duplicate')").dblclick()
+    expect(page.locator("input[name=name]")).to_have_value("Copy of Clicked twice")
+    page.wait_for_load_state("networkidle")
+    assert names() == ["Clicked twice", "Copy of Clicked twice"]
+
+
+def test_keyboard_focus_survives_the_swaps_it_triggers(app, page, world, shot):
+    """Start, Stop, Delete…, Cancel and the variant rows' buttons replace the focused element: the focus stays there."""
+    with app.app_context():
+        exp_id = factories.experiment(world.agent_id, name="By keyboard")
+        db.session.remove()
+    login(page, "owner@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments/{exp_id}")
+    status = page.locator("#status-component")
+    for button, then in (("Start", "running"), ("Stop", "stopped")):
+        status.locator(f"button:has-text('{button}')").press("Enter")
+        expect(status.locator("[data-status]")).to_have_text(then)
+        expect(status).to_be_focused()
+    status.locator("a:has-text('Delete…')").press("Enter")
+    expect(status.locator("button:has-text('Delete experiment')")).to_be_visible()
+    expect(status).to_be_focused()
+    page.keyboard.press("Tab")  # from the component, on into its confirmation
+    expect(status.locator("button:has-text('Delete experiment')")).to_be_focused()
+    shot(page, "delete-confirmation-by-keyboard")
+
+    page.goto(f"/agents/{world.agent_id}/experiments/new")
+    page.locator("#add-variant").press("Enter")
+    expect(page.locator(".variant-row")).to_have_count(3)
+    expect(page.locator("#add-variant")).to_be_focused()
+    # htmx wires swapped-in buttons when the swap settles (20 ms later); a click before that does nothing.
+    expect(page.locator("#variant-rows.htmx-added, #variant-rows.htmx-settling")).to_have_count(0)
+    page.locator("#remove-variant-2").press("Enter")
+    expect(page.locator(".variant-row")).to_have_count(2)
+    expect(page.locator("#variant-rows")).to_be_focused()
+
+
+def test_the_preview_marks_the_range_the_visitor_falls_in(app, page, world, shot):
+    with app.app_context():
+        exp_id = factories.experiment(world.agent_id, weights=(1, 3), status="running")
+        db.session.remove()
+    login(page, "editor@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments/{exp_id}")
+    page.fill("#visitor-preview input[name=visitor_id]", "visitor-42")
+    page.click("#visitor-preview button:has-text('Preview')")
+    chosen = page.locator("#preview-variant").inner_text()
+    rows = page.locator(".preview-result tbody tr")
+    expect(rows).to_have_count(2)
+    marked = page.locator(".preview-result tbody tr[aria-current=true]")
+    expect(marked).to_have_count(1)
+    expect(marked).to_contain_text(chosen)
+    expect(marked).to_contain_text("this visitor")
+    backgrounds = [row.evaluate("r => getComputedStyle(r.cells[0]).backgroundColor") for row in rows.all()]
+    assert len(set(backgrounds)) == 2  # the marked row stands out
+    shot(page, "preview-marked")
 
 
 def test_live_shares_of_a_lopsided_split(app, page, world, shot):

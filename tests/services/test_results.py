@@ -227,9 +227,9 @@ def test_verdict_percentages_keep_two_significant_digits(value, text):
     (results.VariantTotals(100, converted=0), results.VariantTotals(100, converted=10), "lead_capture_rate",
      "In Control no visitor has left a lead: a relative change from 0 is undefined."),
     (results.VariantTotals(100, converted=10), results.VariantTotals(100, converted=100), "lead_capture_rate",
-     "Every visitor of Treatment has left a lead: without variation there is nothing to test against."),
+     "Every visitor of Treatment has left a lead (100 of 100): without variation there is nothing to test against."),
     (results.VariantTotals(100, converted=10), results.VariantTotals(100, converted=0), "lead_capture_rate",
-     "No visitor of Treatment has left a lead: without variation there is nothing to test against."),
+     "No visitor of Treatment has left a lead (0 of 100): without variation there is nothing to test against."),
     (results.VariantTotals(100, conversations=100, conversations_sq=100, messages=200, messages_sq=400,
                            messages_x_conversations=200),
      results.VariantTotals(100, conversations=100, conversations_sq=100, messages=300, messages_sq=1000,
@@ -242,7 +242,8 @@ def test_a_missing_comparison_says_why(ctx, world, control, treatment, metric, r
     out = totals_results(experiment_id, control, treatment)
     result = out.metric(out.variants[1], metric)
     assert (result["lift"], result["enough_data"], result["reason"]) == (None, False, reason)
-    assert out.verdict(out.variants[1], metric) == f"Not enough data yet: {reason}"
+    thin = reason.endswith("in every arm.") or reason.endswith("no conversations yet.")
+    assert out.verdict(out.variants[1], metric) == (f"Not enough data yet: {reason}" if thin else reason)
 
 
 def test_a_missing_value_says_why(ctx, world):
@@ -273,3 +274,27 @@ def test_srm_of_an_experiment_uses_its_configured_weights(ctx, world):
         assert out.srm_warning is warning
         if not warning:
             assert out.srm_p_value == pytest.approx(1.0)
+
+
+def test_no_comparison_says_why(ctx, world):
+    """A thin arm is "not enough data"; hundreds of visitors with no lead in one arm are not said to be too few."""
+    experiment_id = factories.experiment(world.agent_id, weights=(1, 1), status="running")
+    build(world.agent_id, experiment_id, 10)
+    experiment = db.session.get(Experiment, experiment_id)
+    out = results.compute(experiment)
+    treatment = out.variants[1]
+    assert out.no_comparison(treatment, "lead_capture_rate") == (
+        "Not enough data yet: Control has 10 visitors; a comparison needs at least 30 in every arm.")
+
+    other = factories.experiment(world.other_agent_id, weights=(1, 1), status="running")
+    build(world.other_agent_id, other, 200, lead_rates=(0.2, 0.0))
+    experiment = db.session.get(Experiment, other)
+    out = results.compute(experiment)
+    treatment = out.variants[1]
+    assert out.metric(treatment, "lead_capture_rate")["lift"] is None
+    reason = out.no_comparison(treatment, "lead_capture_rate")
+    assert reason == ("No visitor of Treatment has left a lead (0 of 200): without variation there is nothing to "
+                      "test against.")
+    assert out.verdict(treatment, "lead_capture_rate") == reason
+    assert "Not enough data" not in reason
+    assert out.metric(treatment, "messages_per_conversation")["lift"] is not None  # the other metrics compare

@@ -6,7 +6,10 @@ from webapp import authz
 
 def test_overview_names_the_active_experiment(client, auth, app, world):
     auth.login("editor@acme.test")
-    assert "No experiment is running" in client.get(f"/agents/{world.agent_id}").get_data(as_text=True)
+    idle = client.get(f"/agents/{world.agent_id}").get_data(as_text=True)
+    # Not "every visitor": a conversation stamped by a stopped experiment keeps its variant (SPEC §5, step 1).
+    assert "No experiment is running: every new conversation gets the default persona" in idle
+    assert "every visitor gets" not in idle
     with app.app_context():
         factories.experiment(world.agent_id, status="running", name="Live persona test")
     html = client.get(f"/agents/{world.agent_id}").get_data(as_text=True)

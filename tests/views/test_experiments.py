@@ -340,6 +340,17 @@ def test_draft_edit_changes_arms(app, client, owner, world):
         db.session.remove()
 
 
+def test_a_frozen_kind_reads_as_on_the_list_with_no_label_naming_no_field(app, client, owner, world):
+    with app.app_context():
+        exp_id = factories.experiment(world.agent_id, kind="cta", status="running")
+        db.session.remove()
+    html = client.get(f"{base(world)}/{exp_id}/edit").get_data(as_text=True)
+    assert re.search(r'<p id="kind-frozen">.*<strong>CTA</strong></p>', html)
+    assert 'for="kind"' not in html and 'id="kind"' not in html
+    draft = client.get(f"{base(world)}/new").get_data(as_text=True)
+    assert '<label for="kind">Kind</label>' in draft and 'id="kind"' in draft
+
+
 def test_editor_sees_the_pages_without_controls(app, client, auth, world):
     exp_id = make(app, world.agent_id, status="stopped")
     auth.login(world.emails["editor"])

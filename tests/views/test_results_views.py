@@ -283,3 +283,54 @@ def test_a_small_significant_lift_is_not_shown_as_0_0_percent(app, client, auth,
     row = row[:row.index("</tr>")]
     assert ">+0.40%</td>" in row and "+0.14% … +0.66%" in row and 'title="+0.14% to +0.66%"' in row
     assert "+0.0%" not in row
+
+
+@pytest.mark.parametrize("per_arm,weights,line", [
+    (2, (1, 3), "too few visitors to tell a mismatch from chance yet"),  # expected 1 and 3 of 4
+    (40, (1, 1), "no mismatch detected"),
+])
+def test_the_srm_line_claims_no_more_than_the_test_can_tell(app, client, auth, world, per_arm, weights, line):
+    with app.app_context():
+        exp = factories.experiment(world.agent_id, weights=weights, status="running")
+        build(world.agent_id, exp, per_arm)
+        db.session.remove()
+    auth.login(world.emails["editor"])
+    html = client.get(f"/agents/{world.agent_id}/experiments/{exp}/results").get_data(as_text=True)
+    srm = re.search(r'<p class="muted srm-line">(.*?)</p>', html, re.S).group(1)
+    assert line in srm and "split as configured" not in srm and "Sample ratio mismatch" not in html
+
+
+@pytest.mark.parametrize("status,says", [
+    ("draft", "Start the experiment to assign visitors"),
+    ("running", "Results appear as the runtime reports visitor messages"),
+    ("stopped", "stopped before any visitor was assigned: resume it"),
+])
+def test_the_empty_results_say_what_brings_visitors(app, client, auth, world, status, says):
+    """A stopped experiment assigns nobody: results do not 'appear as the runtime reports messages' there."""
+    with app.app_context():
+        exp = factories.experiment(world.agent_id, status=status)
+        db.session.remove()
+    auth.login(world.emails["editor"])
+    html = client.get(f"/agents/{world.agent_id}/experiments/{exp}/results").get_data(as_text=True)
+    empty = re.search(r'<p class="empty">(.*?)</p>', html, re.S).group(1)
+    assert empty.startswith("No visitors yet.") and says in empty
+
+
+def test_the_lead_capture_rate_shows_its_own_counts(app, client, auth, world):
+    """Two leads of one visitor: the Leads column says 2, the rate 100% — of 1 visitor with a lead, said so."""
+    from webapp.services import runtime
+
+    with app.app_context():
+        exp = factories.experiment(world.agent_id, weights=(1, 1), status="running")
+        ids = {"conversation_id": "c-twice", "visitor_id": "v-twice"}
+        runtime.record_message(world.workspace_id, world.agent_id, {**ids, "role": "visitor"})
+        for n in range(2):
+            runtime.record_lead(world.workspace_id, world.agent_id, {**ids, "fields": {"n": n}})
+        db.session.remove()
+    auth.login(world.emails["editor"])
+    html = client.get(f"/agents/{world.agent_id}/experiments/{exp}/results").get_data(as_text=True)
+    table = html.split('data-metric="lead_capture_rate"')[1].split("</table>")[0]
+    counts = re.findall(r'<small class="muted rate-counts[^"]*" title="visitors with a lead / visitors">(.*?)</small>',
+                        table)
+    assert counts == ["1 / 1"]  # the control, without visitors, has no rate ("—") and no counts
+    assert "100.0%" in table

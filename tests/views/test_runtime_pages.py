@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -9,7 +10,7 @@ import sqlalchemy as sa
 from tests import factories
 from tests.views.test_roles import snapshot
 from webapp.extensions import db
-from webapp.models import Conversation, Experiment, ExperimentAssignment
+from webapp.models import Conversation, Experiment, ExperimentAssignment, utcnow
 from webapp.services import experiments, runtime
 from webapp.services.bucketing import bucket_value
 
@@ -223,7 +224,7 @@ def test_preview_of_an_empty_visitor_id_asks_for_one(app, client, auth, world):
         response = client.get(preview_url(world, exp, ""), headers=headers)
         html = response.get_data(as_text=True)
         assert response.status_code == 422 and ("<html" in html) == (not headers)
-        assert '<p class="error" data-field="visitor_id">Enter a visitor id.</p>' in html
+        assert '<p class="error" id="visitor_id-error" data-field="visitor_id">Enter a visitor id.</p>' in html
 
 
 def test_lead_fields_and_other_json_values_read_as_json(app, client, auth, world):
@@ -254,3 +255,35 @@ def test_lead_fields_and_other_json_values_read_as_json(app, client, auth, world
     assert auth.post(promote, {"variant": "treatment"}).status_code == 302
     trail = client.get(f"/agents/{world.agent_id}/experiments/{persona_id}").get_data(as_text=True)
     assert '<span class="muted">stopped:</span> true</div>' in trail.split('id="audit-trail"')[1]
+
+
+@pytest.mark.parametrize("status", ["draft", "stopped", "running"])
+def test_preview_of_an_inactive_experiment_names_the_one_a_new_conversation_runs_on(app, client, auth, world, status):
+    """Another experiment running (and active): a new conversation is assigned there, not on the agent's defaults."""
+    with app.app_context():
+        exp = factories.experiment(world.agent_id, status=status, name="Previewed",
+                                   started_at=utcnow() - timedelta(days=1))
+        factories.experiment(world.agent_id, status="running", name="Live & well")
+        db.session.remove()
+    auth.login(world.emails["editor"])
+    html = client.get(preview_url(world, exp, "visitor-1")).get_data(as_text=True)
+    note = re.search(r'<p class="muted" id="preview-not-active">(.*?)</p>', html, re.S).group(1)
+    assert "the active experiment, “Live &amp; well”" in note and "agent's defaults" not in note
+
+
+def test_preview_of_an_inactive_experiment_with_none_running_says_the_agents_defaults(app, client, auth, world):
+    with app.app_context():
+        exp = factories.experiment(world.agent_id, status="stopped")
+        db.session.remove()
+    auth.login(world.emails["editor"])
+    html = client.get(preview_url(world, exp, "visitor-1")).get_data(as_text=True)
+    note = re.search(r'<p class="muted" id="preview-not-active">(.*?)</p>', html, re.S).group(1)
+    assert "the agent's defaults today" in note and "active experiment" not in note.split("one:")[1]
+
+
+def test_preview_of_the_active_experiment_has_no_note(app, client, auth, world):
+    with app.app_context():
+        exp = factories.experiment(world.agent_id, status="running")
+        db.session.remove()
+    auth.login(world.emails["editor"])
+    assert "preview-not-active" not in client.get(preview_url(world, exp, "visitor-1")).get_data(as_text=True)

@@ -155,6 +155,7 @@ class Preview:
     experiment: Experiment
     ranges: list[VariantRange]
     is_active: bool
+    active_name: str | None = None  # the agent's active experiment (this one or another), None when none runs
     visitor_id: str | None = None
     variant: Variant | None = None
     from_existing_assignment: bool = False
@@ -173,8 +174,10 @@ def preview(actor_id: int, agent_id: int, experiment_id: int, visitor_id: Any) -
     weights = [v.weight for v in variants]
     ranges = [VariantRange(v, low, high, 100 * v.weight / sum(weights))
               for v, (low, high) in zip(variants, bucketing.weight_ranges(weights))]
-    active_id = db.session.scalar(active_experiment_query(agent_id).with_only_columns(Experiment.id))
-    shell = Preview(experiment, ranges, active_id == experiment.id)
+    active = db.session.execute(
+        active_experiment_query(agent_id).with_only_columns(Experiment.id, Experiment.name)).first()
+    shell = Preview(experiment, ranges, active is not None and active.id == experiment.id,
+                    active.name if active is not None else None)
     if visitor_id is None:
         return shell  # nobody asked about yet: the empty form
     errors: dict[str, str] = {}

@@ -70,10 +70,17 @@ class Results:
     srm_p_value: float | None
     daily: dict[str, Any] = field(default_factory=dict)
     _metrics: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict, repr=False)
+    _shortfalls: dict[tuple[int, str], str] = field(default_factory=dict, repr=False)  # stats.shortfall codes
 
     @property
     def srm_warning(self) -> bool:
         return self.srm_p_value is not None and self.srm_p_value < stats.SRM_THRESHOLD
+
+    @property
+    def srm_too_few(self) -> bool:
+        """Fewer than 5 visitors expected in some arm: too few for Pearson's χ² to tell a mismatch from chance."""
+        total, weights = sum(t.n for t in self.totals.values()), [v.weight for v in self.variants]
+        return any(total * w / sum(weights) < stats.SRM_MIN_EXPECTED for w in weights)
 
     @property
     def control(self) -> Variant:
@@ -100,6 +107,7 @@ class Results:
             out.update(lift=comparison.lift, ci=[comparison.ci_low, comparison.ci_high], p_value=comparison.p_value)
         else:
             arm, code = stats.shortfall(control, stat) or ("variant", stats.NO_VARIATION)
+            self._shortfalls[(variant.id, metric)] = code
             out["reason"] = self._reason(self.control if arm == "control" else variant, metric, code)
         return out
 
@@ -117,8 +125,8 @@ class Results:
             return f"In {arm.name} {what}: a relative change from 0 is undefined."
         if lead_rate:
             everyone = totals.converted == totals.n
-            return (f"{'Every' if everyone else 'No'} visitor of {arm.name} has left a lead: "
-                    "without variation there is nothing to test against.")
+            return (f"{'Every' if everyone else 'No'} visitor of {arm.name} has left a lead "
+                    f"({int(totals.converted):,} of {totals.n:,}): without variation there is nothing to test against.")
         return (f"Every visitor of {arm.name} has the same {label}: "
                 "without variation there is nothing to test against.")
 
@@ -132,12 +140,21 @@ class Results:
         bounds = [abs(x) for v in self.variants for x in (self.shown_ci(v, metric) or ())]
         return max([0.05] + bounds)
 
+    def no_comparison(self, variant: Variant, metric: str) -> str:
+        """Why a variant has no lift on a metric, as the page says it: too few visitors or no conversations is "not
+        enough data yet"; an arm of any size without variation (nobody left a lead) or a zero baseline is said as
+        such, not as a lack of visitors."""
+        result = self.metric(variant, metric)
+        if self._shortfalls.get((variant.id, metric)) in (stats.FEW_UNITS, stats.NO_DENOMINATOR):
+            return f"Not enough data yet: {result['reason']}"
+        return result["reason"] or "Not enough data yet."
+
     def verdict(self, variant: Variant, metric: str) -> str:
         """A plain-language sentence for a variant × metric."""
         result = self.metric(variant, metric)
         label = METRICS[metric]["label"].lower()
         if result["lift"] is None:
-            return f"Not enough data yet: {result['reason']}" if result["reason"] else "Not enough data yet."
+            return self.no_comparison(variant, metric)
         low, high = self.shown_ci(variant, metric)
         ci = f"95% CI {signed_percent(low)} to {signed_percent(high)}"
         if result["p_value"] >= stats.ALPHA:

@@ -19,6 +19,7 @@ SRM_THRESHOLD = 0.001
 # cancel to ~1e-16 of the mean² when every unit has the same value (e.g. exactly one visitor message in every
 # conversation), while the smallest real variation of count data is ~1/n of it (1e-8 at 10 million visitors).
 ZERO_VARIANCE = 1e-12
+SRM_MIN_EXPECTED = 5  # the usual floor of expected counts for Pearson's χ² approximation
 
 
 @dataclass(frozen=True)

@@ -235,6 +235,8 @@ def _status_response(agent_id: int, experiment_id: int, status: int = 200, confi
         render_template("experiments/_oob.html", **_detail_context(info))
     response = make_response(html, status)
     response.vary.add("HX-Request")
+    if status == 200:  # started, stopped or promoted: the results section reloads (its empty state names the status)
+        response.headers["HX-Trigger"] = "experiment-status-changed"
     return response
 
 

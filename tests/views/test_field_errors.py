@@ -1,0 +1,68 @@
+"""A refused form's messages are tied to their fields: the input names its error (and help) in aria-describedby."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.views.test_experiments import HX, base, form, owner  # noqa: F401 (owner is a fixture)
+
+DESCRIBED = re.compile(r'<(?:input|textarea|select)\b[^>]*\bname="([^"]+)"[^>]*>')
+
+
+def described_by(html: str, name: str) -> list[str]:
+    """The ids the field `name` names in aria-describedby."""
+    for tag in DESCRIBED.finditer(html):
+        if tag.group(1) == name:
+            match = re.search(r'aria-describedby="([^"]*)"', tag.group(0))
+            return match.group(1).split() if match else []
+    raise AssertionError(f"no field {name}")
+
+
+def error_text(html: str, error_id: str) -> str:
+    match = re.search(rf'<p class="error" id="{re.escape(error_id)}"[^>]*>(.*?)</p>', html, re.S)
+    assert match, f"no error element #{error_id}"
+    return match.group(1)
+
+
+@pytest.mark.parametrize("headers", [HX, {}])
+@pytest.mark.parametrize("changes,field,message", [
+    ({"name": ""}, "name", "required"),
+    ({"variants-1-weight": "0"}, "variants-1-weight", "from 1 to 10,000"),
+    ({"variants-1-key": "control"}, "variants-1-key", ""),
+    ({"variants-1-config": "{broken", "variants-1-persona_name": ""}, "variants-1-config", ""),
+    ({"variants-1-persona_name": ""}, "variants-1-persona_name", "required"),
+])
+def test_experiment_form_errors_are_the_fields_description(app, client, owner, world, headers, changes, field,
+                                                           message):
+    response = owner.post(base(world) + "/new", {**form(), **changes}, headers=headers)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert described_by(html, field) == [f"{field}-error"]
+    assert message in error_text(html, f"{field}-error")
+    assert described_by(html, "hypothesis") == []  # a valid field names nothing
+
+
+def test_wtforms_fields_name_their_help_and_their_error(client, auth, world):
+    auth.login(world.emails["owner"])
+    response = auth.post("/w/acme/agents", {"name": ""})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert described_by(html, "name") == ["name-error"] and "required" in error_text(html, "name-error")
+    assert described_by(html, "persona_name") == ["persona_name-help"]
+    assert 'id="persona_name-help"' in html
+
+
+def test_the_visitor_preview_input_names_its_error(app, client, auth, world):
+    from tests import factories
+    from webapp.extensions import db
+
+    with app.app_context():
+        exp = factories.experiment(world.agent_id)
+        db.session.remove()
+    auth.login(world.emails["editor"])
+    page = client.get(f"/agents/{world.agent_id}/experiments/{exp}").get_data(as_text=True)
+    assert described_by(page, "visitor_id") == ["visitor_id-error"]
+    fragment = client.get(f"/agents/{world.agent_id}/experiments/{exp}/preview?visitor_id=" + "x" * 300,
+                          headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "1–200 characters" in error_text(fragment, "visitor_id-error")
