@@ -71,6 +71,9 @@ def test_owner_designs_starts_replaces_stops_and_deletes_experiments(app, page, 
 
     page.click("nav.tabs >> text=A/B experiments")
     page.click("text=New experiment")
+    # A link's click returns once the navigation starts: the kind's change must wait for htmx (a deferred script)
+    # to wire the select, or it posts nothing and the persona rows stay (a flake seen 3 times in a row).
+    page.wait_for_load_state()
     page.fill("input[name=name]", "Book-a-demo button")
     page.select_option("select[name=kind]", "cta")
     expect(page.locator("input[name='variants-0-persona_name']")).to_be_hidden()
