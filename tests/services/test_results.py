@@ -152,6 +152,21 @@ def test_srm_warning_when_split_is_off(ctx, world):
     assert out.srm_warning and out.srm_p_value < 0.001
 
 
+def test_no_srm_warning_while_an_arm_expects_too_few_visitors(ctx, world):
+    """19:1 weights, 7 and 3 visitors: χ² p = 0.0003, but the small arm expects 0.5 visitors — far below the χ²
+    approximation's floor of 5, where such a p comes up by chance about 1 % of the time, not 0.1 %. 140 and 60 at
+    the same weights (10 expected in the small arm) warn."""
+    experiment_id = factories.experiment(world.agent_id, weights=(19, 1), status="running")
+    experiment = db.session.get(Experiment, experiment_id)
+    few = totals_results(experiment_id, results.VariantTotals(7), results.VariantTotals(3))
+    assert few.srm_p_value < 0.001 and few.srm_too_few
+    assert not few.srm_warning
+    assert few.as_dict()["srm"]["warning"] is False
+    enough = totals_results(experiment_id, results.VariantTotals(140), results.VariantTotals(60))
+    assert not enough.srm_too_few and enough.srm_warning
+    assert experiment.variants[1].weight == 1
+
+
 def test_empty_experiment(ctx, world):
     experiment_id = factories.experiment(world.agent_id, weights=(1, 1), status="draft")
     exported = results.compute(db.session.get(Experiment, experiment_id)).as_dict()

@@ -74,7 +74,10 @@ class Results:
 
     @property
     def srm_warning(self) -> bool:
-        return self.srm_p_value is not None and self.srm_p_value < stats.SRM_THRESHOLD
+        """p < 0.001, unless some arm expects too few visitors for the χ² approximation (srm_too_few): there a
+        couple of visitors in a 5 % arm give p < 0.001 far more often than 1 in 1,000 under a correct split."""
+        return (self.srm_p_value is not None and self.srm_p_value < stats.SRM_THRESHOLD
+                and not self.srm_too_few)
 
     @property
     def srm_too_few(self) -> bool:
