@@ -37,7 +37,10 @@ function drawResultCharts(root) {
         labels: daily.days,
         datasets: daily.variants.map(function (v, i) {
           return { label: v.name, data: v[series], borderColor: CHART_COLOURS[i % CHART_COLOURS.length],
-                   backgroundColor: CHART_COLOURS[i % CHART_COLOURS.length], spanGaps: true, tension: 0.2,
+                   backgroundColor: CHART_COLOURS[i % CHART_COLOURS.length], tension: 0.2,
+                   cubicInterpolationMode: "monotone",  // smooth, but never above or below the points it joins
+                   // A day without conversations has no metric value: the line stops there rather than draw one.
+                   spanGaps: false,
                    pointRadius: few ? 5 : 2, pointHoverRadius: few ? 7 : 4 };
         })
       },

@@ -64,3 +64,32 @@ def test_charts_of_a_single_day_show_their_points(app, page, world, shot):
     assert len(points) == 4
     for point in points:
         assert point["radius"] >= 4 and 0.4 < point["where"] < 0.6, points
+
+
+def test_a_day_without_conversations_breaks_the_metric_lines(app, page, world, shot):
+    """Traffic on the 1st and 3rd, none on the 2nd: the daily metric lines stop at the empty day (README: metrics
+    empty) instead of drawing a made-up value across it; cumulative visitors stay flat through it."""
+    with app.app_context():
+        exp_id = factories.experiment(world.agent_id, status="running")
+        for i, day in enumerate([1] * 8 + [3] * 8):
+            ids = {"conversation_id": f"c{i}", "visitor_id": f"v{i}"}
+            runtime.record_message(world.workspace_id, world.agent_id, {
+                **ids, "role": "visitor", "text": "hi", "sent_at": f"2026-11-0{day}T12:00:00Z"})
+        db.session.remove()
+    login(page, "owner@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments/{exp_id}/results")
+    expect(page.locator("canvas[data-drawn=true]")).to_have_count(4)
+    shot(page, "gap-day")
+    lines = page.eval_on_selector_all("canvas[data-chart]", """canvases => canvases.map(c => [
+        c.getAttribute("data-chart"),
+        c._chart.data.datasets.map((d, i) => [d.data, c._chart.getDatasetMeta(i).dataset.segments.length])])""")
+    gaps = 0
+    for name, datasets in lines:
+        for data, segments in datasets:
+            assert len(data) == 3, lines  # the 2nd keeps its place on the calendar axis
+            runs = sum(1 for k, value in enumerate(data) if value is not None and (k == 0 or data[k - 1] is None))
+            assert segments == runs, (name, data, segments)  # one line piece per stretch of days with a value
+            gaps += runs > 1
+        if name == "cumulative_visitors":
+            assert all(data[1] is not None for data, _ in datasets)
+    assert gaps >= 2, lines  # both variants' metric lines have the gap
