@@ -237,3 +237,25 @@ document.addEventListener("htmx:afterSettle", function (event) {
   if (!component.hasAttribute("tabindex")) { component.setAttribute("tabindex", "-1"); }
   component.focus();
 });
+
+// "Copy" buttons (data-copy="<id>"): the element's text to the clipboard, said in the status element the button
+// names (aria-describedby). Without the Clipboard API (a page served over plain HTTP from another host is not a
+// secure context) the text is selected instead, for Ctrl+C.
+document.addEventListener("click", function (event) {
+  var button = event.target.closest ? event.target.closest("button[data-copy]") : null;
+  if (!button) { return; }
+  var source = document.getElementById(button.getAttribute("data-copy"));
+  var status = document.getElementById(button.getAttribute("aria-describedby") || "");
+  if (!source) { return; }
+  function say(text) { if (status) { status.textContent = text; } }
+  function select() {
+    var range = document.createRange();
+    range.selectNodeContents(source);
+    var selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    say("Selected: press Ctrl+C (⌘C) to copy.");
+  }
+  if (!navigator.clipboard || !window.isSecureContext) { select(); return; }
+  navigator.clipboard.writeText(source.textContent.trim()).then(function () { say("Copied."); }, select);
+});

@@ -44,6 +44,10 @@ def test_owner_creates_api_key_shown_once(page, world, shot):
     page.click("button:has-text('Create key')")
     key = page.locator("#new-key").inner_text()
     assert key.startswith("abx_")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.click("button:has-text('Copy key')")
+    expect(page.locator("#new-key-copied")).to_have_text("Copied.")
+    assert page.evaluate("navigator.clipboard.readText()") == key
     shot(page, "api-key")
     expect(page.locator("#api-keys-component table")).to_contain_text("widget")
     page.reload()  # the key came by HTMX: a reload is a GET and shows it no more
