@@ -454,3 +454,21 @@ def test_promote_says_which_running_persona_experiment_still_decides(app, client
     assert "visitors in “Newer” still get its variants" in html
     html = owner.post(f"{base(world)}/{newer}/promote", {"variant": "control"}, headers=HX).get_data(as_text=True)
     assert "still get" not in html  # Older is stopped now, and the CTA test, active again, sets no persona
+
+
+def test_the_list_says_when_each_experiment_stopped(app, client, owner, world):
+    """A stopped experiment's row shows when it stopped; a running or draft one shows —."""
+    stopped = make(app, world.agent_id, name="Old test", status="stopped")
+    running = make(app, world.agent_id, name="Live test", status="running")
+    with app.app_context():
+        when = db.session.get(Experiment, stopped).stopped_at.strftime("%Y-%m-%d %H:%M")
+        db.session.remove()
+    html = client.get(base(world)).get_data(as_text=True)
+    assert "<th>Stopped</th>" in html
+
+    def cells(exp_id):
+        row = html[html.index(f'id="experiment-{exp_id}"'):]
+        return re.findall(r'<td class="nowrap">(.*?)</td>', row[:row.index("</tr>")])
+
+    assert cells(stopped)[-1] == when
+    assert cells(running)[-1] == "—"
