@@ -14,6 +14,24 @@ def test_overview_names_the_active_experiment(client, auth, app, world):
         factories.experiment(world.agent_id, status="running", name="Live persona test")
     html = client.get(f"/agents/{world.agent_id}").get_data(as_text=True)
     assert "Live persona test" in html and "No experiment is running" not in html
+    assert "also-running" not in html
+
+
+def test_overview_names_an_experiment_still_running_behind_the_active_one(client, auth, app, world):
+    """'Start anyway' leaves two running: the overview names the active one (latest started) and the other."""
+    from datetime import timedelta
+
+    from webapp.models import utcnow
+
+    with app.app_context():
+        factories.experiment(world.agent_id, kind="cta", status="running", name="Older CTA test",
+                             started_at=utcnow() - timedelta(days=2))
+        factories.experiment(world.agent_id, status="running", name="Newer persona test")
+    auth.login("editor@acme.test")
+    html = client.get(f"/agents/{world.agent_id}").get_data(as_text=True)
+    active, behind = html.split('class="muted also-running"')
+    assert "Newer persona test" in active and "Persona" in active and "Older CTA test" not in active
+    assert "Older CTA test" in behind.split("</p>")[0]
 
 
 def test_members_page_shows_workspace_activity_to_owners(client, auth, world):

@@ -88,6 +88,12 @@ def active_experiment(agent_id: int) -> Experiment | None:
     return db.session.scalar(active_experiment_query(agent_id))
 
 
+def running_experiments(agent_id: int) -> list[Experiment]:
+    """The agent's running experiments, the active one first (SPEC §3: the latest started); the others assign no
+    new visitors while it runs, and their stamped conversations keep their variants."""
+    return list(db.session.scalars(active_experiment_query(agent_id).limit(None)))
+
+
 def shares(weights: list[int]) -> list[float]:
     """Each weight's share of the total, in percent (weights are normalised, SPEC §3)."""
     total = sum(weights)

@@ -26,7 +26,9 @@ class SettingsForm(FlaskForm):
 @agent_view()
 def overview(agent_id: int):
     counts = agents.overview(current_user.id, agent_id)
-    return render("agents/overview.html", counts=counts, active=experiments.active_experiment(agent_id))
+    running = experiments.running_experiments(agent_id)
+    return render("agents/overview.html", counts=counts, active=running[0] if running else None,
+                  also_running=running[1:])
 
 
 @bp.route("/<int:agent_id>/conversations")
