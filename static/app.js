@@ -259,3 +259,15 @@ document.addEventListener("click", function (event) {
   if (!navigator.clipboard || !window.isSecureContext) { select(); return; }
   navigator.clipboard.writeText(source.textContent.trim()).then(function () { say("Copied."); }, select);
 });
+
+// A form with data-confirm asks first, and the workspace switcher (select[data-navigate]) goes to the chosen page:
+// here rather than in onsubmit/onchange attributes, which the Content-Security-Policy (script-src 'self') refuses.
+document.addEventListener("submit", function (event) {
+  var form = event.target;
+  var question = form.getAttribute ? form.getAttribute("data-confirm") : null;
+  if (question && !window.confirm(question)) { event.preventDefault(); }
+});
+document.addEventListener("change", function (event) {
+  var select = event.target;
+  if (select.matches && select.matches("select[data-navigate]") && select.value) { window.location = select.value; }
+});

@@ -73,3 +73,16 @@ def test_get_logout_offers_a_log_out_button(client, auth, world):
     assert auth.logout().headers["Location"] == "/login"
     response = client.get("/logout")
     assert response.status_code == 302 and response.headers["Location"] == "/login"
+
+
+def test_pages_and_the_api_send_the_security_headers(client, auth, world):
+    for response in (client.get("/login"), client.get("/api/v1/openapi.json")):
+        csp = response.headers["Content-Security-Policy"]
+        assert "script-src 'self';" in csp and "frame-ancestors 'none'" in csp and "object-src 'none'" in csp
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "same-origin"
+    auth.login("owner@acme.test")
+    html = client.get("/w/acme/members").get_data(as_text=True)
+    for handler in ("onsubmit=", "onchange=", "onclick=", "<script>"):  # inline script the policy would refuse
+        assert handler not in html
