@@ -86,3 +86,25 @@ def test_pages_and_the_api_send_the_security_headers(client, auth, world):
     html = client.get("/w/acme/members").get_data(as_text=True)
     for handler in ("onsubmit=", "onchange=", "onclick=", "<script>"):  # inline script the policy would refuse
         assert handler not in html
+
+
+def test_logging_in_starts_a_new_session_whose_csrf_token_is_new(client, auth, world):
+    """A session (and its CSRF token) from before the login does not carry over: whoever planted or read it before
+    cannot forge a logged-in user's requests."""
+    before = csrf_token(client)
+    auth.login("owner@acme.test")
+    after = csrf_token(client)
+    assert after != before
+    refused = client.post("/w/acme/agents", data={"name": "Forged", "persona_name": "F", "csrf_token": before})
+    assert refused.status_code == 400
+    assert client.post("/w/acme/agents", data={"name": "Real", "persona_name": "R", "csrf_token": after}).status_code == 302
+
+
+def test_keep_me_logged_in_is_forgotten_at_logout(client, world):
+    token = csrf_token(client)
+    response = client.post("/login", data={"email": "owner@acme.test", "password": "correct-horse-battery",
+                                           "remember": "y", "csrf_token": token})
+    assert any(h.startswith("remember_token=") for h in response.headers.getlist("Set-Cookie"))
+    response = client.post("/logout", data={"csrf_token": csrf_token(client)})
+    assert any(h.startswith("remember_token=;") for h in response.headers.getlist("Set-Cookie"))  # deleted
+    assert client.get("/w/acme/agents").status_code == 302
