@@ -211,3 +211,23 @@ def test_saving_unchanged_settings_writes_no_audit_row(ctx, world):
     agents.update_settings(world.editor_id, world.agent_id, {**unchanged, "persona_tone": "warm"})
     event = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "agent.settings_updated")).one()
     assert event.details == {"persona_tone": {"from": "friendly", "to": "warm"}}
+
+
+def test_an_unknown_email_costs_a_password_check_as_a_known_one_does(app, world, monkeypatch):
+    """No timing difference tells which emails have an account: an unknown one is checked against a stand-in hash."""
+    import werkzeug.security
+
+    from webapp import models
+
+    checked = []
+    real = werkzeug.security.check_password_hash
+
+    def counting(pwhash, password):
+        checked.append(pwhash.split("$")[0])
+        return real(pwhash, password)
+
+    monkeypatch.setattr(models, "check_password_hash", counting)
+    with app.app_context():
+        assert accounts.authenticate("nobody@acme.test", "correct-horse-battery") is None
+        assert accounts.authenticate("owner@acme.test", "wrong-password") is None
+    assert len(checked) == 2 and checked[0] == checked[1]  # the same method: the same cost
