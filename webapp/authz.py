@@ -36,11 +36,14 @@ def allows(role: Role | None, action: str) -> bool:
     return role is not None and role >= PERMISSIONS[action]
 
 
-def require(user_id: int | None, workspace_id: int, action: str) -> Role:
-    """Raise NotFound for non-members (ids never leak), Forbidden when the role is too low."""
+def require(user_id: int | None, workspace_id: int, action: str, missing: str = "Not found.") -> Role:
+    """Raise NotFound for non-members (ids never leak), Forbidden when the role is too low.
+
+    `missing` is the message: the one the caller gives for an id that does not exist, so that another workspace's
+    id answers word for word as no id at all."""
     role = role_in(user_id, workspace_id)
     if role is None:
-        raise NotFound("Not found.")
+        raise NotFound(missing)
     return require_role(role, action)
 
 

@@ -217,3 +217,18 @@ def test_an_admin_is_refused_on_the_owners_membership_too(app, client, auth, wor
     before = snapshot(app)
     assert auth.post(fill(path, world), {"role": "editor"}).status_code == 403
     assert snapshot(app) == before
+
+
+@pytest.mark.parametrize("existing,unknown", [
+    ("/agents/{other_agent}", "/agents/{missing}"),
+    ("/agents/{other_agent}/experiments", "/agents/{missing}/experiments"),
+    ("/w/other/agents", "/w/no-such-workspace/agents"),
+    ("/w/other/api-keys", "/w/no-such-workspace/api-keys"),
+])
+def test_another_workspaces_page_answers_as_a_page_that_does_not_exist(client, auth, world, existing, unknown):
+    """Not only the status: the same 404 page word for word, so a non-member cannot tell which agent ids and
+    workspace slugs exist."""
+    login_as(auth, world, "owner")
+    theirs, none = client.get(fill(existing, world)), client.get(fill(unknown, world))
+    assert theirs.status_code == none.status_code == 404
+    assert theirs.get_data(as_text=True) == none.get_data(as_text=True)

@@ -136,7 +136,7 @@ def workspace_for(actor_id: int, slug: str, action: str = "view") -> tuple[Works
     workspace = db.session.scalar(sa.select(Workspace).where(Workspace.slug == slug))
     if workspace is None:
         raise NotFound("No such workspace.")
-    role = authz.require(actor_id, workspace.id, action)
+    role = authz.require(actor_id, workspace.id, action, missing="No such workspace.")
     return workspace, role
 
 

@@ -50,12 +50,15 @@ def paginate(query: sa.Select, page: int, per_page: int) -> Page:
     return Page(items, page, per_page, total)
 
 
+NO_SUCH_AGENT = "No such agent."
+
+
 def agent_for(actor_id: int | None, agent_id: int, action: str = "view") -> tuple[Agent, Role]:
     """The agent if the actor may do `action` on it: another workspace's agent is a 404."""
     agent = db.session.get(Agent, agent_id)
     if agent is None:
-        raise NotFound("No such agent.")
-    role = authz.require(actor_id, agent.workspace_id, action)
+        raise NotFound(NO_SUCH_AGENT)
+    role = authz.require(actor_id, agent.workspace_id, action, missing=NO_SUCH_AGENT)
     return agent, role
 
 
