@@ -33,7 +33,7 @@ def error_text(html: str, error_id: str) -> str:
     ({"variants-1-config": "{broken", "variants-1-persona_name": ""}, "variants-1-config", ""),
     ({"variants-1-persona_name": ""}, "variants-1-persona_name", "required"),
 ])
-def test_experiment_form_errors_are_the_fields_description(app, client, owner, world, headers, changes, field,
+def test_experiment_form_errors_are_the_fields_description(app, client, owner, world, headers, changes, field,  # noqa: F811
                                                            message):
     response = owner.post(base(world) + "/new", {**form(), **changes}, headers=headers)
     html = response.get_data(as_text=True)
