@@ -217,13 +217,19 @@ def test_a_refused_full_page_form_focuses_its_first_invalid_field(app, page, wor
     expect(page.locator("input[name=name]")).to_have_accessible_description(re.compile("required"))
 
 
+def open_experiment(app, page, world, email: str = "owner@acme.test", **experiment) -> int:
+    """An experiment written by factories.experiment(**experiment), its page opened by `email`; its id."""
+    with app.app_context():
+        exp_id = factories.experiment(world.agent_id, **experiment)
+        db.session.remove()
+    login(page, email)
+    page.goto(f"/agents/{world.agent_id}/experiments/{exp_id}")
+    return exp_id
+
+
 def test_the_results_section_follows_a_lifecycle_action(app, page, world, shot):
     """Started from its page, a draft's results stop asking to start it (they were loaded while it was a draft)."""
-    with app.app_context():
-        exp_id = factories.experiment(world.agent_id, name="Fresh draft")
-        db.session.remove()
-    login(page, "owner@acme.test")
-    page.goto(f"/agents/{world.agent_id}/experiments/{exp_id}")
+    open_experiment(app, page, world, name="Fresh draft")
     empty = page.locator("#results .empty")
     expect(empty).to_contain_text("Start the experiment")
     page.click("#status-component button:has-text('Start')")
@@ -259,11 +265,7 @@ def test_a_double_click_creates_one_draft_and_one_copy(app, page, world, shot):
 
 def test_keyboard_focus_survives_the_swaps_it_triggers(app, page, world, shot):
     """Start, Stop, Delete…, Cancel and the variant rows' buttons replace the focused element: the focus stays there."""
-    with app.app_context():
-        exp_id = factories.experiment(world.agent_id, name="By keyboard")
-        db.session.remove()
-    login(page, "owner@acme.test")
-    page.goto(f"/agents/{world.agent_id}/experiments/{exp_id}")
+    open_experiment(app, page, world, name="By keyboard")
     status = page.locator("#status-component")
     for button, then in (("Start", "running"), ("Stop", "stopped")):
         status.locator(f"button:has-text('{button}')").press("Enter")
@@ -288,11 +290,7 @@ def test_keyboard_focus_survives_the_swaps_it_triggers(app, page, world, shot):
 
 
 def test_the_preview_marks_the_range_the_visitor_falls_in(app, page, world, shot):
-    with app.app_context():
-        exp_id = factories.experiment(world.agent_id, weights=(1, 3), status="running")
-        db.session.remove()
-    login(page, "editor@acme.test")
-    page.goto(f"/agents/{world.agent_id}/experiments/{exp_id}")
+    open_experiment(app, page, world, "editor@acme.test", weights=(1, 3), status="running")
     page.fill("#visitor-preview input[name=visitor_id]", "visitor-42")
     page.click("#visitor-preview button:has-text('Preview')")
     chosen = page.locator("#preview-variant").inner_text()

@@ -168,15 +168,21 @@ def test_the_ci_column_shows_only_with_an_interval_to_draw(app, client, auth, wo
         assert counts == [6 if with_ci else 5] * 3, counts
 
 
+def results_section(app, client, auth, world, visitors: dict[str, tuple[int, int]], weights=(1, 1)) -> str:
+    """The results section (as HTMX loads it), read by an editor, of a running experiment whose arms have the given
+    (visitors, converted visitors)."""
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="running", weights=weights)
+        converted_visitors(world.agent_id, experiment_id, visitors)
+    auth.login("editor@acme.test")
+    return client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results",
+                      headers={"HX-Request": "true"}).get_data(as_text=True)
+
+
 def test_a_significant_p_value_is_never_shown_as_0_0500(app, client, auth, world):
     """25/92 vs 42/92 converted: p = 0.049985, significant; rounded to 4 decimals it would read 0.0500 beside
     "Treatment raises …"."""
-    with app.app_context():
-        experiment_id = factories.experiment(world.agent_id, status="running")
-        converted_visitors(world.agent_id, experiment_id, {"control": (92, 25), "treatment": (92, 42)})
-    auth.login("editor@acme.test")
-    html = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results",
-                      headers={"HX-Request": "true"}).get_data(as_text=True)
+    html = results_section(app, client, auth, world, {"control": (92, 25), "treatment": (92, 42)})
     table = html[html.index('data-metric="lead_capture_rate"'):]
     row = table[table.index('<tr data-variant="treatment">'):]
     row = row[:row.index("</tr>")]
@@ -200,12 +206,7 @@ def test_srm_p_value_text_stays_on_its_side_of_0_001(p, digits, text):
 def test_the_srm_banner_never_reads_p_0_001(app, client, auth, world):
     """71 vs 116 visitors at 1:1: χ² p = 0.000999, under 0.001, so the banner shows; rounded to 2 significant
     digits it would say "p = 0.001"."""
-    with app.app_context():
-        experiment_id = factories.experiment(world.agent_id, status="running")
-        converted_visitors(world.agent_id, experiment_id, {"control": (71, 0), "treatment": (116, 0)})
-    auth.login("editor@acme.test")
-    html = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results",
-                      headers={"HX-Request": "true"}).get_data(as_text=True)
+    html = results_section(app, client, auth, world, {"control": (71, 0), "treatment": (116, 0)})
     assert "Sample ratio mismatch" in html
     banner = html[html.index("srm-banner"):]
     banner = banner[:banner.index("</div>")]
@@ -239,12 +240,7 @@ def test_the_page_and_exports_say_why_a_figure_is_missing(app, client, auth, wor
 
 
 def test_the_srm_line_of_a_single_variant_does_not_claim_no_visitors(app, client, auth, world):
-    with app.app_context():
-        experiment_id = factories.experiment(world.agent_id, status="running", weights=(1,))
-        converted_visitors(world.agent_id, experiment_id, {"control": (40, 4)})
-    auth.login("editor@acme.test")
-    html = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results",
-                      headers={"HX-Request": "true"}).get_data(as_text=True)
+    html = results_section(app, client, auth, world, {"control": (40, 4)}, weights=(1,))
     assert "Sample ratio check: needs two variants or more." in html and "no visitors yet" not in html
 
 
