@@ -8,6 +8,7 @@ charts), never a message.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -218,21 +219,23 @@ def p_value_text(p_value: float) -> str:
     "0.0500" that would contradict its "significant" verdict."""
     if p_value < 0.0001:
         return "< 0.0001"
-    for decimals in range(4, 11):
-        text = f"{p_value:.{decimals}f}"
-        if (float(text) < stats.ALPHA) == (p_value < stats.ALPHA):
-            return text
-    return f"< {stats.ALPHA}"
+    return _on_its_side(p_value, stats.ALPHA, (f"{p_value:.{decimals}f}" for decimals in range(4, 11)))
 
 
 def srm_p_value_text(p_value: float, digits: int) -> str:
     """The SRM p-value to `digits` significant digits, with more where rounding would carry it across the warning
     threshold: the banner of p = 0.000999 says so, not "p = 0.001"."""
-    for more in range(digits, digits + 8):
-        text = f"{p_value:.{more}g}"
-        if (float(text) < stats.SRM_THRESHOLD) == (p_value < stats.SRM_THRESHOLD):
+    return _on_its_side(p_value, stats.SRM_THRESHOLD,
+                        (f"{p_value:.{more}g}" for more in range(digits, digits + 8)))
+
+
+def _on_its_side(p_value: float, threshold: float, texts: Iterable[str]) -> str:
+    """The first of `texts` (p_value rounded ever more finely) that reads on the same side of `threshold` as
+    p_value does, else "< threshold"."""
+    for text in texts:
+        if (float(text) < threshold) == (p_value < threshold):
             return text
-    return f"< {stats.SRM_THRESHOLD}"
+    return f"< {threshold}"
 
 
 def _iso(value: datetime | None) -> str | None:
