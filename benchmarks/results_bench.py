@@ -32,7 +32,9 @@ from webapp import create_app  # noqa: E402
 from webapp.config import TestConfig  # noqa: E402
 from webapp.extensions import db  # noqa: E402
 from webapp.models import Experiment, Variant, utcnow  # noqa: E402
-from webapp.services import accounts, agents, results, simulation  # noqa: E402
+from webapp.services.workspace import accounts, agents  # noqa: E402
+from webapp.services.experiments import results
+from webapp.services import simulation
 
 PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/postgres")
 REPEATS = 5

@@ -29,7 +29,8 @@ from webapp import create_app  # noqa: E402
 from webapp.config import TestConfig  # noqa: E402
 from webapp.extensions import db  # noqa: E402
 from webapp.models import Experiment, Variant, utcnow  # noqa: E402
-from webapp.services import accounts, agents, api_keys, simulation  # noqa: E402
+from webapp.services.workspace import accounts, agents, api_keys  # noqa: E402
+from webapp.services import simulation
 
 HOST = "127.0.0.1"
 PORTS = range(18400, 18500)

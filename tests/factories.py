@@ -6,7 +6,7 @@ from types import SimpleNamespace
 from webapp import authz
 from webapp.extensions import db
 from webapp.models import Experiment, Variant, Workspace, utcnow
-from webapp.services import accounts, agents, api_keys
+from webapp.services.workspace import accounts, agents, api_keys
 
 PASSWORD = "correct-horse-battery"
 

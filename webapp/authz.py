@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from .extensions import db
-from .models import Membership, Role
-from .services.errors import Forbidden, NotFound
+from webapp.extensions import db
+from webapp.models import Membership, Role
+from webapp.services.errors import Forbidden, NotFound
 
 # action -> the lowest role allowed to do it
 PERMISSIONS: dict[str, Role] = {

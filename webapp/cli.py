@@ -14,10 +14,12 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
-from .extensions import db
-from .models import ROLES, Agent, AuditEvent, Experiment, ExperimentAssignment, User, Workspace, utcnow
-from .services import accounts, agents, api_keys, experiments, simulation, validation
-from .services.errors import DomainError
+from webapp.extensions import db
+from webapp.models import ROLES, Agent, AuditEvent, Experiment, ExperimentAssignment, User, Workspace, utcnow
+from webapp.services.workspace import accounts, agents, api_keys
+from webapp.services.experiments import experiments
+from webapp.services import simulation, validation
+from webapp.services.errors import DomainError
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 keys_cli = AppGroup("api-keys", help="Manage runtime API keys.")

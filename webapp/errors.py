@@ -9,12 +9,12 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 
-from .extensions import db
-from .models import MAX_DB_ID
-from .services import accounts, agents
-from .services.errors import DomainError
-from .views import is_htmx_fragment_request, is_htmx_request
-from .views.auth import to_login
+from webapp.extensions import db
+from webapp.models import MAX_DB_ID
+from webapp.services.workspace import accounts, agents
+from webapp.services.errors import DomainError
+from webapp.views import is_htmx_fragment_request, is_htmx_request
+from webapp.views.auth import to_login
 
 CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
          409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",

@@ -19,7 +19,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .extensions import db
+from webapp.extensions import db
 
 
 MAX_DB_ID = 2**31 - 1  # INTEGER primary keys on both engines

@@ -21,7 +21,7 @@ from webapp import create_app
 from webapp.config import TestConfig
 from webapp.extensions import db
 from webapp.models import ExperimentAssignment, Variant
-from webapp.services import assignment, hot_path, runtime
+from webapp.services.runtime import assignment, hot_path, service as runtime
 from webapp.services.errors import DomainError
 
 T0 = "2026-11-20T10:00:00Z"

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from tests import factories
 from webapp.extensions import db
 from webapp.models import Conversation, Lead, Message
-from webapp.services import stats
+from webapp.services.experiments import stats
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=timezone.utc)
 

@@ -5,10 +5,10 @@ import pytest
 from playwright.sync_api import expect
 
 from tests import factories
-from tests.services.test_results import build
+from tests.services.experiments.test_results import build
 from webapp.extensions import db
 from webapp.models import Agent, Experiment
-from webapp.services import runtime
+from webapp.services.runtime import service as runtime
 
 from .conftest import login
 

@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 from tests import factories
 from webapp.cli import DEMO_PASSWORD, ensure_demo
 from webapp.extensions import db
-from webapp.services import runtime
+from webapp.services.runtime import service as runtime
 
 from .conftest import login
 

@@ -3,7 +3,7 @@ vendored htmx and Chart.js draw, and the confirmations and the workspace switche
 from playwright.sync_api import expect
 
 from tests import factories
-from tests.services.test_results import build
+from tests.services.experiments.test_results import build
 
 from .conftest import login
 

@@ -3,7 +3,9 @@ import sqlalchemy as sa
 
 from webapp.extensions import db
 from webapp.models import Conversation, Experiment, ExperimentAssignment, Lead, Message
-from webapp.services import bucketing, results, simulation
+from webapp.services.runtime import bucketing
+from webapp.services.experiments import results
+from webapp.services import simulation
 from webapp.services.errors import ValidationError
 from tests import factories
 

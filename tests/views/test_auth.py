@@ -53,7 +53,7 @@ def test_open_redirect_is_ignored(client, world):
 
 def test_workspace_switcher_lists_every_workspace(client, auth, app, world):
     with app.app_context():
-        from webapp.services import accounts
+        from webapp.services.workspace import accounts
         accounts.create_user("owner@acme.test", "correct-horse-battery", "other", "editor")
     auth.login("owner@acme.test")
     html = client.get("/w/acme/agents").get_data(as_text=True)

@@ -5,10 +5,10 @@ import re
 import pytest
 
 from tests import factories
-from tests.services.test_results import build
+from tests.services.experiments.test_results import build
 from webapp.extensions import db
 from webapp.models import Conversation, Experiment, ExperimentAssignment
-from webapp.services import results as results_service
+from webapp.services.experiments import results as results_service
 
 
 @pytest.fixture
@@ -314,7 +314,7 @@ def test_the_empty_results_say_what_brings_visitors(app, client, auth, world, st
 
 def test_the_lead_capture_rate_shows_its_own_counts(app, client, auth, world):
     """Two leads of one visitor: the Leads column says 2, the rate 100% — of 1 visitor with a lead, said so."""
-    from webapp.services import runtime
+    from webapp.services.runtime import service as runtime
 
     with app.app_context():
         exp = factories.experiment(world.agent_id, weights=(1, 1), status="running")

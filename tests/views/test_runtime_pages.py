@@ -11,8 +11,9 @@ from tests import factories
 from tests.views.test_roles import snapshot
 from webapp.extensions import db
 from webapp.models import Conversation, Experiment, ExperimentAssignment, utcnow
-from webapp.services import experiments, runtime
-from webapp.services.bucketing import bucket_value
+from webapp.services.experiments import experiments
+from webapp.services.runtime import service as runtime
+from webapp.services.runtime.bucketing import bucket_value
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..services.validation import MAX_JSON_DEPTH
+from webapp.services.validation import MAX_JSON_DEPTH
 
 NO_CONTROL_CHARS = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
 

@@ -6,9 +6,11 @@ from typing import Any
 from flask import current_app, g, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
-from ..services import api_keys, runtime, validation
-from . import bp
-from .openapi import openapi_document
+from webapp.services.workspace import api_keys
+from webapp.services.runtime import service as runtime
+from webapp.services import validation
+from webapp.api import bp
+from webapp.api.openapi import openapi_document
 
 
 def json_object() -> dict[str, Any]:

@@ -15,11 +15,11 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from ..extensions import db
-from ..models import MAX_DB_ID, Agent, Conversation, Experiment, ExperimentAssignment, Lead, Message, utcnow
-from . import bucketing
-from .errors import ValidationError
-from .experiments import active_experiment
+from webapp.extensions import db
+from webapp.models import MAX_DB_ID, Agent, Conversation, Experiment, ExperimentAssignment, Lead, Message, utcnow
+from webapp.services.runtime import bucketing
+from webapp.services.errors import ValidationError
+from webapp.services.experiments.experiments import active_experiment
 
 BASE_LEAD_RATE = 0.08
 VISITOR_LINES = ("Hi, do you ship to Canada?", "What does the pro plan include?", "Can I book a demo?",

@@ -6,12 +6,12 @@ from functools import wraps
 from flask import Flask, Response, abort, g, make_response, redirect, render_template, request
 from flask_login import current_user, login_required
 
-from .. import authz
-from ..services import agents as agent_service
+from webapp import authz
+from webapp.services.workspace import agents as agent_service
 
 
 def register(app: Flask) -> None:
-    from . import agents, auth, experiments, preview, results, workspace
+    from webapp.views import agents, auth, experiments, preview, results, workspace
 
     for module in (auth, workspace, agents, experiments, preview, results):
         app.register_blueprint(module.bp)

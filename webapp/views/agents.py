@@ -6,11 +6,13 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
 
-from ..services import agents, experiments, validation
-from ..services.errors import ValidationError
-from ..models import MAX_DB_ID
-from . import agent_view, page_arg, render
-from .workspace import apply_errors
+from webapp.services.workspace import agents
+from webapp.services.experiments import experiments
+from webapp.services import validation
+from webapp.services.errors import ValidationError
+from webapp.models import MAX_DB_ID
+from webapp.views import agent_view, page_arg, render
+from webapp.views.workspace import apply_errors
 
 bp = Blueprint("agents", __name__, url_prefix="/agents")
 

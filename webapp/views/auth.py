@@ -9,10 +9,10 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from ..extensions import db, login_manager
-from ..models import User
-from ..services import accounts
-from . import hx_redirect, is_htmx_request
+from webapp.extensions import db, login_manager
+from webapp.models import User
+from webapp.services.workspace import accounts
+from webapp.views import hx_redirect, is_htmx_request
 
 bp = Blueprint("auth", __name__)
 

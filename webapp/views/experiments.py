@@ -13,12 +13,12 @@ from flask import Blueprint, Response, flash, g, make_response, redirect, render
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
-from ..errors import error_page
-from ..extensions import db
-from ..models import EXPERIMENT_KINDS, Experiment
-from ..services import experiments
-from ..services.errors import Conflict, ValidationError
-from . import agent_view, hx_redirect, is_htmx_fragment_request, render
+from webapp.errors import error_page
+from webapp.extensions import db
+from webapp.models import EXPERIMENT_KINDS, Experiment
+from webapp.services.experiments import experiments
+from webapp.services.errors import Conflict, ValidationError
+from webapp.views import agent_view, hx_redirect, is_htmx_fragment_request, render
 
 bp = Blueprint("experiments", __name__, url_prefix="/agents")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 from flask import Blueprint, request
 from flask_login import current_user
 
-from ..services import assignment
-from ..services.errors import ValidationError
-from . import agent_view, render
+from webapp.services.runtime import assignment
+from webapp.services.errors import ValidationError
+from webapp.views import agent_view, render
 
 bp = Blueprint("preview", __name__, url_prefix="/agents")
 

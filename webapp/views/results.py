@@ -7,8 +7,8 @@ import io
 from flask import Blueprint, Response, jsonify
 from flask_login import current_user
 
-from ..services import results as results_service
-from . import agent_view, render
+from webapp.services.experiments import results as results_service
+from webapp.views import agent_view, render
 
 bp = Blueprint("results", __name__, url_prefix="/agents")
 

@@ -8,11 +8,11 @@ from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import EmailField, SelectField, StringField, TextAreaField
 
-from .. import authz
-from ..models import ROLES
-from ..services import accounts, agents, api_keys, audit
-from ..services.errors import Conflict, ValidationError
-from . import hx_redirect, render
+from webapp import authz
+from webapp.models import ROLES
+from webapp.services.workspace import accounts, agents, api_keys, audit
+from webapp.services.errors import Conflict, ValidationError
+from webapp.views import hx_redirect, render
 
 bp = Blueprint("workspace", __name__)
 

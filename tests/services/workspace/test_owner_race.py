@@ -19,7 +19,7 @@ from webapp import authz, create_app
 from webapp.config import TestConfig
 from webapp.extensions import db
 from webapp.models import Membership, Role
-from webapp.services import accounts
+from webapp.services.workspace import accounts
 from webapp.services.errors import Conflict, Forbidden, NotFound
 
 REPETITIONS = 40

@@ -9,13 +9,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..extensions import db
-from ..models import (MAX_DB_ID, MESSAGE_ROLES, Agent, ApiKey, Conversation, ExperimentAssignment, Lead, Message, UTCDateTime,
+from webapp.extensions import db
+from webapp.models import (MAX_DB_ID, MESSAGE_ROLES, Agent, ApiKey, Conversation, ExperimentAssignment, Lead, Message, UTCDateTime,
                       Workspace, json_text, seconds_between, utcnow)
-from . import api_keys, assignment, validation
-from .assignment import Arm
-from .errors import BadRequest, Conflict, NotFound, Unauthorized, ValidationError
-from .persona import effective_persona, system_prompt
+from webapp.services.workspace import api_keys
+from webapp.services.runtime import assignment
+from webapp.services import validation
+from webapp.services.runtime.assignment import Arm
+from webapp.services.errors import BadRequest, Conflict, NotFound, Unauthorized, ValidationError
+from webapp.services.runtime.persona import effective_persona, system_prompt
 
 
 C, M = Conversation.__table__.c, Message.__table__.c
@@ -289,7 +291,7 @@ def report_message(token: str | None, agent_id: int, data: dict[str, Any]) -> Me
     except ValidationError:
         authenticate(token, agent_id)
         raise
-    from . import hot_path
+    from webapp.services.runtime import hot_path
 
     outcome = hot_path.record_message(token, agent_id, report)
     if isinstance(outcome, MessageResult):

@@ -15,12 +15,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .. import authz
-from ..extensions import db
-from ..models import EXPERIMENT_KINDS, Agent, AuditEvent, Experiment, ExperimentAssignment, Variant, utcnow
-from . import audit, validation
-from .agents import PERSONA_NAME_MAX, PERSONA_TONE_MAX, agent_for
-from .errors import Conflict, NotFound, ValidationError
+from webapp import authz
+from webapp.extensions import db
+from webapp.models import EXPERIMENT_KINDS, Agent, AuditEvent, Experiment, ExperimentAssignment, Variant, utcnow
+from webapp.services.workspace import audit
+from webapp.services import validation
+from webapp.services.workspace.agents import PERSONA_NAME_MAX, PERSONA_TONE_MAX, agent_for
+from webapp.services.errors import Conflict, NotFound, ValidationError
 
 MIN_VARIANTS = 2
 MAX_VARIANTS = 10

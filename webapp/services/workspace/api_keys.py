@@ -8,11 +8,12 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from .. import authz
-from ..extensions import db
-from ..models import ApiKey, Workspace, utcnow
-from . import audit, validation
-from .errors import NotFound, Unauthorized, ValidationError
+from webapp import authz
+from webapp.extensions import db
+from webapp.models import ApiKey, Workspace, utcnow
+from webapp.services.workspace import audit
+from webapp.services import validation
+from webapp.services.errors import NotFound, Unauthorized, ValidationError
 
 KEY_PREFIX = "abx_"
 # Built once: authentication runs on every runtime request.

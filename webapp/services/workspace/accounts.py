@@ -5,11 +5,12 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from .. import authz
-from ..extensions import db
-from ..models import Membership, Role, User, Workspace
-from . import audit, validation
-from .errors import Conflict, NotFound, ValidationError
+from webapp import authz
+from webapp.extensions import db
+from webapp.models import Membership, Role, User, Workspace
+from webapp.services.workspace import audit
+from webapp.services import validation
+from webapp.services.errors import Conflict, NotFound, ValidationError
 
 MIN_PASSWORD = 8
 

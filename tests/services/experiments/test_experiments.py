@@ -11,9 +11,9 @@ from tests import factories
 from webapp.extensions import db
 from webapp.models import (Agent, AuditEvent, Conversation, Experiment, ExperimentAssignment, Lead, Message, Variant,
                            utcnow)
-from webapp.services import experiments
+from webapp.services.experiments import experiments
 from webapp.services.errors import Conflict, Forbidden, NotFound, ValidationError
-from webapp.services.persona import effective_persona, system_prompt
+from webapp.services.runtime.persona import effective_persona, system_prompt
 
 
 def persona(name, tone=None):

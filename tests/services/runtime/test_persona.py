@@ -1,4 +1,4 @@
-from webapp.services.persona import Persona, effective_persona, system_prompt
+from webapp.services.runtime.persona import Persona, effective_persona, system_prompt
 
 
 def test_defaults_without_a_variant():

@@ -8,7 +8,7 @@ import pytest
 
 from webapp.extensions import db
 from webapp.models import Conversation, Experiment, ExperimentAssignment, Lead, Message
-from webapp.services import results, stats
+from webapp.services.experiments import results, stats
 from webapp.services.errors import NotFound
 from tests import factories
 

@@ -7,11 +7,12 @@ from typing import Any, Generic, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.orm import InstrumentedAttribute
 
-from .. import authz
-from ..extensions import db
-from ..models import Agent, AuditEvent, Conversation, Experiment, Lead, Role, Variant, Workspace
-from . import audit, validation
-from .errors import BadRequest, NotFound, ValidationError
+from webapp import authz
+from webapp.extensions import db
+from webapp.models import Agent, AuditEvent, Conversation, Experiment, Lead, Role, Variant, Workspace
+from webapp.services.workspace import audit
+from webapp.services import validation
+from webapp.services.errors import BadRequest, NotFound, ValidationError
 
 T = TypeVar("T")
 

@@ -1,7 +1,7 @@
 """SPEC §7 reference values (GrowthBook's frequentist engine) to 1e-6."""
 import pytest
 
-from webapp.services.stats import (MeanStat, ProportionStat, RatioStat, compare, enough_data, srm_p_value,
+from webapp.services.experiments.stats import (MeanStat, ProportionStat, RatioStat, compare, enough_data, srm_p_value,
                                    variance_of_ratios)
 
 TOL = 1e-6

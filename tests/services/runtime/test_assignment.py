@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from tests import factories
 from webapp.extensions import db
 from webapp.models import Conversation, Experiment, ExperimentAssignment, Lead, Message, Variant, utcnow
-from webapp.services import runtime
-from webapp.services.bucketing import assign_position
+from webapp.services.runtime import service as runtime
+from webapp.services.runtime.bucketing import assign_position
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..extensions import db
-from ..models import Conversation, Experiment, ExperimentAssignment, Variant
-from . import stats
-from .experiments import experiment_for
+from webapp.extensions import db
+from webapp.models import Conversation, Experiment, ExperimentAssignment, Variant
+from webapp.services.experiments import stats
+from webapp.services.experiments.experiments import experiment_for
 
 METRICS = {
     "messages_per_conversation": {"label": "Visitor messages per conversation", "kind": "ratio", "unit": ""},

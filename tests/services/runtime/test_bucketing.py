@@ -1,6 +1,6 @@
 import pytest
 
-from webapp.services.bucketing import TWO_64, assign_position, bucket_value, choose_position, weight_ranges
+from webapp.services.runtime.bucketing import TWO_64, assign_position, bucket_value, choose_position, weight_ranges
 
 VECTORS = [
     (1, "v-1", [1, 1], 1, "ba7c3a783926980e"),

@@ -34,12 +34,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..extensions import db
-from ..models import (Conversation, Experiment, ExperimentAssignment, Message, MAX_DB_ID, UTCDateTime, Variant,
+from webapp.extensions import db
+from webapp.models import (Conversation, Experiment, ExperimentAssignment, Message, MAX_DB_ID, UTCDateTime, Variant,
                       json_text, utcnow)
-from . import api_keys, assignment, runtime, wal_checkpoint
-from .errors import NotFound, Unauthorized
-from .runtime import (AG, AUTHENTICATE, C, M, MessageReport, MessageResult, NEW_CONVERSATION_PG, RuntimeAuth,
+from webapp.services.workspace import api_keys
+from webapp.services.runtime import assignment, service as runtime, wal_checkpoint
+from webapp.services.errors import NotFound, Unauthorized
+from webapp.services.runtime.service import (AG, AUTHENTICATE, C, M, MessageReport, MessageResult, NEW_CONVERSATION_PG, RuntimeAuth,
                       _ARMS, _check_visitor, _message_body)
 
 A = ExperimentAssignment.__table__.c

@@ -3,7 +3,7 @@ import sqlalchemy as sa
 
 from webapp.extensions import db
 from webapp.models import AuditEvent, Membership, User
-from webapp.services import accounts, agents, api_keys
+from webapp.services.workspace import accounts, agents, api_keys
 from webapp.services.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationError
 
 
@@ -147,7 +147,8 @@ def test_api_keys_are_hashed_revocable_and_track_use(ctx, world):
 
 
 def test_workspace_activity_is_owner_only_and_shows_experiments_only_once_deleted(ctx, world):
-    from webapp.services import audit, experiments
+    from webapp.services.workspace import audit
+    from webapp.services.experiments import experiments
     from tests import factories
 
     api_keys.create_key(world.admin_id, world.workspace_id, "widget")

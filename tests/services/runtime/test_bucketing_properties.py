@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import chisquare
 
-from webapp.services.bucketing import TWO_64, assign_position, bucket_value, choose_position
+from webapp.services.runtime.bucketing import TWO_64, assign_position, bucket_value, choose_position
 
 hashes = st.integers(min_value=0, max_value=TWO_64 - 1)
 weights_lists = st.lists(st.integers(min_value=1, max_value=10_000), min_size=1, max_size=10)

@@ -5,9 +5,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .. import authz
-from ..extensions import db
-from ..models import AuditEvent, User
+from webapp import authz
+from webapp.extensions import db
+from webapp.models import AuditEvent, User
 
 
 def record(workspace_id: int, actor_id: int | None, action: str, target_type: str, target_id: int | None,

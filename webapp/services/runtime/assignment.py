@@ -7,13 +7,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..extensions import db
-from ..models import Experiment, ExperimentAssignment, Variant
-from . import bucketing, validation
-from .agents import agent_for
-from .errors import NotFound, ValidationError
-from .experiments import active_experiment_query
-from .persona import Persona, effective_persona, system_prompt
+from webapp.extensions import db
+from webapp.models import Experiment, ExperimentAssignment, Variant
+from webapp.services.runtime import bucketing
+from webapp.services import validation
+from webapp.services.workspace.agents import agent_for
+from webapp.services.errors import NotFound, ValidationError
+from webapp.services.experiments.experiments import active_experiment_query
+from webapp.services.runtime.persona import Persona, effective_persona, system_prompt
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Experiments: their lifecycle (SPEC §3), results and statistics (§7, §10)."""
