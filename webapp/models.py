@@ -273,6 +273,9 @@ class Conversation(db.Model):
         sa.Index("ix_conversations_experiment_variant_visitor", "experiment_id", "variant_id", "visitor_id"),
         sa.Index("ix_conversations_agent_started", "agent_id", "started_at"),
         sa.Index("ix_conversations_agent_visitor", "agent_id", "visitor_id"),
+        # The Conversations tab's experiment and experiment × variant filters, newest first (SPEC §12).
+        sa.Index("ix_conversations_experiment_started", "experiment_id", "started_at"),
+        sa.Index("ix_conversations_experiment_variant_key_started", "experiment_id", "variant_key", "started_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -353,3 +356,56 @@ class AuditEvent(db.Model):
     target_id: Mapped[Optional[int]] = mapped_column(sa.Integer)
     details: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+FEEDBACK_RATINGS = ("up", "down")
+REVIEW_RATINGS = ("good", "bad")
+
+
+class Feedback(db.Model):
+    """A visitor's rating of one conversation (SPEC §12): one per conversation, a later one replaces it. It carries
+    the conversation's stamp at the time it was given, as leads do."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        sa.UniqueConstraint("conversation_id"),
+        sa.CheckConstraint(_in("rating", FEEDBACK_RATINGS), name="rating"),
+        # positive_feedback_rate: per visitor of an experiment's variant, as the results group conversations.
+        sa.Index("ix_feedback_experiment_variant_visitor", "experiment_id", "variant_id", "visitor_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(sa.ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    conversation_id: Mapped[int] = mapped_column(sa.ForeignKey("conversations.id", ondelete="CASCADE"))
+    visitor_id: Mapped[str] = mapped_column(sa.String(200))
+    rating: Mapped[str] = mapped_column(sa.String(8))
+    comment: Mapped[str] = mapped_column(sa.Text, default="")
+    given_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    experiment_id: Mapped[Optional[int]] = mapped_column(sa.Integer)
+    variant_id: Mapped[Optional[int]] = mapped_column(sa.Integer)
+    variant_key: Mapped[Optional[str]] = mapped_column(sa.String(64))
+
+
+class Review(db.Model):
+    """A member's blinded rating of one conversation of an experiment (SPEC §12): one per reviewer and
+    conversation, answering again replaces it. The stamp is copied from the conversation (plain ints, as
+    everywhere: the reviews outlive a deleted experiment)."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        sa.UniqueConstraint("conversation_id", "reviewer_id"),
+        sa.CheckConstraint(_in("rating", REVIEW_RATINGS), name="rating"),
+        # The draw (reviews per arm, this reviewer's rated ones) and review_good_rate per arm.
+        sa.Index("ix_reviews_experiment_variant", "experiment_id", "variant_id"),
+        sa.Index("ix_reviews_reviewer_experiment", "reviewer_id", "experiment_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(sa.ForeignKey("conversations.id", ondelete="CASCADE"))
+    reviewer_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    experiment_id: Mapped[int] = mapped_column(sa.Integer)
+    variant_id: Mapped[int] = mapped_column(sa.Integer)
+    variant_key: Mapped[str] = mapped_column(sa.String(64))
+    rating: Mapped[str] = mapped_column(sa.String(8))
+    note: Mapped[str] = mapped_column(sa.Text, default="")
+    reviewed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -16,7 +16,7 @@ from tests import factories
 from webapp.extensions import db
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-OPERATIONS = ["postMessage", "postLead", "getConversationPersona", "getVisitorAssignment"]
+OPERATIONS = ["postMessage", "postLead", "postFeedback", "getConversationPersona", "getVisitorAssignment"]
 
 
 @pytest.fixture

@@ -107,6 +107,24 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["lead_id", "variant"], "additionalProperties": False,
         "properties": {"lead_id": {"type": "integer"}, "variant": _ref("Variant")},
     },
+    "FeedbackRequest": {
+        "type": "object", "required": ["visitor_id", "rating"],
+        "properties": {
+            "visitor_id": _opaque("The visitor of the conversation"),
+            "rating": {"type": "string", "enum": ["up", "down"]},
+            "comment": {"type": "string", "maxLength": 2000, "description": "Optional, at most 2,000 characters"},
+            "given_at": TIMESTAMP,
+        },
+    },
+    "FeedbackResponse": {
+        "type": "object", "additionalProperties": False,
+        "required": ["feedback_id", "conversation_id", "rating", "comment", "given_at", "variant"],
+        "properties": {
+            "feedback_id": {"type": "integer"}, "conversation_id": {"type": "string"},
+            "rating": {"type": "string", "enum": ["up", "down"]}, "comment": {"type": "string"},
+            "given_at": {"type": "string", "format": "date-time"}, "variant": _ref("Variant"),
+        },
+    },
     "PersonaResponse": {
         "type": "object", "additionalProperties": False,
         "required": ["conversation_id", "visitor_id", "experiment", "variant", "persona", "system_prompt"],
@@ -131,16 +149,25 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
-def _lookup(operation_id: str, summary: str, id_name: str, schema: str, description: str) -> dict[str, Any]:
-    """A read-only GET by a runtime id in the path."""
+def _path_id(id_name: str) -> dict[str, Any]:
+    """A runtime id in the path."""
     id_schema = _opaque(f"The runtime's {id_name.replace('_', ' ')}, percent-encoded UTF-8 (it may start with or "
                         "hold '/')")
-    not_utf8 = _json(_ref("Error"), f"The {id_name} in the path is not UTF-8 (a percent-encoded byte that is not part "
-                                    f"of a UTF-8 character); `fields` names it")
+    return {"name": id_name, "in": "path", "required": True, "schema": id_schema}
+
+
+def _not_utf8(id_name: str, also: str = "") -> dict[str, Any]:
+    return _json(_ref("Error"), f"{also}The {id_name} in the path is not UTF-8 (a percent-encoded byte that is not "
+                                f"part of a UTF-8 character); `fields` names it")
+
+
+def _lookup(operation_id: str, summary: str, id_name: str, schema: str, description: str) -> dict[str, Any]:
+    """A read-only GET by a runtime id in the path."""
     return {"get": {
         "operationId": operation_id, "summary": summary,
-        "parameters": [AGENT_ID, {"name": id_name, "in": "path", "required": True, "schema": id_schema}],
-        "responses": {"200": _json(_ref(schema), description), "400": not_utf8, **_errors("401", "404", "422")},
+        "parameters": [AGENT_ID, _path_id(id_name)],
+        "responses": {"200": _json(_ref(schema), description), "400": _not_utf8(id_name),
+                      **_errors("401", "404", "422")},
     }}
 
 
@@ -149,7 +176,7 @@ def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.0.3",
         "info": {"title": "Agent Studio runtime API", "version": "1.0.0",
-                 "description": "What the chat runtime calls: assignment, persona, messages and leads."},
+                 "description": "What the chat runtime calls: assignment, persona, messages, leads and feedback."},
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
         "paths": {
@@ -170,6 +197,18 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"201": _json(_ref("LeadResponse"), "Recorded"),
                               "200": _json(_ref("LeadResponse"), "A retry of an idempotency_key: the first lead"),
                               **_errors("400", "401", "404", "409", "413", "422")},
+            }},
+            "/agents/{agent_id}/conversations/{conversation_id}/feedback": {"post": {
+                "operationId": "postFeedback",
+                "summary": "Record the visitor's feedback on a conversation; a later one replaces it",
+                "parameters": [AGENT_ID, _path_id("conversation_id")],
+                "requestBody": {"required": True,
+                                "content": {"application/json": {"schema": _ref("FeedbackRequest")}}},
+                "responses": {"201": _json(_ref("FeedbackResponse"), "Recorded: the conversation's first feedback"),
+                              "200": _json(_ref("FeedbackResponse"), "Recorded: it replaced the earlier feedback"),
+                              "400": _not_utf8("conversation_id", "Malformed JSON, or a body that is not a JSON "
+                                                                  "object. "),
+                              **_errors("401", "404", "409", "413", "422")},
             }},
             "/agents/{agent_id}/conversations/{conversation_id}/persona": _lookup(
                 "getConversationPersona", "The effective persona and system prompt of a conversation (read-only)",

@@ -7,7 +7,7 @@ from flask import current_app, g, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from webapp.services.workspace import api_keys
-from webapp.services.runtime import service as runtime
+from webapp.services.runtime import feedback, service as runtime
 from webapp.services import validation
 from webapp.api import bp
 from webapp.api.openapi import openapi_document
@@ -66,6 +66,12 @@ def post_lead(agent_id: int):
 @bp.get("/agents/<int:agent_id>/conversations/<runtime_id:conversation_id>/persona", merge_slashes=False)
 def conversation_persona(agent_id: int, conversation_id: str):
     return jsonify(runtime.conversation_persona(g.auth.workspace_id, agent_id, conversation_id, g.auth))
+
+
+@bp.post("/agents/<int:agent_id>/conversations/<runtime_id:conversation_id>/feedback", merge_slashes=False)
+def post_feedback(agent_id: int, conversation_id: str):
+    result = feedback.record_feedback(g.auth.workspace_id, agent_id, conversation_id, json_object(), g.auth)
+    return jsonify(result.body), 201 if result.created else 200
 
 
 @bp.get("/agents/<int:agent_id>/visitors/<runtime_id:visitor_id>/assignment", merge_slashes=False)

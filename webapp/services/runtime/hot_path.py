@@ -41,7 +41,7 @@ from webapp.services.workspace import api_keys
 from webapp.services.runtime import assignment, service as runtime, wal_checkpoint
 from webapp.services.errors import NotFound, Unauthorized
 from webapp.services.runtime.service import (AG, AUTHENTICATE, C, M, MessageReport, MessageResult, NEW_CONVERSATION_PG, RuntimeAuth,
-                      _ARMS, _check_visitor, _message_body)
+                      _ARMS, check_visitor, _message_body)
 
 A = ExperimentAssignment.__table__.c
 _SV, _SE = Variant.__table__.alias("sv"), Experiment.__table__.alias("se")
@@ -212,7 +212,7 @@ def record_message(token: str | None, agent_id: int, report: MessageReport) -> M
         if auth.agent is None:
             raise NotFound("No such agent.")
         if first.conversation_id is not None:
-            _check_visitor(first.conversation_visitor_id, report.visitor_id, report.external_id)
+            check_visitor(first.conversation_visitor_id, report.visitor_id, report.external_id)
             if first.response is not None:
                 return runtime._replay(first, report)
             return _follow_up(raw, cursor, dialect, auth, first, report)

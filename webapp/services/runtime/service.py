@@ -199,7 +199,7 @@ def auth_from_rows(rows: list[Any], agent_id: int | None) -> RuntimeAuth:
     return RuntimeAuth(first.id, first.workspace_id, agent_id, agent, arms)
 
 
-def _agent(workspace_id: int, agent_id: int, auth: RuntimeAuth | None = None) -> RuntimeAgent:
+def owned_agent(workspace_id: int, agent_id: int, auth: RuntimeAuth | None = None) -> RuntimeAgent:
     """The agent if the key's workspace owns it; anything else is a 404 (ids never leak)."""
     if auth is not None and auth.agent_id == agent_id and auth.workspace_id == workspace_id:
         if auth.agent is None:
@@ -220,7 +220,7 @@ def _arms(agent_id: int, auth: RuntimeAuth | None) -> list[Any]:
     return assignment.active_arms(agent_id)
 
 
-def _ids(data: dict[str, Any], errors: dict[str, str]) -> tuple[str, str]:
+def conversation_ids(data: dict[str, Any], errors: dict[str, str]) -> tuple[str, str]:
     return (validation.opaque_id(data.get("visitor_id"), "visitor_id", errors),
             validation.opaque_id(data.get("conversation_id"), "conversation_id", errors))
 
@@ -261,7 +261,7 @@ class MessageReport:
 def parse_message(data: dict[str, Any]) -> MessageReport:
     """Validate a message body (SPEC §6); ValidationError names every bad field."""
     errors: dict[str, str] = {}
-    visitor_id, external_id = _ids(data, errors)
+    visitor_id, external_id = conversation_ids(data, errors)
     role = data.get("role")
     if role not in MESSAGE_ROLES:
         errors["role"] = "role is required and must be 'visitor' or 'agent'."
@@ -313,7 +313,7 @@ def _record_message(workspace_id: int, agent_id: int, report: MessageReport,
     """The reference path, statement by statement on the session; the hot path hands over what it does not do."""
     visitor_id, external_id, role, text, sent_at, message_id = (
         report.visitor_id, report.external_id, report.role, report.text, report.sent_at, report.message_id)
-    agent = _agent(workspace_id, agent_id, auth)
+    agent = owned_agent(workspace_id, agent_id, auth)
     arms = _arms(agent_id, auth) if role == "visitor" else []
 
     found = assignment.execute(LOOKUP, {
@@ -322,7 +322,7 @@ def _record_message(workspace_id: int, agent_id: int, report: MessageReport,
     exists = found.id is not None
     arm = None
     if exists:
-        _check_visitor(found.visitor_id, visitor_id, external_id)
+        check_visitor(found.visitor_id, visitor_id, external_id)
         if found.response is not None:
             return _replay(found, report)
         arm = _stamp(found)
@@ -436,7 +436,7 @@ def _message_body(external_id: str, message_id: str, agent: RuntimeAgent, arm: A
             "experiment": experiment_json(arm), "variant": variant_json(arm), **_persona_json(agent, arm)}
 
 
-def _check_visitor(owner: str, visitor_id: str, external_id: str) -> None:
+def check_visitor(owner: str, visitor_id: str, external_id: str) -> None:
     if owner != visitor_id:
         raise Conflict(f"Conversation '{external_id}' belongs to another visitor.",
                        {"conversation_id": "This conversation id is already used by another visitor."})
@@ -450,10 +450,24 @@ def _touch_conversation(agent_id: int, external_id: str, visitor_id: str, arm: A
         "visitor_increment": int(role == "visitor"),
         "stamp_experiment_id": arm.experiment_id if arm else None, "stamp_variant_id": arm.variant_id if arm else None,
         "stamp_variant_key": arm.variant_key if arm else None}).one()
-    _check_visitor(row.visitor_id, visitor_id, external_id)
+    check_visitor(row.visitor_id, visitor_id, external_id)
     if arm is None or row.variant_id != arm.variant_id:
         arm = assignment.stamped_arm(row.experiment_id, row.variant_id, row.variant_key)
     return row.id, arm
+
+
+def visitor_conversation(workspace_id: int, agent_id: int, external_id: str, visitor_id: str,
+                         auth: RuntimeAuth | None = None) -> Conversation:
+    """An existing conversation of the key's agent (404 otherwise) that belongs to `visitor_id` (409 otherwise):
+    what a lead or a feedback is recorded on."""
+    owned_agent(workspace_id, agent_id, auth)
+    conversation = db.session.scalar(sa.select(Conversation).where(
+        Conversation.agent_id == agent_id, Conversation.external_id == external_id))
+    if conversation is None:
+        raise NotFound(f"No conversation '{external_id}' for this agent.",
+                       {"conversation_id": "No such conversation: report a message first."})
+    check_visitor(conversation.visitor_id, visitor_id, external_id)
+    return conversation
 
 
 def record_lead(workspace_id: int, agent_id: int, data: dict[str, Any],
@@ -463,7 +477,7 @@ def record_lead(workspace_id: int, agent_id: int, data: dict[str, Any],
     With an `idempotency_key`, a retry of the same lead answers the first one and writes nothing.
     """
     errors: dict[str, str] = {}
-    visitor_id, external_id = _ids(data, errors)
+    visitor_id, external_id = conversation_ids(data, errors)
     fields = data.get("fields")
     if fields is None:
         fields = {}
@@ -475,13 +489,7 @@ def record_lead(workspace_id: int, agent_id: int, data: dict[str, Any],
     key = validation.optional_opaque_id(data, "idempotency_key", errors)
     if errors:
         raise ValidationError(errors)
-    _agent(workspace_id, agent_id, auth)
-    conversation = db.session.scalar(sa.select(Conversation).where(
-        Conversation.agent_id == agent_id, Conversation.external_id == external_id))
-    if conversation is None:
-        raise NotFound(f"No conversation '{external_id}' for this agent.",
-                       {"conversation_id": "No such conversation: report a message first."})
-    _check_visitor(conversation.visitor_id, visitor_id, external_id)
+    conversation = visitor_conversation(workspace_id, agent_id, external_id, visitor_id, auth)
     arm = assignment.stamped_arm(conversation.experiment_id, conversation.variant_id, conversation.variant_key)
     if key is not None:
         earlier = _lead_by_key(conversation.id, key, fields)
@@ -521,7 +529,7 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
-def _path_id(value: str, field: str) -> str:
+def path_id(value: str, field: str) -> str:
     """A runtime id from the URL path: 400 when its bytes were not UTF-8 (the route passes each such byte as a lone
     surrogate, as surrogateescape decodes it), else the rules of any runtime id (422)."""
     undecodable = validation.UNDECODABLE_BYTE_RE.search(value)
@@ -540,8 +548,8 @@ def _path_id(value: str, field: str) -> str:
 def conversation_persona(workspace_id: int, agent_id: int, conversation_id: str,
                          auth: RuntimeAuth | None = None) -> dict[str, Any]:
     """The effective persona and system prompt of a conversation, read-only."""
-    external_id = _path_id(conversation_id, "conversation_id")
-    agent = _agent(workspace_id, agent_id, auth)
+    external_id = path_id(conversation_id, "conversation_id")
+    agent = owned_agent(workspace_id, agent_id, auth)
     row = db.session.execute(
         sa.select(Conversation.visitor_id, Conversation.experiment_id, Conversation.variant_id,
                   Conversation.variant_key)
@@ -557,8 +565,8 @@ def conversation_persona(workspace_id: int, agent_id: int, conversation_id: str,
 def visitor_assignment(workspace_id: int, agent_id: int, visitor_id: str,
                        auth: RuntimeAuth | None = None) -> dict[str, Any]:
     """The visitor's assignment in the agent's active experiment, or null; never assigns."""
-    visitor_id = _path_id(visitor_id, "visitor_id")
-    _agent(workspace_id, agent_id, auth)
+    visitor_id = path_id(visitor_id, "visitor_id")
+    owned_agent(workspace_id, agent_id, auth)
     found = assignment.current_assignment(agent_id, visitor_id, _arms(agent_id, auth))
     if found is None:
         return {"visitor_id": visitor_id, "assignment": None}
