@@ -6,7 +6,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
 
-from webapp.services.workspace import agents
+from webapp.services.workspace import agents, conversations as conversation_service
 from webapp.services.experiments import experiments
 from webapp.services import validation
 from webapp.services.errors import ValidationError
@@ -36,15 +36,37 @@ def overview(agent_id: int):
 @bp.route("/<int:agent_id>/conversations")
 @agent_view()
 def conversations(agent_id: int):
-    return _stamped_tab(agents.conversations, "agents/conversations.html", agent_id)
+    visitor_id, external_id = _id_filter("visitor"), _id_filter("conversation")
+    return _stamped_tab(conversation_service.conversation_list, "agents/conversations.html", agent_id,
+                        visitor_id=visitor_id, external_id=external_id)
 
 
-def _stamped_tab(listing_of, template: str, agent_id: int):
-    """A tab listing stamped rows (Conversations, Leads) under the experiment and variant filter."""
+@bp.route("/<int:agent_id>/conversations/<int:conversation_id>")
+@agent_view()
+def transcript(agent_id: int, conversation_id: int):
+    found = conversation_service.transcript(current_user.id, agent_id, conversation_id, page_arg())
+    return render("agents/transcript.html", t=found)
+
+
+def _stamped_tab(listing_of, template: str, agent_id: int, **filters):
+    """A tab listing stamped rows (Conversations, Leads) under the experiment and variant filter (and `filters`)."""
     experiment_id, variant_key = _stamp_filter()
-    listing = listing_of(current_user.id, agent_id, page_arg(), experiment_id=experiment_id, variant_key=variant_key)
-    return render(template, page=listing.page, labels=listing.labels, options=listing.options,
-                  experiment_id=experiment_id, variant_key=variant_key)
+    listing = listing_of(current_user.id, agent_id, page_arg(), experiment_id=experiment_id, variant_key=variant_key,
+                         **filters)
+    return render(template, listing=listing, page=listing.page, labels=listing.labels, options=listing.options,
+                  experiment_id=experiment_id, variant_key=variant_key, **filters)
+
+
+def _id_filter(parameter: str) -> str | None:
+    """An exact runtime id to filter by (`?visitor=` or `?conversation=`); a malformed one is a 400 naming it."""
+    value = request.args.get(parameter, "")
+    if not value:
+        return None
+    errors: dict[str, str] = {}
+    validation.opaque_id(value, parameter, errors)
+    if errors:
+        abort(400, f"{parameter} must be a runtime id: 1–200 characters without control characters.")
+    return value
 
 
 def _stamp_filter() -> tuple[int | None, str | None]:

@@ -1,7 +1,7 @@
 """Agents, their settings, and the read-only lists of their conversations and leads."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
@@ -131,11 +131,16 @@ def update_settings(actor_id: int, agent_id: int, data: dict[str, Any]) -> Agent
 
 @dataclass
 class ExperimentOption:
-    """An experiment to filter by: live or deleted (then "<name> (deleted)", or by its id), with its variant keys."""
+    """An experiment to filter by: live or deleted (then "<name> (deleted)", or by its id), with its variant keys
+    and, for a live experiment, their names (a deleted one is known by its keys only)."""
 
     id: int
     label: str
     variant_keys: list[str]
+    variant_names: dict[str, str] = field(default_factory=dict)
+
+    def variant_label(self, key: str) -> str:
+        return self.variant_names.get(key, key)
 
 
 @dataclass
@@ -145,6 +150,11 @@ class StampedList(Generic[T]):
     page: Page[T]
     labels: dict[int, str]
     options: list[ExperimentOption]
+
+    def variant_label(self, experiment_id: int | None, key: str | None) -> str:
+        """A stamp's variant as people read it: the live variant's name, else (a deleted experiment) its key."""
+        option = next((o for o in self.options if o.id == experiment_id), None)
+        return option.variant_label(key or "") if option else (key or "")
 
 
 def _experiment_options(agent: Agent) -> list[ExperimentOption]:
@@ -158,12 +168,17 @@ def _experiment_options(agent: Agent) -> list[ExperimentOption]:
     live = sa.select(Variant.experiment_id, Variant.key).join(Experiment).where(Experiment.agent_id == agent_id)
     for experiment_id, key in db.session.execute(stamped.union(live)).all():
         keys.setdefault(experiment_id, set()).add(key)
-    names.update(_deleted_experiment_labels(agent.workspace_id, set(keys) - set(names)))
-    return [ExperimentOption(i, names.get(i, f"deleted experiment #{i}"), sorted(keys[i]))
+    variant_names: dict[int, dict[str, str]] = {}
+    for experiment_id, key, name in db.session.execute(
+            sa.select(Variant.experiment_id, Variant.key, Variant.name).join(Experiment)
+            .where(Experiment.agent_id == agent_id)):
+        variant_names.setdefault(experiment_id, {})[key] = name
+    names.update(deleted_experiment_labels(agent.workspace_id, set(keys) - set(names)))
+    return [ExperimentOption(i, names.get(i, f"deleted experiment #{i}"), sorted(keys[i]), variant_names.get(i, {}))
             for i in sorted(keys, reverse=True)]
 
 
-def _deleted_experiment_labels(workspace_id: int, experiment_ids: set[int]) -> dict[int, str]:
+def deleted_experiment_labels(workspace_id: int, experiment_ids: set[int]) -> dict[int, str]:
     """Labels "<name> (deleted)" for the deleted experiments whose deletion audit row records the name (old ones do not)."""
     if not experiment_ids:
         return {}
@@ -171,10 +186,11 @@ def _deleted_experiment_labels(workspace_id: int, experiment_ids: set[int]) -> d
     return {e.target_id: f"{audit.deleted_name(e)} (deleted)" for e in events if audit.deleted_name(e)}
 
 
-def _stamped(model: type[Conversation] | type[Lead], time_column: InstrumentedAttribute, actor_id: int,
-             agent_id: int, page: int, per_page: int, experiment_id: int | None,
-             variant_key: str | None) -> StampedList:
-    """The agent's rows of `model`, newest first, optionally filtered by the experiment and variant key they carry.
+def stamped_list(model: type[Conversation] | type[Lead], time_column: InstrumentedAttribute, actor_id: int,
+                 agent_id: int, page: int, per_page: int, experiment_id: int | None,
+                 variant_key: str | None, where: tuple[Any, ...] = ()) -> StampedList:
+    """The agent's rows of `model`, newest first, optionally filtered by the experiment and variant key they carry
+    (and by the further conditions `where`).
 
     The experiment must be one of the agent's, live or deleted (then known by its stamps): any other id is a 404;
     a variant key with an experiment must be one of that experiment's keys (a 400 naming `variant`)."""
@@ -192,21 +208,14 @@ def _stamped(model: type[Conversation] | type[Lead], time_column: InstrumentedAt
         query = query.where(model.experiment_id == experiment_id)
     if variant_key:
         query = query.where(model.variant_key == variant_key)
-    query = query.order_by(time_column.desc(), model.id.desc())
+    query = query.where(*where).order_by(time_column.desc(), model.id.desc())
     return StampedList(paginate(query, page, per_page), {o.id: o.label for o in options}, options)
-
-
-def conversations(actor_id: int, agent_id: int, page: int = 1, per_page: int = 50,
-                  experiment_id: int | None = None, variant_key: str | None = None) -> StampedList[Conversation]:
-    """The agent's conversations, newest first, optionally filtered by experiment and variant key."""
-    return _stamped(Conversation, Conversation.started_at, actor_id, agent_id, page, per_page, experiment_id,
-                    variant_key)
 
 
 def leads(actor_id: int, agent_id: int, page: int = 1, per_page: int = 50,
           experiment_id: int | None = None, variant_key: str | None = None) -> StampedList[Lead]:
     """The agent's leads, newest first, optionally filtered by experiment and variant key."""
-    return _stamped(Lead, Lead.captured_at, actor_id, agent_id, page, per_page, experiment_id, variant_key)
+    return stamped_list(Lead, Lead.captured_at, actor_id, agent_id, page, per_page, experiment_id, variant_key)
 
 
 def overview(actor_id: int, agent_id: int) -> dict[str, int]:
