@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from tests import factories
 from webapp.extensions import db
-from webapp.models import Conversation, Experiment, Message
+from webapp.models import Conversation, Message
 from webapp.services.experiments import experiments
 from webapp.services.runtime import feedback, service as runtime
 

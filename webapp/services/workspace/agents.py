@@ -1,7 +1,7 @@
 """Agents, their settings, and the read-only lists of their conversations and leads."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field as dataclass_field
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
@@ -137,7 +137,7 @@ class ExperimentOption:
     id: int
     label: str
     variant_keys: list[str]
-    variant_names: dict[str, str] = field(default_factory=dict)
+    variant_names: dict[str, str] = dataclass_field(default_factory=dict)
 
     def variant_label(self, key: str) -> str:
         return self.variant_names.get(key, key)
