@@ -11,6 +11,7 @@ from webapp.services.errors import Forbidden, NotFound
 PERMISSIONS: dict[str, Role] = {
     "view": Role.editor,
     "edit_agent": Role.editor,
+    "review_conversations": Role.editor,  # blinded review is content work (SPEC §2, §12)
     "create_agent": Role.admin,
     "manage_experiments": Role.admin,
     "manage_api_keys": Role.admin,
