@@ -37,14 +37,15 @@ def test_experiment_of_another_agent_is_404(client, auth, app, world, experiment
 def test_json_export_shape(client, auth, world, experiment_id):
     auth.login("editor@acme.test")
     body = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results.json").get_json()
-    assert set(body) == {"experiment", "srm", "variants"}
+    assert set(body) == {"experiment", "srm", "review", "variants"}
     assert body["experiment"]["name"] == "Persona test" and body["experiment"]["status"] == "running"
     assert set(body["srm"]) == {"p_value", "warning"}
     control, treatment = body["variants"]
     assert control["is_control"] and not treatment["is_control"]
     for key in ("id", "key", "name", "weight", "visitors", "conversations", "visitor_messages", "leads", "metrics"):
         assert key in control
-    assert set(control["metrics"]) == {"messages_per_conversation", "session_length", "lead_capture_rate"}
+    assert set(control["metrics"]) == {"messages_per_conversation", "session_length", "lead_capture_rate",
+                                       "positive_feedback_rate", "review_good_rate"}
     assert control["metrics"]["lead_capture_rate"]["lift"] is None
     lift = treatment["metrics"]["messages_per_conversation"]
     assert lift["lift"] is not None and len(lift["ci"]) == 2 and 0 <= lift["p_value"] <= 1
@@ -56,8 +57,9 @@ def test_csv_export_has_a_row_per_variant_and_metric(client, auth, world, experi
     assert response.mimetype == "text/csv"
     assert "attachment" in response.headers["Content-Disposition"]
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
-    assert len(rows) == 2 * 3
-    assert {r["metric"] for r in rows} == {"messages_per_conversation", "session_length", "lead_capture_rate"}
+    assert len(rows) == 2 * 5
+    assert {r["metric"] for r in rows} == {"messages_per_conversation", "session_length", "lead_capture_rate",
+                                           "positive_feedback_rate", "review_good_rate"}
     assert all(r["lift"] == "" for r in rows if r["is_control"] == "True")
 
 
@@ -236,7 +238,7 @@ def test_the_page_and_exports_say_why_a_figure_is_missing(app, client, auth, wor
     assert exported[0]["metrics"]["lead_capture_rate"]["reason"] is None
     rows = csv_export(client, world, experiment_id)
     assert {r["reason"] for r in rows if r["variant_key"] == "treatment"} == {
-        "Control has 5 visitors; a comparison needs at least 30 in every arm."}
+        "Control has 5 visitors; a comparison needs at least 30 in every arm.", "Control has no reviews yet."}
 
 
 def test_the_srm_line_of_a_single_variant_does_not_claim_no_visitors(app, client, auth, world):

@@ -16,14 +16,20 @@ from typing import Any
 import sqlalchemy as sa
 
 from webapp.extensions import db
-from webapp.models import Conversation, Experiment, ExperimentAssignment, Variant
-from webapp.services.experiments import stats
+from webapp.models import Conversation, Experiment, ExperimentAssignment, Feedback, Variant
+from webapp.services.experiments import review, stats
 from webapp.services.experiments.experiments import experiment_for
 
 METRICS = {
     "messages_per_conversation": {"label": "Visitor messages per conversation", "kind": "ratio", "unit": ""},
     "session_length": {"label": "Session length per conversation", "kind": "ratio", "unit": "s"},
     "lead_capture_rate": {"label": "Lead capture rate", "kind": "proportion", "unit": "%"},
+    # SPEC §12. Per visitor: conversations rated up / conversations rated; shown once any feedback exists.
+    "positive_feedback_rate": {"label": "Positive feedback rate", "kind": "ratio", "unit": "%",
+                               "counts": "conversations rated up / conversations rated"},
+    # SPEC §12. Per arm: reviews rated good / reviews, the unit is the review; its own section of the page.
+    "review_good_rate": {"label": "Rated good in blinded review", "kind": "proportion", "unit": "%",
+                         "unit_name": "review", "section": "review", "counts": "reviews rated good / reviews"},
 }
 # Every metric is non-negative, so a relative change cannot fall below −100%; the normal approximation's lower
 # bound can, and is shown clamped there (the exports keep the computed bound).
@@ -45,6 +51,16 @@ class VariantTotals:
     seconds_x_conversations: float = 0
     converted: float = 0
     leads: int = 0
+    # positive_feedback_rate, per visitor: m = conversations rated up, d = conversations rated
+    feedback_up: float = 0
+    feedback_up_sq: float = 0
+    feedback_rated: float = 0
+    feedback_rated_sq: float = 0
+    feedback_up_x_rated: float = 0
+    # review_good_rate, per review
+    reviews: int = 0
+    reviews_good: int = 0
+    reviewers: int = 0
 
     def stat(self, metric: str) -> stats.Stat:
         if metric == "messages_per_conversation":
@@ -53,11 +69,20 @@ class VariantTotals:
         if metric == "session_length":
             return stats.RatioStat(self.n, self.seconds, self.seconds_sq, self.conversations,
                                    self.conversations_sq, self.seconds_x_conversations)
+        if metric == "positive_feedback_rate":
+            return stats.RatioStat(self.n, self.feedback_up, self.feedback_up_sq, self.feedback_rated,
+                                   self.feedback_rated_sq, self.feedback_up_x_rated)
+        if metric == "review_good_rate":
+            return stats.ProportionStat(self.reviews, self.reviews_good)
         return stats.ProportionStat(self.n, self.converted)
 
     def value(self, metric: str) -> float | None:
         if metric == "lead_capture_rate":
             return self.converted / self.n if self.n else None
+        if metric == "positive_feedback_rate":
+            return self.feedback_up / self.feedback_rated if self.feedback_rated else None
+        if metric == "review_good_rate":
+            return self.reviews_good / self.reviews if self.reviews else None
         denominator = self.conversations
         numerator = self.messages if metric == "messages_per_conversation" else self.seconds
         return numerator / denominator if denominator else None
@@ -70,6 +95,7 @@ class Results:
     totals: dict[int, VariantTotals]
     srm_p_value: float | None
     daily: dict[str, Any] = field(default_factory=dict)
+    review_reviewers: int = 0  # distinct reviewers of the experiment's conversations, all arms
     _metrics: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict, repr=False)
     _shortfalls: dict[tuple[int, str], str] = field(default_factory=dict, repr=False)  # stats.shortfall codes
 
@@ -90,6 +116,23 @@ class Results:
     def control(self) -> Variant:
         return self.variants[0]
 
+    @property
+    def shown_metrics(self) -> dict[str, dict[str, Any]]:
+        """The metrics of the page's main tables: positive_feedback_rate once any feedback exists; the blinded
+        review has its own section. The exports carry every metric."""
+        has_feedback = any(t.feedback_rated for t in self.totals.values())
+        return {key: meta for key, meta in METRICS.items() if meta.get("section") is None
+                and (key != "positive_feedback_rate" or has_feedback)}
+
+    def missing(self, variant: Variant, metric: str) -> str:
+        """What an arm without a value lacks, in two or three words ("no visitors", "no feedback", …)."""
+        totals = self.totals[variant.id]
+        if metric == "review_good_rate":
+            return "no reviews"
+        if totals.n == 0:
+            return "no visitors"
+        return "no feedback" if metric == "positive_feedback_rate" else "no conversations"
+
     def metric(self, variant: Variant, metric: str) -> dict[str, Any]:
         """value, lift, ci, p_value (None where it does not apply or data are too thin); computed once."""
         if (variant.id, metric) not in self._metrics:
@@ -101,7 +144,7 @@ class Results:
         out = {"value": totals.value(metric), "lift": None, "ci": None, "p_value": None, "enough_data": None,
                "reason": None}
         if out["value"] is None:
-            out["reason"] = f"{variant.name} has no {'visitors' if totals.n == 0 else 'conversations'} yet."
+            out["reason"] = f"{variant.name} has {self.missing(variant, metric)} yet."
         if variant.id == self.control.id:
             return out
         control, stat = self.totals[self.control.id].stat(metric), totals.stat(metric)
@@ -119,11 +162,15 @@ class Results:
         """Why a variant has no lift, CI or p-value, in words (stats.shortfall's code about `arm`)."""
         totals, label = self.totals[arm.id], METRICS[metric]["label"].lower()
         lead_rate = metric == "lead_capture_rate"
+        unit = METRICS[metric].get("unit_name", "visitor")
+        units = totals.stat(metric).n
+        if code == stats.FEW_UNITS and units == 0 and metric == "review_good_rate":
+            return f"{arm.name} has {self.missing(arm, metric)} yet."
         if code == stats.FEW_UNITS:
-            return (f"{arm.name} has {totals.n} visitor{'' if totals.n == 1 else 's'}; "
+            return (f"{arm.name} has {units} {unit}{'' if units == 1 else 's'}; "
                     f"a comparison needs at least {stats.MIN_UNITS} in every arm.")
         if code == stats.NO_DENOMINATOR:
-            return f"{arm.name} has no conversations yet."
+            return f"{arm.name} has {self.missing(arm, metric)} yet."
         if code == stats.ZERO_BASELINE:
             what = "no visitor has left a lead" if lead_rate else f"the {label} is 0"
             return f"In {arm.name} {what}: a relative change from 0 is undefined."
@@ -131,7 +178,7 @@ class Results:
             everyone = totals.converted == totals.n
             return (f"{'Every' if everyone else 'No'} visitor of {arm.name} has left a lead "
                     f"({int(totals.converted):,} of {totals.n:,}): without variation there is nothing to test against.")
-        return (f"Every visitor of {arm.name} has the same {label}: "
+        return (f"Every {unit} of {arm.name} has the same {label}: "
                 "without variation there is nothing to test against.")
 
     def shown_ci(self, variant: Variant, metric: str) -> tuple[float, float] | None:
@@ -173,6 +220,7 @@ class Results:
             "experiment": {"id": e.id, "name": e.name, "kind": e.kind, "status": e.status,
                            "started_at": _iso(e.started_at), "stopped_at": _iso(e.stopped_at)},
             "srm": {"p_value": self.srm_p_value, "warning": self.srm_warning},
+            "review": {"reviews": sum(t.reviews for t in self.totals.values()), "reviewers": self.review_reviewers},
             "variants": [{
                 "id": v.id, "key": v.key, "name": v.name, "weight": v.weight, "is_control": v.position == 0,
                 "visitors": self.totals[v.id].n,
@@ -180,6 +228,10 @@ class Results:
                 "visitor_messages": int(self.totals[v.id].messages),
                 "leads": self.totals[v.id].leads,
                 "converted_visitors": int(self.totals[v.id].converted),
+                "conversations_rated": int(self.totals[v.id].feedback_rated),
+                "conversations_rated_up": int(self.totals[v.id].feedback_up),
+                "reviews": self.totals[v.id].reviews, "reviews_good": self.totals[v.id].reviews_good,
+                "reviewers": self.totals[v.id].reviewers,
                 "metrics": {m: self.metric(v, m) for m in METRICS},
             } for v in self.variants],
         }
@@ -271,7 +323,25 @@ def per_variant_totals(experiment_id: int) -> dict[int, VariantTotals]:
     for variant_id, *sums, lead_count in moments:
         totals[variant_id] = VariantTotals(int(visitors.get(variant_id, 0)), *(float(x or 0) for x in sums),
                                            leads=int(lead_count or 0))
+    _add_feedback(experiment_id, totals)
     return totals
+
+
+def _add_feedback(experiment_id: int, totals: dict[int, VariantTotals]) -> None:
+    """positive_feedback_rate's sums: per visitor (m = conversations rated up, d = conversations rated), then per
+    variant, from the feedback rows' own stamp through their (experiment_id, variant_id, visitor_id) index. A
+    visitor without feedback adds 0 to every sum but counts in n (every assigned visitor is a unit)."""
+    up = sa.func.sum(sa.case((Feedback.rating == "up", 1), else_=0))
+    per_visitor = (sa.select(Feedback.variant_id.label("variant_id"), up.label("m"), sa.func.count().label("d"))
+                   .where(Feedback.experiment_id == experiment_id)
+                   .group_by(Feedback.variant_id, Feedback.visitor_id).subquery("feedback_per_visitor"))
+    m, d = per_visitor.c.m, per_visitor.c.d
+    for variant_id, *sums in db.session.execute(
+            sa.select(per_visitor.c.variant_id, sa.func.sum(m), sa.func.sum(m * m), sa.func.sum(d),
+                      sa.func.sum(d * d), sa.func.sum(m * d)).group_by(per_visitor.c.variant_id)):
+        t = totals.setdefault(variant_id, VariantTotals())
+        (t.feedback_up, t.feedback_up_sq, t.feedback_rated, t.feedback_rated_sq,
+         t.feedback_up_x_rated) = (float(x or 0) for x in sums)
 
 
 def _day(value: Any) -> str:
@@ -336,7 +406,11 @@ def compute(experiment: Experiment, with_daily: bool = False) -> Results:
     for v in variants:
         totals.setdefault(v.id, VariantTotals())
     srm = stats.srm_p_value([totals[v.id].n for v in variants], [v.weight for v in variants])
-    results = Results(experiment, variants, totals, srm)
+    per_arm, reviewers = review.review_counts(experiment.id)
+    for variant_id, (reviews, good, arm_reviewers) in per_arm.items():
+        t = totals.setdefault(variant_id, VariantTotals())
+        t.reviews, t.reviews_good, t.reviewers = reviews, good, arm_reviewers
+    results = Results(experiment, variants, totals, srm, review_reviewers=reviewers)
     if with_daily:
         results.daily = daily_series(experiment.id, variants)
     return results

@@ -1,0 +1,152 @@
+"""positive_feedback_rate and review_good_rate (SPEC §12): SQL sums per visitor / per review, and the comparison
+against GrowthBook's engine (gbstats 0.8.0: RatioStatistic, ProportionStatistic, TwoSidedTTest)."""
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from gbstats.frequentist.tests import TwoSidedTTest
+from gbstats.models.statistics import ProportionStatistic, RatioStatistic, SampleMeanStatistic
+
+from tests import factories
+from webapp.extensions import db
+from webapp.models import Conversation, Experiment, ExperimentAssignment, Feedback, Message, Review, utcnow
+from webapp.services.experiments import results
+
+
+def traffic(world, experiment_id, visitors=300, seed=7, up_rate=(0.55, 0.7)):
+    """Visitors with 1–3 conversations each; some conversations rated (up more often in the treatment); the
+    per-visitor (up, rated) counts are returned for a reference computation."""
+    rng = random.Random(seed)
+    experiment = db.session.get(Experiment, experiment_id)
+    now = utcnow()
+    per_visitor: dict[int, list[tuple[int, int]]] = {v.id: [] for v in experiment.variants}
+    for i in range(visitors):
+        variant = experiment.variants[i % 2]
+        visitor = f"v{i}"
+        db.session.add(ExperimentAssignment(agent_id=world.agent_id, experiment_id=experiment_id,
+                                            variant_id=variant.id, variant_key=variant.key, visitor_id=visitor))
+        up = rated = 0
+        for c in range(rng.randint(1, 3)):
+            conversation = Conversation(agent_id=world.agent_id, external_id=f"{visitor}-{c}", visitor_id=visitor,
+                                        experiment_id=experiment_id, variant_id=variant.id, variant_key=variant.key,
+                                        started_at=now, last_message_at=now + timedelta(seconds=10),
+                                        visitor_messages=1, session_seconds=10)
+            db.session.add(conversation)
+            db.session.flush()
+            if rng.random() < 0.6:
+                rating = "up" if rng.random() < up_rate[i % 2] else "down"
+                db.session.add(Feedback(agent_id=world.agent_id, conversation_id=conversation.id, visitor_id=visitor,
+                                        rating=rating, experiment_id=experiment_id, variant_id=variant.id,
+                                        variant_key=variant.key))
+                up, rated = up + (rating == "up"), rated + 1
+        per_visitor[variant.id].append((up, rated))
+    db.session.commit()
+    return experiment, per_visitor
+
+
+def ratio_statistic(units: list[tuple[int, int]]) -> RatioStatistic:
+    n = len(units)
+    m = SampleMeanStatistic(n, sum(u for u, _ in units), sum(u * u for u, _ in units))
+    d = SampleMeanStatistic(n, sum(r for _, r in units), sum(r * r for _, r in units))
+    return RatioStatistic(n, m, d, sum(u * r for u, r in units))
+
+
+def test_positive_feedback_rate_matches_gbstats_ratio_statistic(ctx, world):
+    experiment_id = factories.experiment(world.agent_id, status="running")
+    experiment, per_visitor = traffic(world, experiment_id)
+    computed = results.compute(experiment)
+    control, treatment = experiment.variants
+    for variant in (control, treatment):
+        reference = ratio_statistic(per_visitor[variant.id])
+        ours = computed.totals[variant.id].stat("positive_feedback_rate")
+        assert ours.n == reference.n == 150  # every assigned visitor is a unit, rated or not
+        assert ours.mean == pytest.approx(reference.mean, abs=1e-12)
+        assert ours.variance == pytest.approx(reference.variance, rel=1e-9)
+    expected = TwoSidedTTest(ratio_statistic(per_visitor[control.id]),
+                             ratio_statistic(per_visitor[treatment.id])).compute_result()
+    got = computed.metric(treatment, "positive_feedback_rate")
+    assert got["lift"] == pytest.approx(expected.expected, abs=1e-6)
+    assert got["ci"] == pytest.approx(list(expected.ci), abs=1e-6)
+    assert got["p_value"] == pytest.approx(expected.p_value, abs=1e-6)
+    assert "positive_feedback_rate" in computed.shown_metrics
+
+
+def test_a_visitor_without_feedback_counts_as_a_zero_unit(ctx, world):
+    experiment_id = factories.experiment(world.agent_id, status="running")
+    experiment, per_visitor = traffic(world, experiment_id, visitors=40)
+    unrated = sum(1 for units in per_visitor.values() for _, rated in units if rated == 0)
+    assert unrated > 0
+    totals = results.compute(experiment).totals
+    assert sum(totals[v.id].stat("positive_feedback_rate").n for v in experiment.variants) == 40
+
+
+def test_the_metric_is_hidden_until_any_feedback_but_always_exported(ctx, world):
+    experiment_id = factories.experiment(world.agent_id, status="running")
+    experiment = db.session.get(Experiment, experiment_id)
+    computed = results.compute(experiment)
+    assert "positive_feedback_rate" not in computed.shown_metrics and "review_good_rate" not in computed.shown_metrics
+    exported = computed.as_dict()["variants"][1]["metrics"]
+    assert exported["positive_feedback_rate"]["value"] is None
+    assert exported["positive_feedback_rate"]["reason"] == (
+        "Control has 0 visitors; a comparison needs at least 30 in every arm.")
+
+
+def test_review_good_rate_is_a_proportion_of_reviews_matching_gbstats(ctx, world):
+    experiment_id = factories.experiment(world.agent_id, status="running")
+    experiment, _ = traffic(world, experiment_id, visitors=120, seed=3)
+    rng = random.Random(5)
+    conversations = db.session.execute(sa.select(Conversation.id, Conversation.variant_id, Conversation.variant_key)
+                                       .where(Conversation.experiment_id == experiment_id)).all()
+    reviewers = [world.owner_id, world.admin_id, world.editor_id]
+    counts = {v.id: [0, 0] for v in experiment.variants}
+    control, treatment = experiment.variants
+    for c in conversations:
+        db.session.add(Message(conversation_id=c.id, role="agent", text="hi", sent_at=utcnow()))
+        for reviewer in reviewers[:rng.randint(1, 3)]:
+            good = rng.random() < (0.5 if c.variant_id == control.id else 0.62)
+            db.session.add(Review(conversation_id=c.id, reviewer_id=reviewer, experiment_id=experiment_id,
+                                  variant_id=c.variant_id, variant_key=c.variant_key,
+                                  rating="good" if good else "bad", note=""))
+            counts[c.variant_id][0] += 1
+            counts[c.variant_id][1] += good
+    db.session.commit()
+    computed = results.compute(experiment)
+    expected = TwoSidedTTest(ProportionStatistic(*counts[control.id]),
+                             ProportionStatistic(*counts[treatment.id])).compute_result()
+    got = computed.metric(treatment, "review_good_rate")
+    assert computed.totals[treatment.id].reviews == counts[treatment.id][0]
+    assert got["value"] == pytest.approx(counts[treatment.id][1] / counts[treatment.id][0])
+    assert got["lift"] == pytest.approx(expected.expected, abs=1e-6)
+    assert got["ci"] == pytest.approx(list(expected.ci), abs=1e-6)
+    assert got["p_value"] == pytest.approx(expected.p_value, abs=1e-6)
+    exported = computed.as_dict()
+    assert exported["review"] == {"reviews": sum(n for n, _ in counts.values()), "reviewers": 3}
+    assert exported["variants"][1]["reviews"] == counts[treatment.id][0]
+    rows = [r for r in computed.csv_rows() if r[5] == "review_good_rate"]
+    assert len(rows) == 2 and rows[1][7] == pytest.approx(expected.expected, abs=1e-6)
+
+
+def test_the_results_page_shows_feedback_the_blinded_review_and_links_each_arm(app, client, auth, world):
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="running")
+        experiment, _ = traffic(world, experiment_id, visitors=80, seed=11)
+        first = db.session.scalar(sa.select(Conversation).where(Conversation.experiment_id == experiment_id))
+        db.session.add(Review(conversation_id=first.id, reviewer_id=world.editor_id, experiment_id=experiment_id,
+                              variant_id=first.variant_id, variant_key=first.variant_key, rating="good", note=""))
+        db.session.commit()
+        conversations = {v.key: db.session.scalar(sa.select(sa.func.count()).where(
+            Conversation.variant_id == v.id)) for v in experiment.variants}
+        db.session.remove()
+    auth.login(world.emails["editor"])
+    html = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results",
+                      headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert 'data-metric="positive_feedback_rate"' in html and "Positive feedback rate" in html
+    section = html[html.index('id="blinded-review-results"'):]
+    assert "1 review by 1 reviewer" in section and 'data-metric="review_good_rate"' in section
+    assert f'href="/agents/{world.agent_id}/experiments/{experiment_id}/review"' in section
+    link = (f'href="/agents/{world.agent_id}/conversations?experiment={experiment_id}&amp;variant=treatment"'
+            f'>Read Treatment’s {conversations["treatment"]:,} conversations</a>')
+    assert link in html
