@@ -136,6 +136,10 @@ def test_demo_is_idempotent(runner, app):
         # only the simulated effect shows: engagement is not "significantly" different
         assert metrics["messages_per_conversation"]["p_value"] > 0.05
         assert metrics["session_length"]["p_value"] > 0.05
+        # visitor feedback is there (Aria rated up more often), so the metric and the blinded review are alive
+        feedback = metrics["positive_feedback_rate"]
+        assert feedback["value"] > exported["variants"][0]["metrics"]["positive_feedback_rate"]["value"]
+        assert "positive_feedback_rate" in results.compute(experiment).shown_metrics
 
 
 def test_demo_audit_trail_tells_the_same_story_as_its_dates(runner, app):

@@ -106,6 +106,7 @@ DEMO_DAYS = 14
 # A seed whose draw shows the simulated lead effect and, like the simulation, no engagement effect
 # (with three metrics, some seeds show a chance "significant" engagement difference, which would puzzle).
 DEMO_SEED = 2028
+DEMO_FEEDBACK_EFFECT = ["treatment=1.2"]  # Aria is rated up more often: 72% of rated conversations vs 60%
 DEMO_SETUP = timedelta(hours=1)  # the demo agent and experiment were set up this long before the start
 
 
@@ -165,7 +166,7 @@ def ensure_demo() -> tuple[Agent, Experiment]:
     if not has_traffic and experiment.status == "running":
         with click.progressbar(length=DEMO_VISITORS, label="Simulating demo traffic") as bar:
             simulation.simulate_bulk(agent.id, DEMO_VISITORS, days=DEMO_DAYS, effects=["treatment=1.6"], seed=DEMO_SEED,
-                                     progress=bar.update)
+                                     progress=bar.update, feedback_effects=DEMO_FEEDBACK_EFFECT)
     return agent, experiment
 
 
@@ -209,17 +210,19 @@ def _request_json(url: str, api_key: str, body: dict | None = None, not_found: s
 
 
 def _send_visitor(base: str, api_key: str, agent_id: int, planned: simulation.PlannedVisitor,
-                  effects: dict[str, float]) -> tuple[str | None, int, int]:
-    """Replay one planned visitor against the runtime API; returns (variant key, messages, leads)."""
+                  effects: dict[str, float], feedback_effects: dict[str, float]) -> tuple[str | None, int, int, int]:
+    """Replay one planned visitor against the runtime API; returns (variant key, messages, leads, feedback)."""
     messages_url = f"{base}/api/v1/agents/{agent_id}/messages"
-    variant_key, sent, leads = None, 0, 0
+    variant_key, sent, leads, rated = None, 0, 0, 0
     for index, conversation in enumerate(planned.conversations):
+        persona = ""
         for number, message in enumerate(conversation.messages):
             answer = _request_json(messages_url, api_key, {
                 "visitor_id": planned.visitor_id, "conversation_id": conversation.external_id,
-                "role": message.role, "text": message.text, "sent_at": message.sent_at.isoformat(),
-                "message_id": f"{conversation.external_id}-m{number}"})
+                "role": message.role, "text": simulation.with_persona(message.text, persona),
+                "sent_at": message.sent_at.isoformat(), "message_id": f"{conversation.external_id}-m{number}"})
             sent += 1
+            persona = answer["persona"]["name"]  # what the runtime tells the agent to call itself
             if answer.get("variant"):
                 variant_key = answer["variant"]["key"]
         if index == planned.lead_conversation and planned.converts(effects.get(variant_key or "", 1.0)):
@@ -228,27 +231,37 @@ def _send_visitor(base: str, api_key: str, agent_id: int, planned: simulation.Pl
                 "fields": {"email": f"{planned.visitor_id}@example.com"},
                 "captured_at": conversation.messages[-1].sent_at.isoformat()})
             leads += 1
-    return variant_key, sent, leads
+    # Drawn once the variant is known, as the bulk mode does with the assigned one.
+    ratings = planned.feedback(feedback_effects.get(variant_key or "", 1.0))
+    for conversation, rating in zip(planned.conversations, ratings):
+        if rating is not None:
+            quoted = urllib.parse.quote(conversation.external_id, safe="")
+            _request_json(f"{base}/api/v1/agents/{agent_id}/conversations/{quoted}/feedback", api_key, {
+                "visitor_id": planned.visitor_id, "rating": rating,
+                "given_at": conversation.messages[-1].sent_at.isoformat()})
+            rated += 1
+    return variant_key, sent, leads, rated
 
 
 def _simulate_http(base: str, api_key: str, agent_id: int, visitors: int, days: float, effects: dict[str, float],
-                   seed: int | None, concurrency: int) -> None:
+                   seed: int | None, concurrency: int, feedback_effects: dict[str, float]) -> None:
     base = base.rstrip("/")
     # Before any traffic: the server answers, takes the key and knows the agent (this read never assigns).
     _request_json(f"{base}/api/v1/agents/{agent_id}/visitors/simulate-check/assignment", api_key,
                   not_found=f"agent: there is no agent with id {agent_id} in the API key's workspace at {base}.")
     plans = simulation.plan_visitors(visitors, days, random.Random(seed))
     per_variant: dict[str, int] = {}
-    totals = [0, 0]
+    totals = [0, 0, 0]
     with ThreadPoolExecutor(max_workers=concurrency) as pool, \
             click.progressbar(length=visitors, label="Visitors over HTTP") as bar:
-        for variant_key, sent, leads in pool.map(
-                lambda planned: _send_visitor(base, api_key, agent_id, planned, effects), plans):
+        for variant_key, sent, leads, rated in pool.map(
+                lambda planned: _send_visitor(base, api_key, agent_id, planned, effects, feedback_effects), plans):
             per_variant[variant_key or "(none)"] = per_variant.get(variant_key or "(none)", 0) + 1
             totals[0] += sent
             totals[1] += leads
+            totals[2] += rated
             bar.update(1)
-    click.echo(f"Sent {visitors} visitors, {totals[0]} messages, {totals[1]} leads over HTTP.")
+    click.echo(f"Sent {visitors} visitors, {totals[0]} messages, {totals[1]} leads, {totals[2]} feedback over HTTP.")
     click.echo("Visitors per variant: " + ", ".join(f"{k}={n}" for k, n in sorted(per_variant.items())))
 
 
@@ -259,6 +272,9 @@ def _simulate_http(base: str, api_key: str, agent_id: int, visitors: int, days: 
               help="Spread timestamps over the past D days.")
 @click.option("--effect", "effects", multiple=True, metavar="KEY=FACTOR",
               help="Multiply the lead rate of variant KEY by FACTOR (repeatable).")
+@click.option("--feedback-effect", "feedback_effects", multiple=True, metavar="KEY=FACTOR",
+              help=f"Multiply the rate of 'up' feedback (base {simulation.BASE_UP_RATE:.0%} of the "
+                   f"{simulation.FEEDBACK_RATE:.0%} of conversations rated) of variant KEY by FACTOR (repeatable).")
 @click.option("--seed", type=int, default=None, help="Random seed: the same seed gives the same traffic.")
 @click.option("--via-http", "via_http", metavar="URL", default=None,
               help="Send the traffic to a running server's runtime API instead of writing in bulk.")
@@ -267,7 +283,7 @@ def _simulate_http(base: str, api_key: str, agent_id: int, visitors: int, days: 
               help="Simultaneous visitors (with --via-http).")
 @with_appcontext
 def simulate(agent_id: int, visitors: int, days: float, effects: tuple[str, ...], seed: int | None,
-             via_http: str | None, api_key: str | None, concurrency: int) -> None:
+             via_http: str | None, api_key: str | None, concurrency: int, feedback_effects: tuple[str, ...]) -> None:
     """Generate realistic traffic for an agent's running experiment."""
     if via_http:
         if not api_key:
@@ -282,18 +298,19 @@ def simulate(agent_id: int, visitors: int, days: float, effects: tuple[str, ...]
                                      param_hint="--via-http")
         try:
             factors = simulation.parse_effects(effects, None)
+            feedback_factors = simulation.parse_effects(feedback_effects, None, "feedback_effect")
         except DomainError as error:
             _fail(error)
-        _simulate_http(via_http, api_key, agent_id, visitors, days, factors, seed, concurrency)
+        _simulate_http(via_http, api_key, agent_id, visitors, days, factors, seed, concurrency, feedback_factors)
         return
     try:
-        run = simulation.prepare_bulk(agent_id, visitors, days, effects, seed)
+        run = simulation.prepare_bulk(agent_id, visitors, days, effects, seed, feedback_effects)
     except DomainError as error:
         _fail(error)
     with click.progressbar(length=visitors, label="Visitors") as bar:
         summary = simulation.run_bulk(run, progress=bar.update)
     click.echo(f"Experiment {summary.experiment_id}: {summary.visitors} visitors, {summary.conversations} "
-               f"conversations, {summary.messages} messages, {summary.leads} leads.")
+               f"conversations, {summary.messages} messages, {summary.leads} leads, {summary.feedback} feedback.")
     click.echo("Visitors per variant: " + ", ".join(f"{k}={n}" for k, n in sorted(summary.per_variant.items())))
 
 

@@ -1,8 +1,10 @@
+import random
+
 import pytest
 import sqlalchemy as sa
 
 from webapp.extensions import db
-from webapp.models import Conversation, Experiment, ExperimentAssignment, Lead, Message
+from webapp.models import Conversation, Experiment, ExperimentAssignment, Feedback, Lead, Message
 from webapp.services.runtime import bucketing
 from webapp.services.experiments import results
 from webapp.services import simulation
@@ -111,6 +113,10 @@ def test_cli_simulate_over_http_is_a_real_runtime_client(runner, app, world, liv
         assert count(Message) == sent
         visitor_messages = db.session.scalar(sa.select(sa.func.sum(Conversation.visitor_messages)))
         assert visitor_messages == count(Message, Message.role == "visitor")
+        # Feedback went through the API too, and each agent greeting names the persona the runtime answered.
+        rated = int(result.output.split("leads, ")[1].split(" feedback")[0])
+        assert rated == count(Feedback) > 0
+        assert count(Message, Message.text.like("Hi, I'm Persona %! How can I help you today?")) == count(Conversation)
     bad = runner.invoke(args=["simulate", "--agent", str(world.agent_id), "--visitors", "2", "--via-http",
                               live_server, "--api-key", "abx_wrong"])
     assert bad.exit_code != 0 and "401" in bad.output
@@ -146,3 +152,41 @@ def test_conversations_spread_over_the_window_without_piling_up_at_now():
         assert 1 <= len(p.conversations) <= 5 and 0 <= p.lead_conversation < len(p.conversations)
         for earlier, later in zip(p.conversations, p.conversations[1:]):
             assert later.messages[0].sent_at >= earlier.messages[-1].sent_at + timedelta(minutes=30)
+
+
+def test_bulk_feedback_is_stamped_and_follows_its_effect_and_agents_name_their_persona(ctx, world):
+    experiment_id = factories.experiment(world.agent_id, weights=(1, 1), status="running")
+    summary = simulation.simulate_bulk(world.agent_id, 2000, days=14, seed=8, feedback_effects=["treatment=1.5"])
+    assert summary.feedback == count(Feedback) > 0
+    assert count(Feedback) == pytest.approx(simulation.FEEDBACK_RATE * summary.conversations, rel=0.1)
+    mismatched = db.session.scalar(sa.select(sa.func.count()).select_from(Feedback).join(
+        Conversation, Conversation.id == Feedback.conversation_id).where(sa.or_(
+            Feedback.variant_id != Conversation.variant_id, Feedback.visitor_id != Conversation.visitor_id)))
+    assert mismatched == 0
+    out = results.compute(db.session.get(Experiment, experiment_id)).as_dict()
+    control, treatment = (v["metrics"]["positive_feedback_rate"] for v in out["variants"])
+    assert control["value"] == pytest.approx(simulation.BASE_UP_RATE, abs=0.04)
+    assert treatment["value"] == pytest.approx(0.9, abs=0.04) and treatment["p_value"] < 0.001
+    # The agent's first message names the variant's persona ("Persona control", "Persona treatment").
+    experiment = db.session.get(Experiment, experiment_id)
+    for variant in experiment.variants:
+        name = variant.config["persona"]["name"]
+        greetings = count(Message, Message.variant_id == variant.id, Message.role == "agent",
+                          Message.text == f"Hi, I'm {name}! How can I help you today?")
+        assert greetings == count(Conversation, Conversation.variant_id == variant.id)
+    assert count(Message, Message.text.contains("{persona}")) == 0
+
+
+def test_feedback_does_not_change_a_seeds_visitors_or_leads(ctx, world):
+    plans = list(simulation.plan_visitors(50, 7, random.Random(4)))
+    again = list(simulation.plan_visitors(50, 7, random.Random(4)))
+    assert [(p.visitor_id, p.lead_draw, len(p.conversations)) for p in plans] == [
+        (p.visitor_id, p.lead_draw, len(p.conversations)) for p in again]
+    assert [p.feedback(1.0) for p in plans] == [p.feedback(1.0) for p in again]
+
+
+def test_a_bad_feedback_effect_names_its_flag(ctx, world):
+    factories.experiment(world.agent_id, status="running")
+    with pytest.raises(ValidationError) as error:
+        simulation.prepare_bulk(world.agent_id, 5, feedback_effects=["nobody=2"])
+    assert "feedback_effect" in error.value.fields

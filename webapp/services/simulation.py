@@ -16,8 +16,10 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from webapp.extensions import db
-from webapp.models import MAX_DB_ID, Agent, Conversation, Experiment, ExperimentAssignment, Lead, Message, utcnow
+from webapp.models import (MAX_DB_ID, Agent, Conversation, Experiment, ExperimentAssignment, Feedback, Lead, Message,
+                           utcnow)
 from webapp.services.runtime import bucketing
+from webapp.services.runtime.persona import effective_persona
 from webapp.services.errors import ValidationError
 from webapp.services.experiments.experiments import active_experiment
 
@@ -26,6 +28,15 @@ VISITOR_LINES = ("Hi, do you ship to Canada?", "What does the pro plan include?"
                  "How much is it per seat?", "Is there a free trial?", "Thanks!", "Do you integrate with Slack?")
 AGENT_LINES = ("Happy to help!", "Here is what the plan includes.", "Sure, let me check that for you.",
                "You can start a free trial today.", "Would you like me to book a demo?")
+# The agent's first message of every conversation names its persona, as a real one does ("Hi, I'm Aria…"): the
+# transcripts show which persona spoke and the blinded review has a name to mask. PERSONA is replaced when the
+# message is written (bulk) or sent (HTTP) by the conversation's effective persona name.
+PERSONA = "{persona}"
+GREETING = f"Hi, I'm {PERSONA}! How can I help you today?"
+# Visitor feedback (SPEC §12): a conversation is rated with this probability; rated up with BASE_UP_RATE × the
+# variant's --feedback-effect factor (capped at 1).
+FEEDBACK_RATE = 0.3
+BASE_UP_RATE = 0.6
 
 
 @dataclass
@@ -51,6 +62,21 @@ class PlannedVisitor:
     def converts(self, factor: float, base_rate: float = BASE_LEAD_RATE) -> bool:
         return self.lead_draw < min(1.0, base_rate * factor)
 
+    def feedback(self, factor: float) -> list[str | None]:
+        """Per conversation: "up", "down" or None (not rated), the up rate times the variant's `factor`.
+
+        Drawn from the visitor's own generator (seeded by the visitor id), not the plan's: the plan's draws, and so
+        a seed's visitors, conversations and leads, are the same as before feedback was simulated."""
+        rng = random.Random(f"{self.visitor_id}:feedback")
+        draws = [(rng.random(), rng.random()) for _ in self.conversations]
+        return [None if rated >= FEEDBACK_RATE else ("up" if up < min(1.0, BASE_UP_RATE * factor) else "down")
+                for rated, up in draws]
+
+
+def with_persona(text: str, persona_name: str) -> str:
+    """A planned message's text with the conversation's persona name in place of PERSONA."""
+    return text.replace(PERSONA, persona_name)
+
 
 @dataclass
 class Summary:
@@ -59,25 +85,27 @@ class Summary:
     conversations: int = 0
     messages: int = 0
     leads: int = 0
+    feedback: int = 0
     per_variant: dict[str, int] = field(default_factory=dict)
 
 
-def parse_effects(pairs: list[str] | tuple[str, ...], variant_keys: list[str] | None) -> dict[str, float]:
+def parse_effects(pairs: list[str] | tuple[str, ...], variant_keys: list[str] | None,
+                  field_name: str = "effect") -> dict[str, float]:
     """KEY=FACTOR pairs with positive factors; keys must name variants when `variant_keys` is given."""
     effects: dict[str, float] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise ValidationError({"effect": f"'{pair}' is not KEY=FACTOR (e.g. treatment=1.3)."})
+            raise ValidationError({field_name: f"'{pair}' is not KEY=FACTOR (e.g. treatment=1.3)."})
         if variant_keys is not None and key not in variant_keys:
-            raise ValidationError({"effect": f"'{key}' is not a variant of the experiment "
-                                             f"(variants: {', '.join(variant_keys)})."})
+            raise ValidationError({field_name: f"'{key}' is not a variant of the experiment "
+                                               f"(variants: {', '.join(variant_keys)})."})
         try:
             factor = float(value)
         except ValueError:
             factor = -1.0
         if not (factor > 0 and math.isfinite(factor)):
-            raise ValidationError({"effect": f"the factor of '{key}' must be a positive number (got '{value}')."})
+            raise ValidationError({field_name: f"the factor of '{key}' must be a positive number (got '{value}')."})
         effects[key] = factor
     return effects
 
@@ -121,6 +149,7 @@ def plan_visitors(count: int, days: float, rng: random.Random, now: datetime | N
                 at += timedelta(seconds=rng.lognormvariate(1.5, 0.8))
                 messages.append(PlannedMessage("agent", rng.choice(AGENT_LINES), at))
                 at += timedelta(seconds=rng.lognormvariate(2.5, 0.9))
+            messages[1] = PlannedMessage("agent", GREETING, messages[1].sent_at)  # no draw: the plan is unchanged
             overshoot = messages[-1].sent_at - now
             if overshoot > timedelta(0):  # history only: a conversation that would end in the future ends now
                 messages = [PlannedMessage(m.role, m.text, m.sent_at - overshoot) for m in messages]
@@ -132,10 +161,19 @@ def plan_visitors(count: int, days: float, rng: random.Random, now: datetime | N
         yield PlannedVisitor(visitor_id, conversations, lead_draw, min(lead_conversation, len(conversations) - 1))
 
 
+def persona_names(experiment: Experiment) -> dict[str, str]:
+    """Each variant's effective persona name (SPEC §4), by key: what its agent messages call themselves."""
+    agent = experiment.agent
+    return {v.key: effective_persona(agent.persona_name, agent.persona_tone, experiment.kind, v.config).name
+            for v in experiment.variants}
+
+
 def write_bulk(experiment: Experiment, visitors: list[PlannedVisitor], effects: dict[str, float],
-               summary: Summary) -> None:
+               summary: Summary, feedback_effects: dict[str, float] | None = None) -> None:
     """Insert one batch of planned visitors, assigned and stamped as the runtime would; commits once."""
     variants = list(experiment.variants)
+    names = persona_names(experiment)
+    feedback_effects = feedback_effects or {}
     weights = [v.weight for v in variants]
     agent_id = experiment.agent_id
     chosen = [variants[bucketing.assign_position(experiment.id, pv.visitor_id, weights)] for pv in visitors]
@@ -160,10 +198,18 @@ def write_bulk(experiment: Experiment, visitors: list[PlannedVisitor], effects: 
     ids = db.session.scalars(
         sa.insert(Conversation).returning(Conversation.id, sort_by_parameter_order=True), conversation_rows).all()
 
-    message_rows, lead_rows = [], []
+    message_rows, lead_rows, feedback_rows = [], [], []
+    ratings = {pv.visitor_id: iter(pv.feedback(feedback_effects.get(v.key, 1.0))) for pv, v in zip(visitors, chosen)}
     for conversation_id, (pv, v, conv, lead) in zip(ids, owners):
-        message_rows.extend({"conversation_id": conversation_id, "role": m.role, "text": m.text,
+        message_rows.extend({"conversation_id": conversation_id, "role": m.role,
+                             "text": with_persona(m.text, names[v.key]),
                              "sent_at": m.sent_at, "variant_id": v.id} for m in conv.messages)
+        rating = next(ratings[pv.visitor_id])
+        if rating is not None:
+            feedback_rows.append({"agent_id": agent_id, "conversation_id": conversation_id,
+                                  "visitor_id": pv.visitor_id, "rating": rating, "comment": "",
+                                  "given_at": conv.messages[-1].sent_at, "experiment_id": experiment.id,
+                                  "variant_id": v.id, "variant_key": v.key})
         if lead:
             lead_rows.append({"agent_id": agent_id, "conversation_id": conversation_id, "visitor_id": pv.visitor_id,
                               "fields": {"email": f"{pv.visitor_id}@example.com"},
@@ -172,12 +218,15 @@ def write_bulk(experiment: Experiment, visitors: list[PlannedVisitor], effects: 
     db.session.execute(sa.insert(Message), message_rows)
     if lead_rows:
         db.session.execute(sa.insert(Lead), lead_rows)
+    if feedback_rows:
+        db.session.execute(sa.insert(Feedback), feedback_rows)
     db.session.commit()
 
     summary.visitors += len(visitors)
     summary.conversations += len(conversation_rows)
     summary.messages += len(message_rows)
     summary.leads += len(lead_rows)
+    summary.feedback += len(feedback_rows)
     for v in chosen:
         summary.per_variant[v.key] = summary.per_variant.get(v.key, 0) + 1
 
@@ -191,10 +240,11 @@ class BulkRun:
     days: float
     factors: dict[str, float]
     seed: int
+    feedback_factors: dict[str, float] = field(default_factory=dict)
 
 
 def prepare_bulk(agent_id: int, visitors: int, days: float = 14, effects: list[str] | tuple[str, ...] = (),
-                 seed: int | None = None) -> BulkRun:
+                 seed: int | None = None, feedback_effects: list[str] | tuple[str, ...] = ()) -> BulkRun:
     """Check a bulk run's arguments, agent, running experiment, effects and seed; ValidationError names the problem."""
     errors: dict[str, str] = {}
     if not isinstance(visitors, int) or visitors < 1 or visitors > 10_000_000:
@@ -205,6 +255,7 @@ def prepare_bulk(agent_id: int, visitors: int, days: float = 14, effects: list[s
         raise ValidationError(errors)
     experiment = running_experiment(agent_id)
     factors = parse_effects(effects, [v.key for v in experiment.variants])
+    feedback_factors = parse_effects(feedback_effects, [v.key for v in experiment.variants], "feedback_effect")
     if seed is None:
         seed = random.SystemRandom().randrange(2 ** 32)
     prefix = run_prefix(random.Random(seed))
@@ -212,7 +263,7 @@ def prepare_bulk(agent_id: int, visitors: int, days: float = 14, effects: list[s
             ExperimentAssignment.experiment_id == experiment.id,
             ExperimentAssignment.visitor_id.startswith(prefix, autoescape=True)).limit(1)):
         raise ValidationError({"seed": f"the visitors of seed {seed} are already in this experiment: use another --seed."})
-    return BulkRun(experiment, visitors, days, factors, seed)
+    return BulkRun(experiment, visitors, days, factors, seed, feedback_factors)
 
 
 def run_bulk(run: BulkRun, batch_size: int = 1000, progress: Callable[[int], None] | None = None) -> Summary:
@@ -222,12 +273,12 @@ def run_bulk(run: BulkRun, batch_size: int = 1000, progress: Callable[[int], Non
     for planned in plan_visitors(run.visitors, run.days, random.Random(run.seed)):
         batch.append(planned)
         if len(batch) >= batch_size:
-            write_bulk(run.experiment, batch, run.factors, summary)
+            write_bulk(run.experiment, batch, run.factors, summary, run.feedback_factors)
             if progress:
                 progress(len(batch))
             batch = []
     if batch:
-        write_bulk(run.experiment, batch, run.factors, summary)
+        write_bulk(run.experiment, batch, run.factors, summary, run.feedback_factors)
         if progress:
             progress(len(batch))
     return summary
@@ -235,6 +286,7 @@ def run_bulk(run: BulkRun, batch_size: int = 1000, progress: Callable[[int], Non
 
 def simulate_bulk(agent_id: int, visitors: int, days: float = 14, effects: list[str] | tuple[str, ...] = (),
                   seed: int | None = None, batch_size: int = 1000,
-                  progress: Callable[[int], None] | None = None) -> Summary:
+                  progress: Callable[[int], None] | None = None,
+                  feedback_effects: list[str] | tuple[str, ...] = ()) -> Summary:
     """Generate `visitors` visitors of traffic for the agent's active experiment, in batches."""
-    return run_bulk(prepare_bulk(agent_id, visitors, days, effects, seed), batch_size, progress)
+    return run_bulk(prepare_bulk(agent_id, visitors, days, effects, seed, feedback_effects), batch_size, progress)
