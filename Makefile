@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 5000
 export FLASK_APP := wsgi
 
-.PHONY: run test test-postgres test-browser install install-test chromium wrk bench-results bench-runtime clean
+.PHONY: run test test-postgres test-browser install install-test chromium wrk bench-results bench-runtime bench-conversations clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ test-browser: install-test chromium
 ## results at ~100,000 visitors / ~1M messages on SQLite and PostgreSQL (see benchmarks/README.md)
 bench-results: install-test
 	$(BIN)/python -m benchmarks.results_bench $(BENCH_ARGS)
+
+## the Conversations tab's first page at 100,000 conversations on SQLite, against a bare COUNT + SELECT (goal < 200 ms)
+bench-conversations: install-test
+	$(BIN)/python -m benchmarks.conversations_bench $(BENCH_ARGS)
 
 ## wrk drives the runtime benchmark: installed with apt when missing and we are root.
 wrk:

@@ -273,9 +273,11 @@ class Conversation(db.Model):
         sa.Index("ix_conversations_experiment_variant_visitor", "experiment_id", "variant_id", "visitor_id"),
         sa.Index("ix_conversations_agent_started", "agent_id", "started_at"),
         sa.Index("ix_conversations_agent_visitor", "agent_id", "visitor_id"),
-        # The Conversations tab's experiment and experiment × variant filters, newest first (SPEC §12).
-        sa.Index("ix_conversations_experiment_started", "experiment_id", "started_at"),
-        sa.Index("ix_conversations_experiment_variant_key_started", "experiment_id", "variant_key", "started_at"),
+        # The Conversations tab's experiment and experiment × variant filters, newest first, and the walk over the
+        # agent's distinct stamped experiments and keys that builds the filter's choices (SPEC §12).
+        sa.Index("ix_conversations_agent_experiment_started", "agent_id", "experiment_id", "started_at"),
+        sa.Index("ix_conversations_agent_experiment_variant_started", "agent_id", "experiment_id", "variant_key",
+                 "started_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -66,15 +66,16 @@ def upgrade():
         batch_op.create_index('ix_reviews_reviewer_experiment', ['reviewer_id', 'experiment_id'], unique=False)
 
     with op.batch_alter_table('conversations', schema=None) as batch_op:
-        batch_op.create_index('ix_conversations_experiment_started', ['experiment_id', 'started_at'], unique=False)
-        batch_op.create_index('ix_conversations_experiment_variant_key_started',
-                              ['experiment_id', 'variant_key', 'started_at'], unique=False)
+        batch_op.create_index('ix_conversations_agent_experiment_started', ['agent_id', 'experiment_id', 'started_at'],
+                              unique=False)
+        batch_op.create_index('ix_conversations_agent_experiment_variant_started',
+                              ['agent_id', 'experiment_id', 'variant_key', 'started_at'], unique=False)
 
 
 def downgrade():
     with op.batch_alter_table('conversations', schema=None) as batch_op:
-        batch_op.drop_index('ix_conversations_experiment_variant_key_started')
-        batch_op.drop_index('ix_conversations_experiment_started')
+        batch_op.drop_index('ix_conversations_agent_experiment_variant_started')
+        batch_op.drop_index('ix_conversations_agent_experiment_started')
     with op.batch_alter_table('reviews', schema=None) as batch_op:
         batch_op.drop_index('ix_reviews_reviewer_experiment')
         batch_op.drop_index('ix_reviews_experiment_variant')

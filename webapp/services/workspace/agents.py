@@ -163,19 +163,46 @@ def _experiment_options(agent: Agent) -> list[ExperimentOption]:
     names = dict(db.session.execute(
         sa.select(Experiment.id, Experiment.name).where(Experiment.agent_id == agent_id)).all())
     keys: dict[int, set[str]] = {experiment_id: set() for experiment_id in names}
-    stamped = sa.select(Conversation.experiment_id, Conversation.variant_key).where(
-        Conversation.agent_id == agent_id, Conversation.experiment_id.is_not(None)).distinct()
-    live = sa.select(Variant.experiment_id, Variant.key).join(Experiment).where(Experiment.agent_id == agent_id)
-    for experiment_id, key in db.session.execute(stamped.union(live)).all():
-        keys.setdefault(experiment_id, set()).add(key)
     variant_names: dict[int, dict[str, str]] = {}
     for experiment_id, key, name in db.session.execute(
             sa.select(Variant.experiment_id, Variant.key, Variant.name).join(Experiment)
             .where(Experiment.agent_id == agent_id)):
+        keys[experiment_id].add(key)
         variant_names.setdefault(experiment_id, {})[key] = name
+    # A started experiment's arms are frozen: its stamps carry only its variants' keys. A deleted one is known by
+    # its stamps alone.
+    for experiment_id in _stamped_experiments(agent_id):
+        if experiment_id not in names:
+            keys[experiment_id] = set(_stamped_keys(agent_id, experiment_id))
     names.update(deleted_experiment_labels(agent.workspace_id, set(keys) - set(names)))
     return [ExperimentOption(i, names.get(i, f"deleted experiment #{i}"), sorted(keys[i]), variant_names.get(i, {}))
             for i in sorted(keys, reverse=True)]
+
+
+def _next_stamp(column: InstrumentedAttribute, after: Any, *where: Any) -> Any:
+    """The smallest value of `column` above `after` among the conversations matching `where`: one seek in the
+    (agent_id, experiment_id, variant_key, …) index, so that walking the distinct values costs one seek each
+    instead of a scan of every conversation (a loose index scan)."""
+    return db.session.scalar(sa.select(column).where(*where, column > after).order_by(column).limit(1))
+
+
+def _stamped_experiments(agent_id: int) -> list[int]:
+    """The distinct experiment ids on the agent's conversations."""
+    found, current = [], _next_stamp(Conversation.experiment_id, 0, Conversation.agent_id == agent_id)
+    while current is not None:
+        found.append(current)
+        current = _next_stamp(Conversation.experiment_id, current, Conversation.agent_id == agent_id)
+    return found
+
+
+def _stamped_keys(agent_id: int, experiment_id: int) -> list[str]:
+    """The distinct variant keys on the agent's conversations of one experiment."""
+    where = (Conversation.agent_id == agent_id, Conversation.experiment_id == experiment_id)
+    found, current = [], _next_stamp(Conversation.variant_key, "", *where)
+    while current is not None:
+        found.append(current)
+        current = _next_stamp(Conversation.variant_key, current, *where)
+    return found
 
 
 def deleted_experiment_labels(workspace_id: int, experiment_ids: set[int]) -> dict[int, str]:
