@@ -97,6 +97,20 @@ def opaque_id(value, field: str, errors: dict) -> str:
     return value
 
 
+def runtime_text(value, field: str, errors: dict, max_len: int | None = None) -> str:
+    """The runtime's own text (a message, a comment): stored as sent, NUL aside (PostgreSQL text cannot hold it);
+    absent or null is ""."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        errors[field] = f"{field} must be a string."
+    elif max_len is not None and len(value) > max_len:
+        errors[field] = f"{field} must be at most {max_len:,} characters (got {len(value):,})."
+    elif "\x00" in value:
+        errors[field] = f"{field} must not contain NUL characters."
+    return value
+
+
 def optional_opaque_id(data: dict, field: str, errors: dict) -> str | None:
     """An optional runtime id of a JSON body (an idempotency key): None when absent."""
     value = data.get(field)

@@ -44,15 +44,7 @@ def parse_feedback(data: dict[str, Any]) -> FeedbackReport:
     rating = data.get("rating")
     if rating not in FEEDBACK_RATINGS:
         errors["rating"] = "rating is required and must be 'up' or 'down'."
-    comment = data.get("comment")
-    if comment is None:
-        comment = ""
-    elif not isinstance(comment, str):
-        errors["comment"] = "comment must be a string."
-    elif len(comment) > COMMENT_MAX:
-        errors["comment"] = f"comment must be at most {COMMENT_MAX:,} characters (got {len(comment):,})."
-    elif "\x00" in comment:  # the visitor's words are stored as sent, NUL aside (PostgreSQL text cannot hold it)
-        errors["comment"] = "comment must not contain NUL characters."
+    comment = validation.runtime_text(data.get("comment"), "comment", errors, max_len=COMMENT_MAX)
     given_at = validation.timestamp(data.get("given_at"), "given_at", errors) or utcnow()
     if errors:
         raise ValidationError(errors)

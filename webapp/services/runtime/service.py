@@ -265,13 +265,7 @@ def parse_message(data: dict[str, Any]) -> MessageReport:
     role = data.get("role")
     if role not in MESSAGE_ROLES:
         errors["role"] = "role is required and must be 'visitor' or 'agent'."
-    text = data.get("text")
-    if text is None:
-        text = ""
-    elif not isinstance(text, str):
-        errors["text"] = "text must be a string."
-    elif "\x00" in text:
-        errors["text"] = "text must not contain NUL characters."
+    text = validation.runtime_text(data.get("text"), "text", errors)
     sent_at = validation.timestamp(data.get("sent_at"), "sent_at", errors) or utcnow()
     message_id = validation.optional_opaque_id(data, "message_id", errors)
     if errors:
