@@ -3,11 +3,13 @@ import io
 import re
 
 import pytest
+import sqlalchemy as sa
 
 from tests import factories
+from tests.services.experiments.test_feedback_review_metrics import traffic
 from tests.services.experiments.test_results import build
 from webapp.extensions import db
-from webapp.models import Conversation, Experiment, ExperimentAssignment
+from webapp.models import Conversation, Experiment, ExperimentAssignment, Review
 from webapp.services.experiments import results as results_service
 
 
@@ -332,3 +334,26 @@ def test_the_lead_capture_rate_shows_its_own_counts(app, client, auth, world):
                         table)
     assert counts == ["1 / 1"]  # the control, without visitors, has no rate ("—") and no counts
     assert "100.0%" in table
+
+
+def test_the_results_page_shows_feedback_the_blinded_review_and_links_each_arm(app, client, auth, world):
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="running")
+        experiment, _ = traffic(world, experiment_id, visitors=80, seed=11)
+        first = db.session.scalar(sa.select(Conversation).where(Conversation.experiment_id == experiment_id))
+        db.session.add(Review(conversation_id=first.id, reviewer_id=world.editor_id, experiment_id=experiment_id,
+                              variant_id=first.variant_id, variant_key=first.variant_key, rating="good", note=""))
+        db.session.commit()
+        conversations = {v.key: db.session.scalar(sa.select(sa.func.count()).where(
+            Conversation.variant_id == v.id)) for v in experiment.variants}
+        db.session.remove()
+    auth.login(world.emails["editor"])
+    html = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results",
+                      headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert 'data-metric="positive_feedback_rate"' in html and "Positive feedback rate" in html
+    section = html[html.index('id="blinded-review-results"'):]
+    assert "1 review by 1 reviewer" in section and 'data-metric="review_good_rate"' in section
+    assert f'href="/agents/{world.agent_id}/experiments/{experiment_id}/review"' in section
+    link = (f'href="/agents/{world.agent_id}/conversations?experiment={experiment_id}&amp;variant=treatment"'
+            f'>Read Treatment’s {conversations["treatment"]:,} conversations</a>')
+    assert link in html

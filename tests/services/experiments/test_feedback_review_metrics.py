@@ -128,25 +128,3 @@ def test_review_good_rate_is_a_proportion_of_reviews_matching_gbstats(ctx, world
     rows = [r for r in computed.csv_rows() if r[5] == "review_good_rate"]
     assert len(rows) == 2 and rows[1][7] == pytest.approx(expected.expected, abs=1e-6)
 
-
-def test_the_results_page_shows_feedback_the_blinded_review_and_links_each_arm(app, client, auth, world):
-    with app.app_context():
-        experiment_id = factories.experiment(world.agent_id, status="running")
-        experiment, _ = traffic(world, experiment_id, visitors=80, seed=11)
-        first = db.session.scalar(sa.select(Conversation).where(Conversation.experiment_id == experiment_id))
-        db.session.add(Review(conversation_id=first.id, reviewer_id=world.editor_id, experiment_id=experiment_id,
-                              variant_id=first.variant_id, variant_key=first.variant_key, rating="good", note=""))
-        db.session.commit()
-        conversations = {v.key: db.session.scalar(sa.select(sa.func.count()).where(
-            Conversation.variant_id == v.id)) for v in experiment.variants}
-        db.session.remove()
-    auth.login(world.emails["editor"])
-    html = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results",
-                      headers={"HX-Request": "true"}).get_data(as_text=True)
-    assert 'data-metric="positive_feedback_rate"' in html and "Positive feedback rate" in html
-    section = html[html.index('id="blinded-review-results"'):]
-    assert "1 review by 1 reviewer" in section and 'data-metric="review_good_rate"' in section
-    assert f'href="/agents/{world.agent_id}/experiments/{experiment_id}/review"' in section
-    link = (f'href="/agents/{world.agent_id}/conversations?experiment={experiment_id}&amp;variant=treatment"'
-            f'>Read Treatment’s {conversations["treatment"]:,} conversations</a>')
-    assert link in html
