@@ -21,7 +21,6 @@ from webapp.models import REVIEW_RATINGS, Agent, Conversation, Experiment, Messa
 from webapp.services import validation
 from webapp.services.errors import NotFound, ValidationError
 from webapp.services.experiments.experiments import experiment_for
-from webapp.services.runtime import assignment
 
 MASK = "Assistant"
 NOTE_MAX = 2000
@@ -170,14 +169,25 @@ def submit_review(actor_id: int, agent_id: int, experiment_id: int, data: dict[s
         raise ReviewRejected(_page(actor_id, experiment, conversation.id, rating=rating if isinstance(rating, str)
                                    else "", note=data.get("note") if isinstance(data.get("note"), str) else "",
                                    errors=errors))
-    values = {"conversation_id": conversation.id, "reviewer_id": actor_id, "experiment_id": experiment.id,
-              "variant_id": conversation.variant_id, "variant_key": conversation.variant_key, "rating": rating,
-              "note": note, "reviewed_at": utcnow()}
-    if assignment.insert_ignoring_conflict(Review, values, ["conversation_id", "reviewer_id"]) is None:
-        db.session.execute(sa.update(Review).where(Review.conversation_id == conversation.id,
-                                                   Review.reviewer_id == actor_id).values(**values))
+    values = {"experiment_id": experiment.id, "variant_id": conversation.variant_id,
+              "variant_key": conversation.variant_key, "rating": rating, "note": note, "reviewed_at": utcnow()}
+    _save_review(conversation.id, actor_id, values)
     db.session.commit()
     return _page(actor_id, experiment, draw(actor_id, experiment, rng))
+
+
+def _save_review(conversation_id: int, reviewer_id: int, values: dict[str, Any]) -> None:
+    """Insert the reviewer's review of the conversation, or replace it. The unique (conversation, reviewer) key
+    settles a race with the reviewer's own second tab: the loser's insert fails inside its savepoint and it
+    updates the winner's row instead."""
+    mine = (Review.conversation_id == conversation_id, Review.reviewer_id == reviewer_id)
+    if db.session.execute(sa.update(Review).where(*mine).values(**values)).rowcount:
+        return
+    try:
+        with db.session.begin_nested():
+            db.session.add(Review(conversation_id=conversation_id, reviewer_id=reviewer_id, **values))
+    except sa.exc.IntegrityError:
+        db.session.execute(sa.update(Review).where(*mine).values(**values))
 
 
 class ReviewRejected(ValidationError):

@@ -5,9 +5,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from webapp.extensions import db
-from webapp.models import Conversation, Feedback, Lead, Message
+from webapp.models import Conversation, Feedback, Lead, Message, Variant
 from webapp.services.errors import NotFound
-from webapp.services.runtime import assignment
 from webapp.services.runtime.persona import Persona, effective_persona, system_prompt
 from webapp.services.workspace import agents
 
@@ -96,23 +95,35 @@ def transcript(actor_id: int, agent_id: int, conversation_id: int, page: int = 1
         raise NotFound(NO_SUCH_CONVERSATION)
     messages = agents.paginate(sa.select(Message).where(Message.conversation_id == conversation.id)
                                .order_by(Message.sent_at, Message.id), page, per_page)
-    arm = assignment.stamped_arm(conversation.experiment_id, conversation.variant_id, conversation.variant_key)
-    persona = effective_persona(agent.persona_name, agent.persona_tone, arm.kind if arm else None,
-                                arm.config if arm else None)
+    variant = stamped_variant(conversation)
+    persona = effective_persona(agent.persona_name, agent.persona_tone,
+                                variant.experiment.kind if variant else None, variant.config if variant else None)
     leads = list(db.session.scalars(sa.select(Lead).where(Lead.conversation_id == conversation.id)
                                     .order_by(Lead.captured_at, Lead.id)))
     feedback = db.session.scalar(sa.select(Feedback).where(Feedback.conversation_id == conversation.id))
     return Transcript(conversation, messages, message_counts([conversation.id])[conversation.id],
-                      _stamp(agent.workspace_id, arm), persona,
+                      _stamp(agent.workspace_id, conversation, variant), persona,
                       system_prompt(persona, agent.workspace.name, agent.instructions), leads, feedback)
 
 
-def _stamp(workspace_id: int, arm: assignment.Arm | None) -> Stamp | None:
-    if arm is None:
+def stamped_variant(conversation: Conversation) -> Variant | None:
+    """The live variant of the conversation's stamp (SPEC §4: the same id, experiment and key), or None when it is
+    unstamped or its experiment has been deleted."""
+    if conversation.variant_id is None:
         return None
-    if arm.kind is not None:
-        return Stamp(arm.experiment_id, arm.experiment_name, arm.variant_key, arm.variant_name, False)
-    label = agents.deleted_experiment_labels(workspace_id, {arm.experiment_id}).get(
-        arm.experiment_id, f"deleted experiment #{arm.experiment_id}")
-    return Stamp(arm.experiment_id, label, arm.variant_key, None, True)
+    variant = db.session.get(Variant, conversation.variant_id)
+    if variant is None or (variant.experiment_id, variant.key) != (conversation.experiment_id,
+                                                                   conversation.variant_key):
+        return None
+    return variant
+
+
+def _stamp(workspace_id: int, conversation: Conversation, variant: Variant | None) -> Stamp | None:
+    if conversation.experiment_id is None or conversation.variant_id is None:
+        return None
+    if variant is not None:
+        return Stamp(conversation.experiment_id, variant.experiment.name, variant.key, variant.name, False)
+    label = agents.deleted_experiment_labels(workspace_id, {conversation.experiment_id}).get(
+        conversation.experiment_id, f"deleted experiment #{conversation.experiment_id}")
+    return Stamp(conversation.experiment_id, label, conversation.variant_key or "", None, True)
 
