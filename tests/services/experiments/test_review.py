@@ -182,3 +182,26 @@ def test_review_counts_per_arm(ctx, world, arms):
     rate(world, arms, arms["arms"][arm_ids[1]][0], reviewer=world.owner_id, rating="good")
     per_arm, reviewers = review.review_counts(arms["experiment"])
     assert per_arm == {arm_ids[0]: (2, 1, 2), arm_ids[1]: (1, 1, 1)} and reviewers == 2
+
+
+def test_a_racing_second_answer_updates_the_first_instead_of_failing(ctx, world, arms, monkeypatch):
+    """The reviewer's other tab wrote the row between this request's update (no row yet) and its insert: the
+    insert hits the unique key inside its savepoint, and the review is updated instead."""
+    conversation = next(iter(arms["arms"].values()))[0]
+    rate(world, arms, conversation, rating="good", note="first tab")
+    real_execute, calls = db.session.execute, []
+
+    def execute(statement, *args, **kwargs):
+        if not calls and isinstance(statement, sa.Update):  # the update runs before the other tab's row existed
+            calls.append(statement)
+            return type("Missed", (), {"rowcount": 0})()
+        return real_execute(statement, *args, **kwargs)
+
+    monkeypatch.setattr(db.session, "execute", execute)
+    review._save_review(conversation, world.editor_id, {
+        "experiment_id": arms["experiment"], "variant_id": next(iter(arms["arms"])), "variant_key": "control",
+        "rating": "bad", "note": "second tab", "reviewed_at": utcnow()})
+    db.session.commit()
+    monkeypatch.undo()
+    rows = db.session.scalars(sa.select(Review)).all()
+    assert calls and [(r.rating, r.note) for r in rows] == [("bad", "second tab")]
