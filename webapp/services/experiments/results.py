@@ -282,7 +282,9 @@ class Results:
         label, control = self.metrics[metric]["label"].lower(), self.control.name
         lift = signed_percent(result["lift"])
         p_value = self.decisive_p_value(variant, metric)
-        p_text = f"{'adjusted ' if result['p_value_adjusted'] is not None else ''}p = {p_value_text(p_value, self.alpha)}"
+        shown = p_value_text(p_value, self.alpha)
+        p_text = (f"{'adjusted ' if result['p_value_adjusted'] is not None else ''}p"
+                  f"{' ' if shown.startswith('<') else ' = '}{shown}")
         figures = f"{lift} ({self._interval(variant, metric)}, {p_text})"
         plan = self.plan
         if self.engine == "fixed" and not (plan and plan.reached):
