@@ -114,7 +114,7 @@ def _form_context(data: dict[str, Any], experiment: Experiment | None = None,
             "min_variants": experiments.MIN_VARIANTS,
             "arms_editable": experiment is None or experiment.status == "draft",
             **_analysis_context(experiment, saved),
-            "plan": None, "plan_errors": {}, "plan_loaded": False, "plan_url": _plan_url(experiment)}
+            "plan": None, "plan_errors": {}, "plan_url": _plan_url(experiment)}
 
 
 def _analysis_context(experiment: Experiment | None, settings: analysis.Settings) -> dict[str, Any]:
@@ -209,8 +209,8 @@ def plan_preview(agent_id: int, experiment_id: int | None = None):
     experiment, plan, errors = results_service.plan_preview(current_user.id, agent_id, experiment_id,
                                                             _posted(request.form))
     return render("experiments/_plan.html", "experiments/_plan.html", status=422 if errors else 200,
-                  plan=plan, plan_errors=errors, plan_loaded=True, plan_url=_plan_url(experiment),
-                  experiment=experiment, plan_metrics=metrics.experiment_metrics(experiment))
+                  plan=plan, plan_errors=errors, experiment=experiment,
+                  plan_metrics=metrics.experiment_metrics(experiment))
 
 
 @bp.route("/<int:agent_id>/experiments/<int:experiment_id>")

@@ -26,7 +26,7 @@ def section(agent_id: int, experiment_id: int):
                   metrics=results.ordered_metrics, experiment=results.experiment,
                   p_text=results_service.p_value_text, srm_p_text=results_service.srm_p_value_text,
                   pct=results_service.table_percent, chance_text=results_service.chance_text,
-                  plan=results.plan, plan_metrics=results.metrics, plan_errors={}, plan_url=None,
+                  plan=results.plan, plan_metrics=results.metrics, plan_errors={},
                   engines=analysis.ENGINES, saved_engine=results.experiment.engine,
                   call_labels=results_service.CALL_LABELS)
 

@@ -19,12 +19,11 @@ from webapp.services.experiments import stats
 from webapp.services.experiments.metrics import primary_metric_choices
 
 ENGINES = ("sequential", "fixed", "bayesian")
-ENGINE_LABELS = {"sequential": "Sequential (valid at every look)", "fixed": "Fixed horizon (read once, at the plan)",
-                 "bayesian": "Bayesian (chance to win)"}
+ENGINE_LABELS = {"sequential": "Sequential", "fixed": "Fixed horizon", "bayesian": "Bayesian"}
 ALPHAS = (0.01, 0.05, 0.10)
 PRIORS = ("flat", "proper")
 CORRECTIONS = ("none", "holm", "bh")
-CORRECTION_LABELS = {"none": "None", "holm": "Holm (family-wise error)", "bh": "Benjamini–Hochberg (false discoveries)"}
+CORRECTION_LABELS = {"none": "None", "holm": "Holm", "bh": "Benjamini–Hochberg"}
 TUNING_MIN, TUNING_MAX = 100, 1_000_000
 MDE_PERCENT_MIN, MDE_PERCENT_MAX = 0.5, 500.0
 POWER_MIN, POWER_MAX = 0.50, 0.99
