@@ -28,7 +28,7 @@ def test_mde_reference():
 def test_the_mde_is_detected_with_the_target_power():
     """The MDE inverts the power formula: at N, an effect of exactly the MDE has 80% power."""
     mde = minimum_detectable_effect(MEAN, VARIANCE, N, 0.8)
-    assert power(MEAN, VARIANCE, mde, N) == pytest.approx(0.8, abs=1e-3)  # the MDE neglects the far tail Φ(−z−Δ/SE)
+    assert 0.8 <= power(MEAN, VARIANCE, mde, N) < 0.8 + 1e-5  # the MDE neglects the far tail Φ(−z−Δ/SE)
 
 
 def test_no_mde_when_the_sample_is_too_small():

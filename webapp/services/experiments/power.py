@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from scipy import stats as scipy_stats
+from scipy.special import ndtr, ndtri  # Φ and Φ⁻¹: what scipy.stats.norm.cdf/.ppf compute, without their overhead
 
 from webapp.services.experiments.stats import ENGINES, sequential_width_factor
 
@@ -48,15 +48,18 @@ def power(mean: float, variance: float, mde: float, n_per_arm: float, alpha: flo
         raise ValueError(f"mde must be a non-zero number, not {mde!r}")
     if not n_per_arm > 0:
         raise ValueError(f"n_per_arm must be positive, not {n_per_arm!r}")
-    z = scipy_stats.norm.ppf(1 - alpha / 2)
+    return _power(mean, variance, mde, n_per_arm, alpha, engine, sequential_tuning, float(ndtri(1 - alpha / 2)))
+
+
+def _power(mean: float, variance: float, mde: float, n_per_arm: float, alpha: float, engine: str,
+           sequential_tuning: int, z: float) -> float:
     std_error = math.sqrt(variance / (mean ** 2 * n_per_arm)
                           + variance * (mean * (1 + mde)) ** 2 / (mean ** 4 * n_per_arm))
     if engine == "sequential":
         n_total = 2 * n_per_arm
         std_error = std_error * math.sqrt(n_total * sequential_width_factor(n_total, alpha, sequential_tuning)) / z
     shift = mde / std_error
-    normal = scipy_stats.norm
-    return float(1 - normal.cdf(z - shift) + normal.cdf(-z - shift))
+    return float(1 - ndtr(z - shift) + ndtr(-z - shift))
 
 
 def visitors_per_arm(mean: float, variance: float, mde: float, target_power: float, alpha: float = 0.05,
@@ -65,9 +68,11 @@ def visitors_per_arm(mean: float, variance: float, mde: float, target_power: flo
     exponential search brackets it, a bisection on integers finds it, so power(N − 1) < target ≤ power(N)); None when
     no N up to 10¹² reaches it."""
     _check_power(target_power)
+    power(mean, variance, mde, MIN_VISITORS_PER_ARM, alpha, engine, sequential_tuning)  # validates the inputs
+    z = float(ndtri(1 - alpha / 2))
 
     def enough(n: int) -> bool:
-        return power(mean, variance, mde, n, alpha, engine, sequential_tuning) >= target_power
+        return _power(mean, variance, mde, n, alpha, engine, sequential_tuning, z) >= target_power
 
     low, high = MIN_VISITORS_PER_ARM - 1, MIN_VISITORS_PER_ARM  # invariant: not enough(low) (or low < 2), enough(high)
     while not enough(high):
@@ -92,8 +97,7 @@ def minimum_detectable_effect(mean: float, variance: float, n_per_arm: float, ta
     _check_power(target_power)
     if not n_per_arm > 0:
         raise ValueError(f"n_per_arm must be positive, not {n_per_arm!r}")
-    normal = scipy_stats.norm
-    q = normal.ppf(1 - alpha / 2) - normal.ppf(1 - target_power)
+    q = float(ndtri(1 - alpha / 2) - ndtri(1 - target_power))
     spread = q ** 2 * variance / n_per_arm  # q²σ²/N
     if n_per_arm <= q ** 2 * variance / mean ** 2:
         return None

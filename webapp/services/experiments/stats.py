@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 
 from scipy import stats as scipy_stats
+from scipy.special import ndtr, ndtri
 
 ALPHA = 0.05
 MIN_UNITS = 30  # fewer visitors than this in an arm: "not enough data"
@@ -307,13 +308,13 @@ def _bayesian(lift: float, variance: float, analysis: Analysis) -> Comparison:
     precision = 1 / variance + (1 / analysis.prior_variance if proper else 0.0)
     mean = (lift / variance + analysis.prior_mean / analysis.prior_variance) / precision if proper else lift
     sigma = math.sqrt(1 / precision)
-    normal = scipy_stats.norm
-    low, high = normal.ppf([analysis.alpha / 2, 1 - analysis.alpha / 2], mean, sigma)
-    chance_to_win = float(normal.sf(0, mean, sigma))
+    # scipy.stats.norm's ppf/sf/cdf/pdf are these special functions behind ~0.3 ms of argument handling each
+    low, high = mean + sigma * float(ndtri(analysis.alpha / 2)), mean + sigma * float(ndtri(1 - analysis.alpha / 2))
     z = mean / sigma
-    density = float(normal.pdf(z))
-    risk_control = mean * float(normal.cdf(z)) + sigma * density
-    risk_variant = sigma * density - mean * float(normal.cdf(-z))
+    chance_to_win = float(ndtr(z))
+    density = math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+    risk_control = mean * chance_to_win + sigma * density
+    risk_variant = sigma * density - mean * float(ndtr(-z))
     return Comparison(mean, float(low), float(high), None, variance=variance, engine="bayesian", alpha=analysis.alpha,
                       stddev=sigma, chance_to_win=chance_to_win,
                       risk=(max(0.0, risk_control), max(0.0, risk_variant)))
