@@ -5,7 +5,7 @@ from webapp.extensions import db
 from webapp.models import (Agent, ApiKey, AuditEvent, Conversation, Experiment, ExperimentAssignment, Membership,
                            User, Workspace)
 from webapp import cli
-from webapp.services.workspace import accounts, api_keys
+from webapp.services.workspace import api_keys
 from webapp.services.experiments import results
 from webapp.services import simulation
 from tests import factories

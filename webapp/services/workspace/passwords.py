@@ -29,7 +29,13 @@ def problem(password, user_inputs: tuple[str, ...] = ()) -> str | None:
         return f"Password must be at most {MAX_LENGTH} characters."
     if surrogate := validation.LONE_SURROGATE_RE.search(password):  # it is hashed as UTF-8
         return validation.not_unicode("Password", surrogate.group())
-    estimate = zxcvbn(password[:ESTIMATED_PREFIX], user_inputs=_inputs(user_inputs))
+    words = _inputs(user_inputs)
+    # zxcvbn rates a few of these words strung together (owner-acme-test) as strong: they are the first guess.
+    letters = re.findall(r"[^\W\d_]+", password.lower())
+    if letters and all(word in words for word in letters):
+        return ("Password is too easy to guess. It is made of words of your email address, your workspace or this "
+                "site. Add another word or two. Uncommon words are better.")
+    estimate = zxcvbn(password[:ESTIMATED_PREFIX], user_inputs=words)
     if estimate["score"] >= MIN_SCORE:
         return None
     feedback = estimate["feedback"]
