@@ -49,7 +49,7 @@ def everything(app) -> dict[str, list]:
 def audit_actions(app) -> list[tuple[str, str, dict]]:
     with app.app_context():
         found = [(e.actor_email, e.action, e.details) for e in db.session.scalars(
-            sa.select(AuditEvent).where(AuditEvent.action.like("invitation.%")).order_by(AuditEvent.id))]
+            sa.select(AuditEvent).where(AuditEvent.target_type == "invitation").order_by(AuditEvent.id))]
         db.session.remove()
     return found
 
@@ -68,7 +68,7 @@ def test_members_answers_the_same_for_an_email_with_an_account_and_one_without(a
         answers.append((response.status_code, body))
         with app.app_context():  # the next one starts from the same page: no pending row, no audit row
             db.session.execute(sa.delete(Invitation))
-            db.session.execute(sa.delete(AuditEvent).where(AuditEvent.action.like("invitation.%")))
+            db.session.execute(sa.delete(AuditEvent).where(AuditEvent.target_type == "invitation"))
             db.session.commit()
             db.session.remove()
     assert answers[0][0] == answers[1][0] == 201
@@ -95,8 +95,8 @@ def test_a_new_person_chooses_a_password_and_lands_in_the_workspace(app, client,
     with app.app_context():
         assert authz.role_in(user.id, world.workspace_id).name == "admin"
     assert [a[1:] for a in audit_actions(app)] == [
-        ("invitation.invited", {"email": "new.person@example.test", "role": "admin"}),
-        ("invitation.accepted", {"email": "new.person@example.test", "role": "admin"})]
+        ("member.invited", {"email": "new.person@example.test", "role": "admin"}),
+        ("member.invitation_accepted", {"email": "new.person@example.test", "role": "admin"})]
     assert audit_actions(app)[1][0] == "new.person@example.test"
 
 
@@ -199,7 +199,7 @@ def test_a_revoked_link_stops_working_and_the_revocation_is_audited(app, client,
     auth.logout()
     answer = client.get(url)
     assert answer.status_code == 410 and "withdrawn" in answer.get_data(as_text=True)
-    assert [a[1] for a in audit_actions(app)] == ["invitation.invited", "invitation.revoked"]
+    assert [a[1] for a in audit_actions(app)] == ["member.invited", "member.invitation_revoked"]
 
 
 def test_inviting_again_replaces_the_pending_link(app, client, auth, world):

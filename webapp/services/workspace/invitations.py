@@ -75,14 +75,14 @@ def invite(actor_id: int, workspace_id: int, email: str, role: str, link_for: Ca
     now = utcnow()
     for earlier in db.session.scalars(_pending(workspace_id, now).where(Invitation.email == email)):
         earlier.revoked_at = now
-        audit.record(workspace_id, actor_id, "invitation.revoked", "invitation", earlier.id,
+        audit.record(workspace_id, actor_id, "member.invitation_revoked", "invitation", earlier.id,
                      {"email": email, "role": earlier.role, "replaced": True})
     token = secrets.token_urlsafe(32)
     invitation = Invitation(workspace_id=workspace_id, email=email, role=role, token_hash=hash_token(token),
                             invited_by_id=actor_id, created_at=now, expires_at=now + VALID_FOR)
     db.session.add(invitation)
     db.session.flush()
-    audit.record(workspace_id, actor_id, "invitation.invited", "invitation", invitation.id, {"email": email, "role": role})
+    audit.record(workspace_id, actor_id, "member.invited", "invitation", invitation.id, {"email": email, "role": role})
     db.session.commit()
     link = link_for(token)
     emailed, email_error = _email(invitation, link)
@@ -131,7 +131,7 @@ def revoke(actor_id: int, workspace_id: int, invitation_id: int) -> Invitation:
         raise Conflict(f"The invitation of {invitation.email} was accepted already: remove the member instead.")
     if invitation.revoked_at is None:
         invitation.revoked_at = utcnow()
-        audit.record(workspace_id, actor_id, "invitation.revoked", "invitation", invitation.id,
+        audit.record(workspace_id, actor_id, "member.invitation_revoked", "invitation", invitation.id,
                      {"email": invitation.email, "role": invitation.role})
         db.session.commit()
     return invitation
@@ -235,7 +235,7 @@ def _accepted(invitation: Invitation, membership: Membership, user: User) -> Mem
         db.session.rollback()
         raise Conflict(f"{invitation.email} has just joined or been created elsewhere: log in as "
                        f"{invitation.email} to continue.") from None
-    audit.record(invitation.workspace_id, user.id, "invitation.accepted", "invitation", invitation.id,
+    audit.record(invitation.workspace_id, user.id, "member.invitation_accepted", "invitation", invitation.id,
                  {"email": invitation.email, "role": membership.role})
     db.session.commit()
     return membership
