@@ -25,7 +25,7 @@ users_cli = AppGroup("users", help="Manage user accounts.")
 keys_cli = AppGroup("api-keys", help="Manage runtime API keys.")
 agents_cli = AppGroup("agents", help="Manage agents.")
 
-DEMO_PASSWORD = "demo-password"
+DEMO_PASSWORD = "demo-lemur-orbit"  # published: passes the password policy (SPEC §14), as any must
 DEMO_USERS = (("owner@demo.local", "owner"), ("admin@demo.local", "admin"), ("editor@demo.local", "editor"))
 
 
@@ -46,11 +46,14 @@ def _workspace(slug: str) -> Workspace:
 
 @users_cli.command("create")
 @click.argument("email")
-@click.option("--password", required=True, help="At least 8 characters.")
+@click.option("--password", required=True,
+              help="At least 10 characters and not easy to guess (the policy of docs/team-access.md).")
 @click.option("--workspace", "workspace_slug", required=True, help="Workspace slug; created if missing.")
 @click.option("--role", type=click.Choice(ROLES), required=True)
 def create_user(email: str, password: str, workspace_slug: str, role: str) -> None:
-    """Create a user with a role in a workspace; for an existing user, set the password and role (and say so)."""
+    """Create a user with a role in a workspace; for an existing user, set the password and role (and say so).
+
+    A password reset logs the account out everywhere."""
     try:
         saved = accounts.save_user(email, password, workspace_slug, role)
     except DomainError as error:
@@ -67,7 +70,7 @@ def create_user(email: str, password: str, workspace_slug: str, role: str) -> No
     if saved.role_from:
         changes.append(f"role changed from {saved.role_from} to {role}")
     if saved.password_reset:
-        changes.append("password reset")
+        changes.append("password reset, every session of the account logged out")
     click.echo("  " + ("; ".join(changes) if changes else "nothing changed (same role, same password)"))
 
 

@@ -3,6 +3,9 @@
 The environment is read here as text, at import, and checked by create_app(): a bad value is a ConfigError naming the
 variable and what it expects, never a traceback out of a module import."""
 import os
+from dataclasses import dataclass
+from email.utils import parseaddr
+from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
 
@@ -73,6 +76,50 @@ def check_database_url(url: str) -> None:
                       f"got a {parsed.drivername!r} URL.")
 
 
+SMTP_URL_FORMS = ("smtp://[user:password@]host[:port] (STARTTLS, port 587 by default) or "
+                  "smtps://[user:password@]host[:port] (TLS from the start, port 465 by default)")
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where invitations are emailed from (SPEC §14): SMTP_URL and MAIL_FROM, checked."""
+
+    host: str
+    port: int
+    implicit_tls: bool  # smtps://; smtp:// upgrades with STARTTLS, and refuses a server that does not offer it
+    username: str | None
+    password: str | None
+    sender: str
+
+
+def smtp(url, mail_from) -> SmtpSettings | None:
+    """SMTP_URL and MAIL_FROM checked (None: no SMTP_URL, invitations are not emailed). The message never repeats
+    the URL: it may hold a password."""
+    if url is None or not str(url).strip():
+        return None
+    try:
+        parts = urlsplit(str(url).strip())
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"SMTP_URL is not a URL with a valid port: expected {SMTP_URL_FORMS}.") from None
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ConfigError(f"SMTP_URL must be {SMTP_URL_FORMS}; got a {parts.scheme or 'scheme-less'!r} URL.")
+    if not parts.hostname:
+        raise ConfigError(f"SMTP_URL names no host: expected {SMTP_URL_FORMS}.")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError(f"SMTP_URL must have no path, query or fragment: expected {SMTP_URL_FORMS}.")
+    name, address = parseaddr(str(mail_from or ""))
+    if "@" not in address or any(c in str(mail_from) for c in "\r\n"):
+        raise ConfigError("MAIL_FROM must be set when SMTP_URL is: the address invitations are sent from, e.g. "
+                          "'Agent Studio <studio@example.com>' or studio@example.com.")
+    implicit_tls = parts.scheme == "smtps"
+    return SmtpSettings(
+        host=parts.hostname, port=port or (465 if implicit_tls else 587), implicit_tls=implicit_tls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+        sender=str(mail_from).strip())
+
+
 class Config:
     """Production-safe defaults; everything overridable by environment variables (checked by create_app)."""
 
@@ -102,6 +149,9 @@ class Config:
     MAX_CONTENT_LENGTH = 1024 * 1024  # pages; the runtime API enforces its own 64 KB
     API_MAX_BODY_BYTES = 64 * 1024
     PAGE_SIZE = 50
+    # Invitations are emailed through this server when set (SPEC §14); create_app checks both into app.config["SMTP"].
+    SMTP_URL = os.environ.get("SMTP_URL")
+    MAIL_FROM = os.environ.get("MAIL_FROM")
 
 
 class TestConfig(Config):
@@ -111,3 +161,4 @@ class TestConfig(Config):
     SECRET_KEY = "test-secret-key"
     WTF_CSRF_ENABLED = True
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"  # fast for tests only
+    SMTP_URL = None  # a test that sends email starts its own server and sets it

@@ -141,6 +141,25 @@ class User(UserMixin, db.Model):
         check_password_hash(_STAND_IN_HASHES[method], password)
         return False
 
+    # The login this object was loaded for (services.workspace.sessions): not columns.
+    session_token = None  # str
+    session_id = None  # int
+
+    def get_id(self) -> str:
+        """What flask-login puts in the session and remember-me cookies: the login's token, never the user id, so
+        that a cookie is worth only as long as its session record (SPEC §14)."""
+        if not self.session_token:
+            raise RuntimeError("log in through views.auth.start_session, which records the session")
+        return self.session_token
+
+    def __eq__(self, other):
+        """The same account (flask-login's UserMixin compares get_id(), a login's token here)."""
+        if isinstance(other, User):
+            return self is other or (self.id is not None and self.id == other.id)
+        return NotImplemented
+
+    __hash__ = None  # as UserMixin leaves it: equal by id, so not hashable by identity
+
 
 _STAND_IN_HASHES: dict[str, str] = {}
 
@@ -365,3 +384,43 @@ class AuditEvent(db.Model):
     target_id: Mapped[Optional[int]] = mapped_column(sa.Integer)
     details: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UserSession(db.Model):
+    """A login (SPEC §14): the signed session cookie and the remember-me cookie carry a random token whose SHA-256
+    is `token_hash`; deleting the row ends that login wherever its cookies were copied."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    remember: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
+    user_agent: Mapped[str] = mapped_column(sa.String(300), default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user: Mapped[User] = relationship()
+
+
+class Invitation(db.Model):
+    """An owner's invitation of an email to a workspace with a role (SPEC §14): the link's token is stored as its
+    SHA-256 only; pending until accepted, revoked or expired."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (sa.CheckConstraint(_in("role", ROLES), name="role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(sa.String(254))
+    role: Mapped[str] = mapped_column(sa.String(16))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    invited_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    accepted_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    revoked_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+    workspace: Mapped[Workspace] = relationship()
+    invited_by: Mapped[Optional[User]] = relationship(foreign_keys=[invited_by_id])
