@@ -1,6 +1,7 @@
 """The OpenAPI 3 document of the runtime API, served at /api/v1/openapi.json (SPEC §6)."""
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from webapp.services.validation import MAX_JSON_DEPTH
@@ -32,9 +33,52 @@ ERRORS = {
 }
 
 
-TIMESTAMP = {"type": "string", "format": "date-time",
-             "description": "ISO-8601 with a timezone, from 2000-01-01T00:00:00Z to 24 hours after the server's "
-                            "clock (else 422); default now"}
+TIMESTAMP = _ref("Timestamp")
+_TIME = r"[Tt]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?"
+_HOURS = r"([01]\d|2[0-3]):[0-5]\d"
+_ANY_OFFSET = rf"([Zz]|[+-]{_HOURS})"
+_AHEAD_OF_UTC = rf"([Zz]|[+-]00:00|\+{_HOURS})"  # local time at or ahead of UTC: the instant is no later than it reads
+_BEHIND_UTC = rf"([Zz]|[+-]00:00|-{_HOURS})"  # …at or behind: no earlier than it reads
+
+
+def _digits_between(low: str, high: str) -> str:
+    """A regular expression for the strings of `low`'s shape (digits, and '-' where it has one) from `low` to `high`,
+    both included; fixed-width, so string order is number (and calendar) order."""
+    if low == high:
+        return low
+    anything = "".join("-" if c == "-" else r"\d" for c in low)
+    if low == _bottom(low) and high == _top(low):
+        return anything
+    k = next(i for i, (a, b) in enumerate(zip(low, high)) if a != b)
+    head, lo, hi, rest_lo, rest_hi = low[:k], int(low[k]), int(high[k]), low[k + 1:], high[k + 1:]
+    options = [f"{lo}{_digits_between(rest_lo, _top(rest_lo))}" if rest_lo else str(lo)]
+    if hi - lo > 1:
+        options.append(f"[{lo + 1}-{hi - 1}]{_digits_between(_bottom(rest_lo), _top(rest_lo))}")
+    options.append(f"{hi}{_digits_between(_bottom(rest_hi), rest_hi)}" if rest_hi else str(hi))
+    return f"{head}({'|'.join(options)})"
+
+
+def _top(shape: str) -> str:
+    return "".join("-" if c == "-" else "9" for c in shape)
+
+
+def _bottom(shape: str) -> str:
+    return "".join("-" if c == "-" else "0" for c in shape)
+
+
+def timestamp_schema(today: date) -> dict[str, Any]:
+    """sent_at / captured_at as the server takes them (validation.timestamp): RFC 3339, from 2000-01-01T00:00:00Z to
+    24 hours after the server's clock. A pattern cannot follow the clock or add an offset, so it states the part of
+    that window every offset keeps inside it, as of `today` (the server's UTC date when it serves the document):
+    any date from 2000-01-02 to yesterday; 2000-01-01 at or behind UTC; today at or ahead of UTC (Z included)."""
+    yesterday = (today - timedelta(days=1)).isoformat()
+    pattern = (f"^(({_digits_between('2000-01-02', yesterday)}){_TIME}{_ANY_OFFSET}"
+               f"|2000-01-01{_TIME}{_BEHIND_UTC}|{today.isoformat()}{_TIME}{_AHEAD_OF_UTC})$")
+    return {"type": "string", "format": "date-time", "pattern": pattern,
+            "description": "RFC 3339 (ISO-8601 with Z or a ±hh:mm offset), from 2000-01-01T00:00:00Z to 24 hours "
+                           "after the server's clock, else 422; absent: now. The pattern states the part of that "
+                           f"window that holds whatever the offset, as of {today.isoformat()} (the server's date when "
+                           "it served this document): to yesterday at any offset, today in UTC (Z) or ahead of it."}
 
 
 def _errors(*codes: str) -> dict[str, Any]:
@@ -45,6 +89,13 @@ AGENT_ID = {"name": "agent_id", "in": "path", "required": True,
             "schema": {"type": "integer", "minimum": 1, "maximum": 2147483647}}
 
 SCHEMAS: dict[str, Any] = {
+    "JsonValue": {
+        "description": "Any JSON value whose strings hold no NUL (U+0000): PostgreSQL text cannot store it",
+        "nullable": True,
+        "anyOf": [{"type": "string", "pattern": "^[^\\u0000]*$"}, {"type": "number"}, {"type": "boolean"},
+                  {"type": "array", "items": _ref("JsonValue")},
+                  {"type": "object", "additionalProperties": _ref("JsonValue")}],
+    },
     "Error": {
         "type": "object", "required": ["error"], "additionalProperties": False,
         "properties": {"error": {
@@ -96,8 +147,10 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "visitor_id": _opaque("The visitor of the conversation"),
             "conversation_id": _opaque("An existing conversation of this visitor"),
-            "fields": {"type": "object", "description": "The captured fields, free-form; objects and arrays nested "
-                                                        f"at most {MAX_JSON_DEPTH} levels (this one is the first)"},
+            "fields": {"type": "object", "additionalProperties": _ref("JsonValue"),
+                       "description": "The captured fields, free-form JSON without NUL (U+0000) in keys or strings; "
+                                      f"objects and arrays nested at most {MAX_JSON_DEPTH} levels (this one is the "
+                                      "first)"},
             "captured_at": TIMESTAMP,
             "idempotency_key": _opaque("Idempotency key of the lead within the conversation: a retry (same "
                                       "fields) answers 200 with the first lead; reused for other fields, 409"),
@@ -181,6 +234,6 @@ def openapi_document() -> dict[str, Any]:
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "description": "A runtime API key of the agent's workspace"}},
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, "Timestamp": timestamp_schema(datetime.now(timezone.utc).date())},
         },
     }

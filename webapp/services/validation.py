@@ -104,6 +104,9 @@ def optional_opaque_id(data: dict, field: str, errors: dict) -> str | None:
 
 
 EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=timezone.utc)
+# RFC 3339's date-time (section 5.6) without its leap second: a "T" (or "t"), seconds, an optional fraction, and "Z"
+# or a ±hh:mm offset. The fields' ranges and the calendar are checked by fromisoformat.
+RFC3339_RE = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})", re.ASCII)
 CLOCK_SKEW = timedelta(hours=24)  # how far a runtime's clock may run ahead of the server's
 
 
@@ -114,6 +117,10 @@ def timestamp(value, field: str, errors: dict, now: datetime | None = None) -> d
         return None
     if not isinstance(value, str):
         errors[field] = f"{field} must be an ISO-8601 string with a timezone."
+        return None
+    if not RFC3339_RE.fullmatch(value):  # what OpenAPI's date-time means; fromisoformat alone takes "2026-01-01 10:00"
+        errors[field] = (f"{field} is not a valid ISO-8601 timestamp: use the RFC 3339 form "
+                         "YYYY-MM-DDThh:mm:ss[.fraction] with Z or an offset ±hh:mm (e.g. 2026-01-31T12:00:00Z).")
         return None
     try:
         parsed = datetime.fromisoformat(value[:-1] + "+00:00" if value[-1:] in ("Z", "z") else value)
