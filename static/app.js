@@ -322,3 +322,13 @@ document.addEventListener("change", function (event) {
   var select = event.target;
   if (select.matches && select.matches("select[data-navigate]") && select.value) { window.location = select.value; }
 });
+
+// The Connect page's API reference: Swagger UI (vendored) renders the OpenAPI document the element names. No
+// validator badge (it would load an image from another site), no deep links (the page's own anchors stay).
+document.addEventListener("DOMContentLoaded", function () {
+  var holder = document.getElementById("api-reference");
+  if (!holder || typeof SwaggerUIBundle === "undefined") { return; }
+  SwaggerUIBundle({ url: holder.getAttribute("data-openapi-url"), domNode: holder, validatorUrl: null,
+                    deepLinking: false, defaultModelsExpandDepth: 0, docExpansion: "list",
+                    onComplete: function () { holder.setAttribute("data-rendered", "true"); } });
+});

@@ -21,7 +21,8 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 def section(agent_id: int, experiment_id: int):
     results = results_service.results_for(current_user.id, agent_id, experiment_id, with_daily=True)
     return render("experiments/results_page.html", "experiments/_results_body.html", results=results,
-                  metrics=results_service.METRICS, experiment=results.experiment,
+                  metrics=results_service.METRICS, metric_meta=results_service.metric_meta,
+                  experiment=results.experiment,
                   p_text=results_service.p_value_text, srm_p_text=results_service.srm_p_value_text,
                   pct=results_service.table_percent)
 

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from webapp.extensions import db
-from webapp.models import Conversation, Experiment, ExperimentAssignment, Variant
+from webapp.models import Conversation, Experiment, ExperimentAssignment, GoalEvent, Variant
 from webapp.services.experiments import stats
 from webapp.services.experiments.experiments import experiment_for
 
@@ -25,6 +25,16 @@ METRICS = {
     "session_length": {"label": "Session length per conversation", "kind": "ratio", "unit": "s"},
     "lead_capture_rate": {"label": "Lead capture rate", "kind": "proportion", "unit": "%"},
 }
+GOAL_PREFIX = "goal:"  # a goal metric's key: "goal:<event name>" (SPEC §13)
+
+
+def metric_meta(metric: str) -> dict[str, str]:
+    """A metric's label, kind and unit: a built-in one's, or a goal's (a proportion of visitors)."""
+    if metric.startswith(GOAL_PREFIX):
+        return {"label": f"“{metric[len(GOAL_PREFIX):]}” goal rate", "kind": "proportion", "unit": "%"}
+    return METRICS[metric]
+
+
 # Every metric is non-negative, so a relative change cannot fall below −100%; the normal approximation's lower
 # bound can, and is shown clamped there (the exports keep the computed bound).
 LOWEST_LIFT = -1.0
@@ -45,8 +55,17 @@ class VariantTotals:
     seconds_x_conversations: float = 0
     converted: float = 0
     leads: int = 0
+    goals: dict[str, int] = field(default_factory=dict)  # event name → visitors with ≥ 1 such event
+
+    def reached(self, metric: str) -> int:
+        """A proportion metric's numerator: visitors with a lead, or with the goal's event."""
+        if metric.startswith(GOAL_PREFIX):
+            return self.goals.get(metric[len(GOAL_PREFIX):], 0)
+        return int(self.converted)
 
     def stat(self, metric: str) -> stats.Stat:
+        if metric.startswith(GOAL_PREFIX):
+            return stats.ProportionStat(self.n, self.reached(metric))
         if metric == "messages_per_conversation":
             return stats.RatioStat(self.n, self.messages, self.messages_sq, self.conversations,
                                    self.conversations_sq, self.messages_x_conversations)
@@ -56,8 +75,8 @@ class VariantTotals:
         return stats.ProportionStat(self.n, self.converted)
 
     def value(self, metric: str) -> float | None:
-        if metric == "lead_capture_rate":
-            return self.converted / self.n if self.n else None
+        if metric == "lead_capture_rate" or metric.startswith(GOAL_PREFIX):
+            return self.reached(metric) / self.n if self.n else None
         denominator = self.conversations
         numerator = self.messages if metric == "messages_per_conversation" else self.seconds
         return numerator / denominator if denominator else None
@@ -90,6 +109,16 @@ class Results:
     def control(self) -> Variant:
         return self.variants[0]
 
+    @property
+    def goal_metrics(self) -> list[str]:
+        """`goal:<name>` for every event name seen in the experiment's stamped conversations, by name."""
+        names = {name for t in self.totals.values() for name in t.goals}
+        return [GOAL_PREFIX + name for name in sorted(names)]
+
+    @property
+    def metric_keys(self) -> list[str]:
+        return [*METRICS, *self.goal_metrics]
+
     def metric(self, variant: Variant, metric: str) -> dict[str, Any]:
         """value, lift, ci, p_value (None where it does not apply or data are too thin); computed once."""
         if (variant.id, metric) not in self._metrics:
@@ -117,20 +146,22 @@ class Results:
 
     def _reason(self, arm: Variant, metric: str, code: str) -> str:
         """Why a variant has no lift, CI or p-value, in words (stats.shortfall's code about `arm`)."""
-        totals, label = self.totals[arm.id], METRICS[metric]["label"].lower()
-        lead_rate = metric == "lead_capture_rate"
+        totals, label = self.totals[arm.id], metric_meta(metric)["label"].lower()
+        goal = metric[len(GOAL_PREFIX):] if metric.startswith(GOAL_PREFIX) else None
+        lead_rate = metric == "lead_capture_rate" or goal is not None
+        reached = f"reached the goal “{goal}”" if goal else "left a lead"
         if code == stats.FEW_UNITS:
             return (f"{arm.name} has {totals.n} visitor{'' if totals.n == 1 else 's'}; "
                     f"a comparison needs at least {stats.MIN_UNITS} in every arm.")
         if code == stats.NO_DENOMINATOR:
             return f"{arm.name} has no conversations yet."
         if code == stats.ZERO_BASELINE:
-            what = "no visitor has left a lead" if lead_rate else f"the {label} is 0"
+            what = f"no visitor has {reached}" if lead_rate else f"the {label} is 0"
             return f"In {arm.name} {what}: a relative change from 0 is undefined."
         if lead_rate:
-            everyone = totals.converted == totals.n
-            return (f"{'Every' if everyone else 'No'} visitor of {arm.name} has left a lead "
-                    f"({int(totals.converted):,} of {totals.n:,}): without variation there is nothing to test against.")
+            everyone = totals.reached(metric) == totals.n
+            return (f"{'Every' if everyone else 'No'} visitor of {arm.name} has {reached} "
+                    f"({totals.reached(metric):,} of {totals.n:,}): without variation there is nothing to test against.")
         return (f"Every visitor of {arm.name} has the same {label}: "
                 "without variation there is nothing to test against.")
 
@@ -156,7 +187,7 @@ class Results:
     def verdict(self, variant: Variant, metric: str) -> str:
         """A plain-language sentence for a variant × metric."""
         result = self.metric(variant, metric)
-        label = METRICS[metric]["label"].lower()
+        label = metric_meta(metric)["label"].lower()
         if result["lift"] is None:
             return self.no_comparison(variant, metric)
         low, high = self.shown_ci(variant, metric)
@@ -173,6 +204,7 @@ class Results:
             "experiment": {"id": e.id, "name": e.name, "kind": e.kind, "status": e.status,
                            "started_at": _iso(e.started_at), "stopped_at": _iso(e.stopped_at)},
             "srm": {"p_value": self.srm_p_value, "warning": self.srm_warning},
+            "goals": [m[len(GOAL_PREFIX):] for m in self.goal_metrics],
             "variants": [{
                 "id": v.id, "key": v.key, "name": v.name, "weight": v.weight, "is_control": v.position == 0,
                 "visitors": self.totals[v.id].n,
@@ -180,7 +212,8 @@ class Results:
                 "visitor_messages": int(self.totals[v.id].messages),
                 "leads": self.totals[v.id].leads,
                 "converted_visitors": int(self.totals[v.id].converted),
-                "metrics": {m: self.metric(v, m) for m in METRICS},
+                "goal_visitors": {m[len(GOAL_PREFIX):]: self.totals[v.id].reached(m) for m in self.goal_metrics},
+                "metrics": {m: self.metric(v, m) for m in self.metric_keys},
             } for v in self.variants],
         }
 
@@ -189,7 +222,7 @@ class Results:
         rows = [["experiment_id", "variant_key", "variant_name", "is_control", "visitors", "metric", "value",
                  "lift", "ci_low", "ci_high", "p_value", "reason"]]
         for v in self.variants:
-            for m in METRICS:
+            for m in self.metric_keys:
                 r = self.metric(v, m)
                 ci = r["ci"] or [None, None]
                 rows.append([self.experiment.id, v.key, v.name, v.position == 0, self.totals[v.id].n, m,
@@ -274,6 +307,19 @@ def per_variant_totals(experiment_id: int) -> dict[int, VariantTotals]:
     return totals
 
 
+def goal_visitors(experiment_id: int) -> dict[int, dict[str, int]]:
+    """Per variant and event name: the visitors with at least one such event in a stamped conversation, counted in
+    SQL over the (experiment_id, name, variant_id, visitor_id) index."""
+    rows = db.session.execute(
+        sa.select(GoalEvent.variant_id, GoalEvent.name, sa.func.count(sa.distinct(GoalEvent.visitor_id)))
+        .where(GoalEvent.experiment_id == experiment_id, GoalEvent.variant_id.is_not(None))
+        .group_by(GoalEvent.name, GoalEvent.variant_id))
+    counts: dict[int, dict[str, int]] = {}
+    for variant_id, name, visitors in rows:
+        counts.setdefault(variant_id, {})[name] = int(visitors)
+    return counts
+
+
 def _day(value: Any) -> str:
     return value.isoformat() if isinstance(value, (date, datetime)) else str(value)
 
@@ -335,6 +381,9 @@ def compute(experiment: Experiment, with_daily: bool = False) -> Results:
     totals = per_variant_totals(experiment.id)
     for v in variants:
         totals.setdefault(v.id, VariantTotals())
+    for variant_id, goals in goal_visitors(experiment.id).items():
+        if variant_id in totals:
+            totals[variant_id].goals = goals
     srm = stats.srm_p_value([totals[v.id].n for v in variants], [v.weight for v in variants])
     results = Results(experiment, variants, totals, srm)
     if with_daily:
