@@ -7,6 +7,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+GOAL_NAME_RE = re.compile(r"[a-z0-9_.-]{1,60}", re.ASCII)  # a goal event's name (SPEC §13), e.g. booked_demo
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -248,4 +249,17 @@ def slug(value, field: str, errors: dict, label: str = "Slug") -> str:
     value = text(value, field, errors, min_len=1, max_len=64, label=label).lower()
     if field not in errors and not SLUG_RE.match(value):
         errors[field] = f"{label} may contain only lower-case letters, digits and dashes."
+    return value
+
+
+def goal_name(value, field: str, errors: dict) -> str:
+    """A goal event's name (SPEC §13): 1–60 characters of a–z, 0–9, "_", "." and "-" (no folding: the name is the
+    metric's key, and "Booked_Demo" beside "booked_demo" would split one goal in two)."""
+    if not isinstance(value, str):
+        errors[field] = f"{field} is required and must be a string." if value is None else f"{field} must be a string."
+        return ""
+    if not GOAL_NAME_RE.fullmatch(value):
+        errors[field] = (f"{field} must be 1–60 characters of a–z, 0–9, '_', '.' and '-' (e.g. booked_demo); "
+                         f"got {len(value)} character{'' if len(value) == 1 else 's'}"
+                         f"{'' if not value or len(value) > 60 else ' with others'}.")
     return value
