@@ -8,7 +8,7 @@ from tests import factories
 from webapp.extensions import db
 from webapp.models import Variant
 
-from .conftest import login
+from .conftest import SCREENSHOTS, login
 
 
 def csp_violations(page) -> list:
@@ -73,11 +73,15 @@ def test_the_connect_page_renders_its_api_reference_under_the_csp(app, page, wor
     page.goto(f"/agents/{world.agent_id}")
     page.click("nav.tabs a:has-text('Connect')")
     expect(page.locator("#agent-id")).to_have_text(str(world.agent_id))
+    page.screenshot(path=str(SCREENSHOTS / "connect-top.png"))
     expect(page.locator("#api-reference[data-rendered=true]")).to_be_attached()
     expect(page.locator("#api-reference .opblock-summary-path", has_text="/agents/{agent_id}/events")).to_be_visible()
     page.locator("#api-reference .opblock-summary", has_text="/agents/{agent_id}/events").click()
     expect(page.locator("#api-reference .opblock-body").first).to_be_visible()
     shot(page, "connect")
+    page.locator("#openapi").scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "connect-reference.png"))
     page.set_viewport_size({"width": 390, "height": 844})
-    shot(page, "connect-narrow")
+    page.locator("#post-message").scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "connect-narrow.png"))
     assert violations == [] and failed == []

@@ -7,6 +7,7 @@ from typing import Any
 from webapp.services.validation import MAX_JSON_DEPTH
 
 NO_CONTROL_CHARS = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+NO_NUL = "^[^\\u0000]*$"
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -27,7 +28,8 @@ ERRORS = {
     "401": _json(_ref("Error"), "Missing, unknown or revoked API key, or a scheme other than Bearer"),
     "404": _json(_ref("Error"), "No such agent in the key's workspace, or no such conversation"),
     "409": _json(_ref("Error"), "The conversation belongs to another visitor, or the idempotency key (message_id, "
-                                "idempotency_key) was already used in it for a different message or lead"),
+                                "idempotency_key, event_id) was already used in it for a different message, lead "
+                                "or event"),
     "413": _json(_ref("Error"), "Request body over 64 KB"),
     "422": _json(_ref("Error"), "Validation error; `fields` names each offending field"),
 }
@@ -90,11 +92,10 @@ AGENT_ID = {"name": "agent_id", "in": "path", "required": True,
 
 SCHEMAS: dict[str, Any] = {
     "JsonValue": {
-        "description": "Any JSON value whose strings hold no NUL (U+0000): PostgreSQL text cannot store it",
-        "nullable": True,
-        "anyOf": [{"type": "string", "pattern": "^[^\\u0000]*$"}, {"type": "number"}, {"type": "boolean"},
+        "description": "Any JSON value whose keys and strings hold no NUL (U+0000): PostgreSQL text cannot store it",
+        "anyOf": [{"type": "string", "pattern": NO_NUL}, {"type": "number"}, {"type": "boolean"}, {"type": "null"},
                   {"type": "array", "items": _ref("JsonValue")},
-                  {"type": "object", "additionalProperties": _ref("JsonValue")}],
+                  {"type": "object", "propertyNames": {"pattern": NO_NUL}, "additionalProperties": _ref("JsonValue")}],
     },
     "Error": {
         "type": "object", "required": ["error"], "additionalProperties": False,
@@ -105,16 +106,16 @@ SCHEMAS: dict[str, Any] = {
         }},
     },
     "Experiment": {
-        "type": "object", "nullable": True, "required": ["id", "name", "kind"], "additionalProperties": False,
+        "type": ["object", "null"], "required": ["id", "name", "kind"], "additionalProperties": False,
         "description": "The conversation's experiment; name and kind are null once it has been deleted.",
-        "properties": {"id": {"type": "integer"}, "name": {"type": "string", "nullable": True},
-                       "kind": {"type": "string", "enum": ["persona", "cta", "trigger"], "nullable": True}},
+        "properties": {"id": {"type": "integer"}, "name": {"type": ["string", "null"]},
+                       "kind": {"type": ["string", "null"], "enum": ["persona", "cta", "trigger", None]}},
     },
     "Variant": {
-        "type": "object", "nullable": True, "required": ["id", "key", "name"], "additionalProperties": False,
+        "type": ["object", "null"], "required": ["id", "key", "name"], "additionalProperties": False,
         "description": "The stamped variant; name is null once its experiment has been deleted.",
         "properties": {"id": {"type": "integer"}, "key": {"type": "string"},
-                       "name": {"type": "string", "nullable": True}},
+                       "name": {"type": ["string", "null"]}},
     },
     "Persona": {
         "type": "object", "required": ["name", "tone"], "additionalProperties": False,
@@ -122,6 +123,8 @@ SCHEMAS: dict[str, Any] = {
     },
     "MessageRequest": {
         "type": "object", "required": ["visitor_id", "conversation_id", "role"],
+        "example": {"visitor_id": "visitor-42", "conversation_id": "conv-1", "role": "visitor",
+                    "text": "Hi, what does it cost?", "message_id": "conv-1-m1"},
         "properties": {
             "visitor_id": _opaque("The runtime's id of the visitor"),
             "conversation_id": _opaque("The runtime's id of the conversation, unique per agent"),
@@ -144,16 +147,43 @@ SCHEMAS: dict[str, Any] = {
     },
     "LeadRequest": {
         "type": "object", "required": ["visitor_id", "conversation_id"],
+        "example": {"visitor_id": "visitor-42", "conversation_id": "conv-1", "fields": {"email": "ada@example.com"},
+                    "idempotency_key": "conv-1-lead"},
         "properties": {
             "visitor_id": _opaque("The visitor of the conversation"),
             "conversation_id": _opaque("An existing conversation of this visitor"),
-            "fields": {"type": "object", "additionalProperties": _ref("JsonValue"),
+            "fields": {"type": "object", "propertyNames": {"pattern": NO_NUL}, "additionalProperties": _ref("JsonValue"),
                        "description": "The captured fields, free-form JSON without NUL (U+0000) in keys or strings; "
                                       f"objects and arrays nested at most {MAX_JSON_DEPTH} levels (this one is the "
                                       "first)"},
             "captured_at": TIMESTAMP,
             "idempotency_key": _opaque("Idempotency key of the lead within the conversation: a retry (same "
                                       "fields) answers 200 with the first lead; reused for other fields, 409"),
+        },
+    },
+    "EventRequest": {
+        "type": "object", "required": ["visitor_id", "conversation_id", "name"],
+        "example": {"visitor_id": "visitor-42", "conversation_id": "conv-1", "name": "booked_demo",
+                    "event_id": "conv-1-booked"},
+        "properties": {
+            "visitor_id": _opaque("The visitor of the conversation"),
+            "conversation_id": _opaque("An existing conversation of this visitor"),
+            "name": {"type": "string", "pattern": "^[a-z0-9_.-]{1,60}$", "minLength": 1, "maxLength": 60,
+                     "description": "The goal: 1–60 characters of a–z, 0–9, '_', '.', '-'; each name is a metric "
+                                    "goal:<name> of the experiment"},
+            "occurred_at": TIMESTAMP,
+            "event_id": _opaque("Idempotency key of the event within the conversation: a retry (same name) answers "
+                                "200 with the first event; reused for another name, 409"),
+        },
+    },
+    "EventResponse": {
+        "type": "object", "additionalProperties": False,
+        "required": ["event_id", "conversation_id", "name", "occurred_at", "variant"],
+        "properties": {
+            "event_id": {"type": "string", "description": "The request's event_id, or one generated"},
+            "conversation_id": {"type": "string"}, "name": {"type": "string"},
+            "occurred_at": {"type": "string", "format": "date-time"},
+            "variant": _ref("Variant"),
         },
     },
     "LeadResponse": {
@@ -174,7 +204,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "visitor_id": {"type": "string"},
             "assignment": {
-                "type": "object", "nullable": True, "additionalProperties": False,
+                "type": ["object", "null"], "additionalProperties": False,
                 "required": ["experiment", "variant", "assigned_at"],
                 "properties": {"experiment": _ref("Experiment"), "variant": _ref("Variant"),
                                "assigned_at": {"type": "string", "format": "date-time"}},
@@ -200,9 +230,9 @@ def _lookup(operation_id: str, summary: str, id_name: str, schema: str, descript
 def openapi_document() -> dict[str, Any]:
     """The whole document; every operation needs the bearer key."""
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {"title": "Agent Studio runtime API", "version": "1.0.0",
-                 "description": "What the chat runtime calls: assignment, persona, messages and leads."},
+                 "description": "What the chat runtime calls: assignment, persona, messages, leads and goal events."},
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
         "paths": {
@@ -222,6 +252,15 @@ def openapi_document() -> dict[str, Any]:
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("LeadRequest")}}},
                 "responses": {"201": _json(_ref("LeadResponse"), "Recorded"),
                               "200": _json(_ref("LeadResponse"), "A retry of an idempotency_key: the first lead"),
+                              **_errors("400", "401", "404", "409", "413", "422")},
+            }},
+            "/agents/{agent_id}/events": {"post": {
+                "operationId": "postEvent",
+                "summary": "Report a goal the visitor reached in a conversation (idempotent on event_id)",
+                "parameters": [AGENT_ID],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("EventRequest")}}},
+                "responses": {"201": _json(_ref("EventResponse"), "Recorded"),
+                              "200": _json(_ref("EventResponse"), "A retry of an event_id: the first event"),
                               **_errors("400", "401", "404", "409", "413", "422")},
             }},
             "/agents/{agent_id}/conversations/{conversation_id}/persona": _lookup(

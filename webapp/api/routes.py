@@ -7,7 +7,7 @@ from flask import current_app, g, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from webapp.services.workspace import api_keys
-from webapp.services.runtime import service as runtime
+from webapp.services.runtime import events, service as runtime
 from webapp.services import validation
 from webapp.api import bp
 from webapp.api.openapi import openapi_document
@@ -60,6 +60,12 @@ def post_message(agent_id: int):
 @bp.post("/agents/<int:agent_id>/leads")
 def post_lead(agent_id: int):
     result = runtime.record_lead(g.auth.workspace_id, agent_id, json_object(), g.auth)
+    return jsonify(result.body), 200 if result.replayed else 201
+
+
+@bp.post("/agents/<int:agent_id>/events")
+def post_event(agent_id: int):
+    result = events.record_event(agent_id, json_object(), g.auth)
     return jsonify(result.body), 200 if result.replayed else 201
 
 
