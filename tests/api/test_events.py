@@ -19,13 +19,13 @@ def running(app, world):
     return experiment_id
 
 
-def event(api, **body):
-    return api.client.post(api.url("events"), json={"visitor_id": "v1", "conversation_id": "c1", "name": "booked_demo",
-                                                    **body}, headers=api.headers)
+def event(runtime, **body):
+    return runtime.client.post(runtime.url("events"), headers=runtime.headers,
+                               json={"visitor_id": "v1", "conversation_id": "c1", "name": "booked_demo", **body})
 
 
 @pytest.fixture
-def events_api(api, client):
+def events_api(api, client):  # noqa: F811 (the imported fixture)
     api.client = client
     return api
 
