@@ -7,7 +7,7 @@ from flask import current_app, g, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from webapp.services.workspace import api_keys
-from webapp.services.runtime import events, service as runtime
+from webapp.services.runtime import service as runtime
 from webapp.services import validation
 from webapp.api import bp
 from webapp.api.openapi import openapi_document
@@ -63,7 +63,7 @@ def post_lead(agent_id: int):
 
 @bp.post("/agents/<int:agent_id>/events")
 def post_event(agent_id: int):
-    result = events.record_event(agent_id, json_object(), g.auth)
+    result = runtime.report_event(g.token, agent_id, body_or_401(agent_id))
     return jsonify(result.body), 200 if result.replayed else 201
 
 
