@@ -112,10 +112,15 @@ SCHEMAS: dict[str, Any] = {
                        "kind": {"type": ["string", "null"], "enum": ["persona", "cta", "trigger", None]}},
     },
     "Variant": {
-        "type": ["object", "null"], "required": ["id", "key", "name"], "additionalProperties": False,
+        "type": ["object", "null"], "required": ["id", "key", "name", "config"], "additionalProperties": False,
         "description": "The stamped variant; name is null once its experiment has been deleted.",
         "properties": {"id": {"type": "integer"}, "key": {"type": "string"},
-                       "name": {"type": ["string", "null"]}},
+                       "name": {"type": ["string", "null"]},
+                       "config": {"type": ["object", "null"],
+                                  "description": "The variant's config, for the widget to apply: a CTA's {\"cta\": "
+                                                 "{label, url, prompt?}}, a trigger's {\"trigger\": {on, seconds?, "
+                                                 "percent?, opening_message?}}, a persona's {\"persona\": …}, plus "
+                                                 "any free-form keys; null once the experiment has been deleted"}},
     },
     "Persona": {
         "type": "object", "required": ["name", "tone"], "additionalProperties": False,

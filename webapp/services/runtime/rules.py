@@ -307,18 +307,19 @@ def experiment_json(arm: Arm | None) -> dict[str, Any] | None:
 
 
 def variant_json(arm: Arm | None) -> dict[str, Any] | None:
-    """`{id, key, name}` of the stamp; name is null once the experiment has been deleted."""
+    """`{id, key, name, config}` of the stamp; name and config are null once the experiment has been deleted. The
+    config lets the widget apply a CTA or a trigger (SPEC §13)."""
     if arm is None:
         return None
-    return {"id": arm.variant_id, "key": arm.variant_key, "name": arm.variant_name}
+    return {"id": arm.variant_id, "key": arm.variant_key, "name": arm.variant_name, "config": arm.config}
 
 
 def persona_json(agent: Agent, arm: Arm | None) -> dict[str, Any]:
     """The effective persona (SPEC §4) and the system prompt built from it."""
-    persona = effective_persona(agent.persona_name, agent.persona_tone, arm.kind if arm else None,
-                                arm.config if arm else None)
+    kind, config = (arm.kind, arm.config) if arm else (None, None)
+    persona = effective_persona(agent.persona_name, agent.persona_tone, kind, config)
     return {"persona": {"name": persona.name, "tone": persona.tone},
-            "system_prompt": system_prompt(persona, agent.workspace_name, agent.instructions)}
+            "system_prompt": system_prompt(persona, agent.workspace_name, agent.instructions, kind, config)}
 
 
 def stamp_json(agent: Agent, arm: Arm | None) -> dict[str, Any]:
