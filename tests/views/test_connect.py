@@ -3,10 +3,17 @@ OpenAPI document and its reference, the last message received; linked from API k
 from __future__ import annotations
 
 import html
+import json
+import os
 import pathlib
 import re
+import shutil
+import subprocess
 
 import pytest
+import requests
+
+from tests import factories
 
 
 def page(client, auth, world, role="owner") -> str:
@@ -61,3 +68,23 @@ def test_the_vendored_renderer_ships_with_its_licence(app):
     vendor = pathlib.Path(app.static_folder) / "vendor" / "swagger-ui"
     assert "Apache License" in (vendor / "LICENSE").read_text()
     assert (vendor / "swagger-ui-bundle.js").stat().st_size > 1_000_000 and (vendor / "swagger-ui.css").exists()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_the_printed_curl_examples_run_as_printed(app, world, live_server):
+    """Each curl command of the page, copied as it reads, against a real server with a real key: 2xx, JSON."""
+    session = requests.Session()
+    login = session.get(f"{live_server}/login").text
+    token = re.search(r'name="csrf-token" content="([^"]+)"', login).group(1)
+    session.post(f"{live_server}/login", data={"email": world.emails["owner"], "password": factories.PASSWORD,
+                                               "csrf_token": token})
+    text = session.get(f"{live_server}/agents/{world.agent_id}/connect").text
+    commands = [html.unescape(c) for c in re.findall(r'<code id="[a-z-]+-curl">(.*?)</code>', text, re.S)]
+    assert len(commands) == 5
+    environment = {**os.environ, "AGENT_STUDIO_KEY": world.api_key}
+    for command in commands:  # in page order: the message first creates the conversation the others name
+        done = subprocess.run(["bash", "-c", command + " -w '\\n%{http_code}'"], capture_output=True, text=True,
+                              env=environment, timeout=30)
+        body, status = done.stdout.rsplit("\n", 1)
+        assert status in ("200", "201"), (command, done.stdout, done.stderr)
+        assert json.loads(body)
