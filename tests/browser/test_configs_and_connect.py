@@ -85,3 +85,21 @@ def test_the_connect_page_renders_its_api_reference_under_the_csp(app, page, wor
     page.locator("#post-message").scroll_into_view_if_needed()
     page.screenshot(path=str(SCREENSHOTS / "connect-narrow.png"))
     assert violations == [] and failed == []
+
+
+def test_the_results_show_each_goal_under_goals(app, page, world, shot):
+    from tests.services.experiments.test_goals import add_events
+    from tests.services.experiments.test_results import build
+
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="running")
+        build(world.agent_id, experiment_id, 60)
+        add_events(world.agent_id, experiment_id, {"booked_demo": (0.15, 0.45)})
+        db.session.remove()
+    login(page, "editor@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments/{experiment_id}")
+    table = page.locator("table[data-metric='goal:booked_demo']")
+    expect(table).to_be_visible()
+    expect(table.locator("tr[data-variant=treatment] .verdict")).to_contain_text("“booked_demo” goal rate")
+    table.scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "results-goals.png"))
