@@ -74,7 +74,7 @@ def test_the_connect_page_renders_its_api_reference_under_the_csp(app, page, wor
     page.click("nav.tabs a:has-text('Connect')")
     expect(page.locator("#agent-id")).to_have_text(str(world.agent_id))
     page.screenshot(path=str(SCREENSHOTS / "connect-top.png"))
-    expect(page.locator("#api-reference[data-rendered=true]")).to_be_attached()
+    expect(page.locator("#api-reference[data-rendered=true]")).to_be_attached(timeout=30_000)  # 1.7 MB to parse
     expect(page.locator("#api-reference .opblock-summary-path", has_text="/agents/{agent_id}/events")).to_be_visible()
     page.locator("#api-reference .opblock-summary", has_text="/agents/{agent_id}/events").click()
     expect(page.locator("#api-reference .opblock-body").first).to_be_visible()
