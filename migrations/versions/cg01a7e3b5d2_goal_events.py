@@ -1,7 +1,7 @@
 """goal events (SPEC §13): what the runtime reports as a visitor's goal, stamped like leads
 
 Revision ID: cg01a7e3b5d2
-Revises: b4e1f0c2d9a7
+Revises: ap01a1b2c3d4
 Create Date: 2026-12-02 03:10:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 
 revision = 'cg01a7e3b5d2'
-down_revision = 'b4e1f0c2d9a7'
+down_revision = 'ap01a1b2c3d4'
 branch_labels = None
 depends_on = None
 

@@ -37,7 +37,7 @@ def test_experiment_of_another_agent_is_404(client, auth, app, world, experiment
 def test_json_export_shape(client, auth, world, experiment_id):
     auth.login("editor@acme.test")
     body = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results.json").get_json()
-    assert set(body) == {"experiment", "srm", "goals", "variants"} and body["goals"] == []
+    assert set(body) == {"experiment", "analysis", "plan", "srm", "goals", "variants"} and body["goals"] == []
     assert body["experiment"]["name"] == "Persona test" and body["experiment"]["status"] == "running"
     assert set(body["srm"]) == {"p_value", "warning"}
     control, treatment = body["variants"]
@@ -263,8 +263,8 @@ def test_a_small_significant_lift_is_not_shown_as_0_0_percent(app, client, auth,
         experiment_id = factories.experiment(world.agent_id, status="running")
     real = results_service.results_for
 
-    def huge(actor_id, agent_id, exp_id, with_daily=False):
-        out = real(actor_id, agent_id, exp_id, with_daily)
+    def huge(actor_id, agent_id, exp_id, with_daily=False, engine=None):
+        out = real(actor_id, agent_id, exp_id, with_daily, engine)
         control, treatment = out.variants
         out.totals = {control.id: results_service.VariantTotals(10_000_000, converted=1_000_000),
                       treatment.id: results_service.VariantTotals(10_000_000, converted=1_004_000)}
@@ -345,7 +345,7 @@ def test_goals_section_lists_each_goal_with_its_counts(app, client, auth, world,
         db.session.remove()
     text = client.get(url).get_data(as_text=True)
     goals = text[text.index('class="goals-title"'):]
-    assert '<h3 class="metric-title">Goal: booked_demo</h3>' in goals and 'data-metric="goal:booked_demo"' in goals
+    assert '<h3 class="metric-title">“booked_demo” goal rate <span class="muted">· secondary' in goals and 'data-metric="goal:booked_demo"' in goals
     counts = re.findall(r'title="visitors with the event / visitors">(\d+) / (\d+)<', goals)
     assert counts == [(str(truth["booked_demo"][v]), "40") for v in variant_ids]
     exported = client.get(url + ".csv").get_data(as_text=True)

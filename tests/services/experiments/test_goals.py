@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 import sqlalchemy as sa
 
 from tests import factories
@@ -92,3 +94,50 @@ def test_no_goal_events_no_goal_metrics(ctx, world):
     out = results.compute(db.session.get(Experiment, experiment_id))
     assert out.goal_metrics == [] and out.as_dict()["goals"] == []
     assert {r[5] for r in out.csv_rows()[1:]} == set(results.METRICS)
+
+
+def test_a_goal_is_selectable_as_the_primary_metric_and_drives_the_decision(ctx, world):
+    """SPEC §10.1/§13: goal:<name> is a primary metric once the agent's runtime has reported that goal; the results
+    then put it first, decide on it, and say so in the exports."""
+    from webapp.services.errors import ValidationError
+    from webapp.services.experiments import experiments, metrics
+
+    experiment_id = factories.experiment(world.agent_id, status="running")
+    with pytest.raises(ValidationError) as refused:  # nobody has reported the goal yet
+        experiments.update_experiment(world.owner_id, world.agent_id, experiment_id, {"primary_metric": "goal:booked_demo"})
+    assert set(refused.value.fields) == {"primary_metric"}
+    build(world.agent_id, experiment_id, 150)
+    truth = add_events(world.agent_id, experiment_id, {"booked_demo": (0.1, 0.6)})
+    experiment = db.session.get(Experiment, experiment_id)
+    assert metrics.primary_metric_choices(experiment)["goal:booked_demo"] == "“booked_demo” goal rate"
+    experiments.update_experiment(world.owner_id, world.agent_id, experiment_id,
+                                  {"primary_metric": "goal:booked_demo", "engine": "sequential", "correction": "none"})
+    experiment = db.session.get(Experiment, experiment_id)
+    assert experiment.primary_metric == "goal:booked_demo"
+    out = results.compute(experiment)
+    assert list(out.ordered_metrics)[0] == "goal:booked_demo"
+    control, treatment = experiment.variants
+    expected = stats.compare(stats.ProportionStat(150, truth["booked_demo"][control.id]),
+                             stats.ProportionStat(150, truth["booked_demo"][treatment.id]))
+    assert out.metric(treatment, "goal:booked_demo")["lift"] == pytest.approx(expected.lift)
+    decision = out.decision(treatment)  # on the goal: its figures, not the lead rate's
+    assert "on “booked_demo” goal rate" in decision.reason
+    exported = out.as_dict()
+    assert exported["analysis"]["primary_metric"] == "goal:booked_demo"
+    assert exported["variants"][1]["decision"] == decision.as_dict()
+    primary_rows = [r for r in out.csv_rows()[1:] if r[out.CSV_HEADER.index("is_primary")]]
+    assert {r[5] for r in primary_rows} == {"goal:booked_demo"}
+
+
+def test_a_goal_of_the_agent_is_selectable_before_the_experiment_has_one(ctx, world):
+    from webapp.services.experiments import experiments, metrics
+
+    earlier = factories.experiment(world.agent_id, status="running", name="Earlier")
+    build(world.agent_id, earlier, 3)
+    add_events(world.agent_id, earlier, {"booked_demo": (1.0, 1.0)})
+    draft = factories.experiment(world.agent_id, name="Next")
+    experiments.update_experiment(world.owner_id, world.agent_id, draft, {"primary_metric": "goal:booked_demo"})
+    experiment = db.session.get(Experiment, draft)
+    assert "goal:booked_demo" in metrics.primary_metric_choices(experiment)
+    out = results.compute(experiment)  # its primary goal shows even before its first event
+    assert out.goal_metrics == ["goal:booked_demo"] and out.metric(experiment.variants[0], "goal:booked_demo")
