@@ -173,6 +173,7 @@ def ensure_demo() -> tuple[Agent, Experiment]:
     if not has_traffic and experiment.status == "running":
         with click.progressbar(length=DEMO_VISITORS, label="Simulating demo traffic") as bar:
             simulation.simulate_bulk(agent.id, DEMO_VISITORS, days=DEMO_DAYS, effects=["treatment=1.6"], seed=DEMO_SEED,
+                                     goal_effects=["treatment=1.5"],
                                      progress=bar.update)
     return agent, experiment
 
@@ -217,10 +218,11 @@ def _request_json(url: str, api_key: str, body: dict | None = None, not_found: s
 
 
 def _send_visitor(base: str, api_key: str, agent_id: int, planned: simulation.PlannedVisitor,
-                  effects: dict[str, float]) -> tuple[str | None, int, int]:
-    """Replay one planned visitor against the runtime API; returns (variant key, messages, leads)."""
+                  effects: dict[str, float], goal: str | None = None,
+                  goal_effects: dict[str, float] | None = None) -> tuple[str | None, int, int, int]:
+    """Replay one planned visitor against the runtime API; returns (variant key, messages, leads, goal events)."""
     messages_url = f"{base}/api/v1/agents/{agent_id}/messages"
-    variant_key, sent, leads = None, 0, 0
+    variant_key, sent, leads, goals = None, 0, 0, 0
     for index, conversation in enumerate(planned.conversations):
         for number, message in enumerate(conversation.messages):
             answer = _request_json(messages_url, api_key, {
@@ -236,27 +238,36 @@ def _send_visitor(base: str, api_key: str, agent_id: int, planned: simulation.Pl
                 "fields": {"email": f"{planned.visitor_id}@example.com"},
                 "captured_at": conversation.messages[-1].sent_at.isoformat()})
             leads += 1
-    return variant_key, sent, leads
+        if (goal and index == planned.goal_conversation
+                and planned.reaches_goal((goal_effects or {}).get(variant_key or "", 1.0))):
+            _request_json(f"{base}/api/v1/agents/{agent_id}/events", api_key, {
+                "visitor_id": planned.visitor_id, "conversation_id": conversation.external_id, "name": goal,
+                "occurred_at": conversation.messages[-1].sent_at.isoformat(),
+                "event_id": f"{conversation.external_id}-{goal}"})
+            goals += 1
+    return variant_key, sent, leads, goals
 
 
 def _simulate_http(base: str, api_key: str, agent_id: int, visitors: int, days: float, effects: dict[str, float],
-                   seed: int | None, concurrency: int) -> None:
+                   seed: int | None, concurrency: int, goal: str | None = None,
+                   goal_effects: dict[str, float] | None = None) -> None:
     base = base.rstrip("/")
     # Before any traffic: the server answers, takes the key and knows the agent (this read never assigns).
     _request_json(f"{base}/api/v1/agents/{agent_id}/visitors/simulate-check/assignment", api_key,
                   not_found=f"agent: there is no agent with id {agent_id} in the API key's workspace at {base}.")
     plans = simulation.plan_visitors(visitors, days, random.Random(seed))
     per_variant: dict[str, int] = {}
-    totals = [0, 0]
+    totals = [0, 0, 0]
     with ThreadPoolExecutor(max_workers=concurrency) as pool, \
             click.progressbar(length=visitors, label="Visitors over HTTP") as bar:
-        for variant_key, sent, leads in pool.map(
-                lambda planned: _send_visitor(base, api_key, agent_id, planned, effects), plans):
+        for variant_key, sent, leads, goals in pool.map(
+                lambda planned: _send_visitor(base, api_key, agent_id, planned, effects, goal, goal_effects), plans):
             per_variant[variant_key or "(none)"] = per_variant.get(variant_key or "(none)", 0) + 1
             totals[0] += sent
             totals[1] += leads
+            totals[2] += goals
             bar.update(1)
-    click.echo(f"Sent {visitors} visitors, {totals[0]} messages, {totals[1]} leads over HTTP.")
+    click.echo(f"Sent {visitors} visitors, {totals[0]} messages, {totals[1]} leads, {totals[2]} goal events over HTTP.")
     click.echo("Visitors per variant: " + ", ".join(f"{k}={n}" for k, n in sorted(per_variant.items())))
 
 
@@ -267,6 +278,10 @@ def _simulate_http(base: str, api_key: str, agent_id: int, visitors: int, days: 
               help="Spread timestamps over the past D days.")
 @click.option("--effect", "effects", multiple=True, metavar="KEY=FACTOR",
               help="Multiply the lead rate of variant KEY by FACTOR (repeatable).")
+@click.option("--goal", default=simulation.DEFAULT_GOAL, show_default=True, metavar="NAME",
+              help="The goal event some visitors reach (POST …/events); '' sends none.")
+@click.option("--goal-effect", "goal_effects", multiple=True, metavar="KEY=FACTOR",
+              help="Multiply the goal rate of variant KEY by FACTOR (repeatable).")
 @click.option("--seed", type=int, default=None, help="Random seed: the same seed gives the same traffic.")
 @click.option("--via-http", "via_http", metavar="URL", default=None,
               help="Send the traffic to a running server's runtime API instead of writing in bulk.")
@@ -274,8 +289,9 @@ def _simulate_http(base: str, api_key: str, agent_id: int, visitors: int, days: 
 @click.option("--concurrency", type=click.IntRange(1, 32), default=4, show_default=True,
               help="Simultaneous visitors (with --via-http).")
 @with_appcontext
-def simulate(agent_id: int, visitors: int, days: float, effects: tuple[str, ...], seed: int | None,
-             via_http: str | None, api_key: str | None, concurrency: int) -> None:
+def simulate(agent_id: int, visitors: int, days: float, effects: tuple[str, ...], goal: str,
+             goal_effects: tuple[str, ...], seed: int | None, via_http: str | None, api_key: str | None,
+             concurrency: int) -> None:
     """Generate realistic traffic for an agent's running experiment."""
     if via_http:
         if not api_key:
@@ -290,18 +306,20 @@ def simulate(agent_id: int, visitors: int, days: float, effects: tuple[str, ...]
                                      param_hint="--via-http")
         try:
             factors = simulation.parse_effects(effects, None)
+            goal_name = simulation.parse_goal(goal)
+            goal_factors = simulation.parse_effects(goal_effects, None)
         except DomainError as error:
             _fail(error)
-        _simulate_http(via_http, api_key, agent_id, visitors, days, factors, seed, concurrency)
+        _simulate_http(via_http, api_key, agent_id, visitors, days, factors, seed, concurrency, goal_name, goal_factors)
         return
     try:
-        run = simulation.prepare_bulk(agent_id, visitors, days, effects, seed)
+        run = simulation.prepare_bulk(agent_id, visitors, days, effects, seed, goal, goal_effects)
     except DomainError as error:
         _fail(error)
     with click.progressbar(length=visitors, label="Visitors") as bar:
         summary = simulation.run_bulk(run, progress=bar.update)
     click.echo(f"Experiment {summary.experiment_id}: {summary.visitors} visitors, {summary.conversations} "
-               f"conversations, {summary.messages} messages, {summary.leads} leads.")
+               f"conversations, {summary.messages} messages, {summary.leads} leads, {summary.goals} goal events.")
     click.echo("Visitors per variant: " + ", ".join(f"{k}={n}" for k, n in sorted(summary.per_variant.items())))
 
 

@@ -84,8 +84,12 @@ def register(app: Flask) -> None:
     def http_error(error: HTTPException):
         status = error.code or 500
         if wants_json():
-            return json_error(status, error.description or error.name)
-        return error_page(status, error.description or "")
+            body, status = json_error(status, error.description or error.name)
+        else:
+            body, status = error_page(status, error.description or "")
+        # A 405 names the methods the resource takes (RFC 9110 §15.5.6), as werkzeug's own answer does.
+        allow = dict(error.get_headers()).get("Allow")
+        return (body, status, {"Allow": allow}) if allow else (body, status)
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):

@@ -424,3 +424,33 @@ class Invitation(db.Model):
 
     workspace: Mapped[Workspace] = relationship()
     invited_by: Mapped[Optional[User]] = relationship(foreign_keys=[invited_by_id])
+
+
+GOAL_NAME_MAX = 60
+
+
+class GoalEvent(db.Model):
+    """A goal the visitor reached in a conversation ("booked_demo"), reported by the runtime (SPEC §13).
+
+    It carries the conversation's stamp when it arrives; `goal:<name>` results count the distinct visitors of each
+    variant with one (`ix_goal_events_experiment_name`: the experiment's names, variants and visitors, in index order).
+    """
+
+    __tablename__ = "goal_events"
+    __table_args__ = (
+        sa.UniqueConstraint("conversation_id", "event_id"),
+        sa.Index("ix_goal_events_experiment_name", "experiment_id", "name", "variant_id", "visitor_id"),
+        sa.Index("ix_goal_events_agent_occurred", "agent_id", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(sa.ForeignKey("agents.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(sa.ForeignKey("conversations.id", ondelete="CASCADE"))
+    visitor_id: Mapped[str] = mapped_column(sa.String(200))
+    name: Mapped[str] = mapped_column(sa.String(GOAL_NAME_MAX))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    experiment_id: Mapped[Optional[int]] = mapped_column(sa.Integer)
+    variant_id: Mapped[Optional[int]] = mapped_column(sa.Integer)
+    variant_key: Mapped[Optional[str]] = mapped_column(sa.String(64))
+    # The runtime's own id of the event (or one generated), for idempotent retries, as a message's message_id.
+    event_id: Mapped[str] = mapped_column(sa.String(200))

@@ -444,3 +444,20 @@ def test_an_authorization_header_that_is_not_a_bearer_key_says_what_to_send(app,
         error(response, 401, "unauthorized")
         assert response.get_json()["error"]["message"] == message
     assert snapshot(app) == before
+
+
+@pytest.mark.parametrize("method,tail,allowed", [
+    ("GET", "messages", {"POST", "OPTIONS"}),
+    ("DELETE", "leads", {"POST", "OPTIONS"}),
+    ("POST", "visitors/v1/assignment", {"GET", "HEAD", "OPTIONS"}),
+])
+def test_a_405_names_the_allowed_methods(client, api, method, tail, allowed):
+    """RFC 9110 §15.5.6: a 405 carries Allow; the JSON error handler keeps werkzeug's."""
+    response = client.open(api.url(tail), method=method, headers=api.headers)
+    error(response, 405, "method_not_allowed")
+    assert set(response.headers["Allow"].split(", ")) == allowed
+
+
+def test_a_405_page_names_the_allowed_methods_too(client):
+    response = client.put("/login")
+    assert response.status_code == 405 and "POST" in response.headers["Allow"]

@@ -41,7 +41,8 @@ def test_demo_experiment_results_table_charts_and_csv(app, page, shot):
     assert download.suggested_filename == f"experiment-{experiment_id}-results.csv"
     rows = list(csv.DictReader(io.StringIO(open(download.path(), encoding="utf-8").read())))
     assert {r["variant_key"] for r in rows} == {"control", "treatment"}
-    assert len(rows) == 6
+    assert len(rows) == 8  # three built-in metrics and the demo's goal (booked_demo), for two variants
+    assert {r["metric"] for r in rows} >= {"lead_capture_rate", "goal:booked_demo"}
     assert all(int(r["visitors"]) > 1000 for r in rows)
 
 

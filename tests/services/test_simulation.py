@@ -2,7 +2,7 @@ import pytest
 import sqlalchemy as sa
 
 from webapp.extensions import db
-from webapp.models import Conversation, Experiment, ExperimentAssignment, Lead, Message
+from webapp.models import Conversation, Experiment, ExperimentAssignment, GoalEvent, Lead, Message
 from webapp.services.runtime import bucketing
 from webapp.services.experiments import results
 from webapp.services import simulation
@@ -48,6 +48,34 @@ def test_effect_multiplies_the_lead_rate(ctx, world):
     assert treatment["metrics"]["lead_capture_rate"]["value"] == pytest.approx(0.20, abs=0.04)
     assert treatment["metrics"]["lead_capture_rate"]["p_value"] < 0.001
     assert not out["srm"]["warning"]
+
+
+def test_the_goal_event_and_its_effect(ctx, world):
+    """SPEC §13: simulated visitors reach the goal "booked_demo" (one event at most, stamped like its conversation)
+    at the base rate times the variant's --goal-effect; leads keep their draws."""
+    experiment_id = factories.experiment(world.agent_id, weights=(1, 1), status="running")
+    summary = simulation.simulate_bulk(world.agent_id, 3000, days=14, seed=7, goal_effects=["treatment=3"])
+    assert summary.goals == count(GoalEvent) > 0
+    assert count(GoalEvent, GoalEvent.name != "booked_demo") == 0
+    per_visitor = db.session.execute(sa.select(GoalEvent.visitor_id, sa.func.count()).group_by(GoalEvent.visitor_id)
+                                     .having(sa.func.count() > 1)).all()
+    assert per_visitor == []
+    mismatched = db.session.scalar(sa.select(sa.func.count()).select_from(GoalEvent).join(Conversation).where(
+        (GoalEvent.variant_id != Conversation.variant_id) | (GoalEvent.visitor_id != Conversation.visitor_id)))
+    assert mismatched == 0
+    out = results.compute(db.session.get(Experiment, experiment_id)).as_dict()
+    control, treatment = out["variants"]
+    assert out["goals"] == ["booked_demo"]
+    assert control["metrics"]["goal:booked_demo"]["value"] == pytest.approx(0.05, abs=0.02)
+    assert treatment["metrics"]["goal:booked_demo"]["value"] == pytest.approx(0.15, abs=0.03)
+    assert treatment["metrics"]["goal:booked_demo"]["p_value"] < 0.001
+    with pytest.raises(ValidationError) as error:
+        simulation.simulate_bulk(world.agent_id, 5, seed=8, goal="Booked Demo")
+    assert "goal" in error.value.fields
+    with pytest.raises(ValidationError) as error:
+        simulation.simulate_bulk(world.agent_id, 5, seed=8, goal_effects=["nope=2"])
+    assert "goal_effect" in error.value.fields
+    assert simulation.simulate_bulk(world.agent_id, 5, seed=9, goal="").goals == 0
 
 
 def test_same_seed_twice_is_refused_and_writes_nothing(ctx, world):

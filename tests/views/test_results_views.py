@@ -37,7 +37,7 @@ def test_experiment_of_another_agent_is_404(client, auth, app, world, experiment
 def test_json_export_shape(client, auth, world, experiment_id):
     auth.login("editor@acme.test")
     body = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results.json").get_json()
-    assert set(body) == {"experiment", "analysis", "plan", "srm", "variants"}
+    assert set(body) == {"experiment", "analysis", "plan", "srm", "goals", "variants"} and body["goals"] == []
     assert body["experiment"]["name"] == "Persona test" and body["experiment"]["status"] == "running"
     assert set(body["srm"]) == {"p_value", "warning"}
     control, treatment = body["variants"]
@@ -330,3 +330,23 @@ def test_the_lead_capture_rate_shows_its_own_counts(app, client, auth, world):
                         table)
     assert counts == ["1 / 1"]  # the control, without visitors, has no rate ("—") and no counts
     assert "100.0%" in table
+
+
+def test_goals_section_lists_each_goal_with_its_counts(app, client, auth, world, experiment_id):
+    from tests.services.experiments.test_goals import add_events
+
+    auth.login("editor@acme.test")
+    url = f"/agents/{world.agent_id}/experiments/{experiment_id}/results"
+    empty = client.get(url).get_data(as_text=True)
+    assert "<h2 class=\"goals-title\">Goals</h2>" in empty and "No goal events yet." in empty
+    with app.app_context():
+        truth = add_events(world.agent_id, experiment_id, {"booked_demo": (0.2, 0.6)})
+        variant_ids = [v.id for v in db.session.get(Experiment, experiment_id).variants]
+        db.session.remove()
+    text = client.get(url).get_data(as_text=True)
+    goals = text[text.index('class="goals-title"'):]
+    assert '<h3 class="metric-title">“booked_demo” goal rate <span class="muted">· secondary' in goals and 'data-metric="goal:booked_demo"' in goals
+    counts = re.findall(r'title="visitors with the event / visitors">(\d+) / (\d+)<', goals)
+    assert counts == [(str(truth["booked_demo"][v]), "40") for v in variant_ids]
+    exported = client.get(url + ".csv").get_data(as_text=True)
+    assert exported.count(",goal:booked_demo,") == 2

@@ -61,6 +61,12 @@ def post_lead(agent_id: int):
     return jsonify(result.body), 200 if result.replayed else 201
 
 
+@bp.post("/agents/<int:agent_id>/events")
+def post_event(agent_id: int):
+    result = runtime.report_event(g.token, agent_id, body_or_401(agent_id))
+    return jsonify(result.body), 200 if result.replayed else 201
+
+
 @bp.get("/agents/<int:agent_id>/conversations/<runtime_id:conversation_id>/persona", merge_slashes=False)
 def conversation_persona(agent_id: int, conversation_id: str):
     return jsonify(runtime.conversation_persona(g.token, agent_id, conversation_id))

@@ -17,14 +17,15 @@ from webapp import authz
 from webapp.errors import error_page
 from webapp.extensions import db
 from webapp.models import EXPERIMENT_KINDS, Experiment
-from webapp.services.experiments import analysis, experiments, metrics
+from webapp.services.experiments import analysis, configs, experiments, metrics
 from webapp.services.experiments import results as results_service
 from webapp.services.errors import Conflict, ValidationError
 from webapp.views import agent_view, hx_redirect, is_htmx_fragment_request, render
 
 bp = Blueprint("experiments", __name__, url_prefix="/agents")
 
-VARIANT_FIELD = re.compile(r"^variants-(\d+)-(key|name|weight|config|persona_name|persona_tone)$")
+TYPED_FIELDS = ("persona_name", "persona_tone", *configs.ALL_FORM_FIELDS)
+VARIANT_FIELD = re.compile(rf"^variants-(\d+)-(key|name|weight|config|{'|'.join(TYPED_FIELDS)})$")
 CONFIRMATIONS = ("start", "delete")
 
 
@@ -35,9 +36,18 @@ def _row(variant: dict[str, Any]) -> dict[str, Any]:
     """A form row from a service-shaped variant (config as a dict)."""
     config = variant.get("config") or {}
     persona = config.get("persona") if isinstance(config.get("persona"), dict) else {}
-    return {"key": variant["key"], "name": variant["name"], "weight": str(variant["weight"]),
-            "config": json.dumps(config, ensure_ascii=False), "persona_name": persona.get("name", ""),
-            "persona_tone": persona.get("tone", "")}
+    row = {"key": variant["key"], "name": variant["name"], "weight": str(variant["weight"]),
+           "config": json.dumps(config, ensure_ascii=False), "persona_name": persona.get("name", ""),
+           "persona_tone": persona.get("tone", "")}
+    for kind, keys in configs.BLOCK_KEYS.items():
+        block = config.get(kind) if isinstance(config.get(kind), dict) else {}
+        row.update({f"{kind}_{key}": _field_text(block.get(key)) for key in keys})
+    return row
+
+
+def _field_text(value: Any) -> str:
+    """A typed config value as its form field shows it (a number as digits; absent: blank)."""
+    return "" if value is None else str(value)
 
 
 def _posted_rows(form: MultiDict) -> list[dict[str, Any]] | None:
@@ -50,8 +60,8 @@ def _posted_rows(form: MultiDict) -> list[dict[str, Any]] | None:
     if not rows:
         return None
     return [{"key": r.get("key", ""), "name": r.get("name", ""), "weight": r.get("weight", ""),
-             "config": r.get("config", ""), "persona_name": r.get("persona_name"),
-             "persona_tone": r.get("persona_tone")} for _, r in sorted(rows.items())]
+             "config": r.get("config", ""), **{field: r.get(field) for field in TYPED_FIELDS}}
+            for _, r in sorted(rows.items())]
 
 
 def _posted(form: MultiDict) -> dict[str, Any]:
@@ -69,21 +79,26 @@ def _posted(form: MultiDict) -> dict[str, Any]:
 def _config_for_kind(row: dict[str, Any], kind: str) -> str:
     """A row's config JSON once the form's kind changed (bad JSON stays as typed).
 
-    Away from persona the persona block is dropped; the name and tone fields stay in the form, hidden, so that
-    switching back to persona folds what was typed there into the JSON again."""
+    The typed blocks of the other kinds (persona, cta, trigger) are dropped; their fields stay in the form, hidden,
+    so that switching back folds what was typed there into the JSON again."""
     config = experiments.config_object(row["config"])
     if config is None:
         return row["config"]
+    before = dict(config)
+    for other in ("persona", *configs.BLOCK_KEYS):
+        if other != kind:
+            config.pop(other, None)
     if kind == "persona":
         typed = {field: row[f"persona_{field}"] for field in ("name", "tone")
                  if (row.get(f"persona_{field}") or "").strip()}
-        if not typed:
-            return row["config"]
-        persona = config.get("persona") if isinstance(config.get("persona"), dict) else {}
-        config["persona"] = {**persona, **typed}
-    elif "persona" in config:
-        del config["persona"]
-    else:
+        if typed:
+            persona = config.get("persona") if isinstance(config.get("persona"), dict) else {}
+            config["persona"] = {**persona, **typed}
+    elif kind in configs.BLOCK_KEYS:
+        block = configs.merged_block(kind, config, row)
+        if block is not None:
+            config[kind] = block
+    if config == before:
         return row["config"]
     return json.dumps(config, ensure_ascii=False)
 

@@ -98,7 +98,7 @@ def test_sticky_within_a_conversation_after_delete(rt, world):
 
     later = rt.message("c1", visitor)
     assert later["experiment"] == {"id": exp, "name": None, "kind": None}
-    assert later["variant"] == {"id": first["variant"]["id"], "key": "treatment", "name": None}
+    assert later["variant"] == {"id": first["variant"]["id"], "key": "treatment", "name": None, "config": None}
     assert later["persona"] == {"name": "Sam", "tone": "friendly"}  # the variant no longer exists
     assert conversation("c1").experiment_id == exp
     assert set(db.session.scalars(sa.select(Message.variant_id))) == {first["variant"]["id"]}

@@ -56,14 +56,14 @@ def test_step_1_a_stamped_conversation_keeps_its_variant():
     assert write.assignment is None and write.conversation is None
     assert write.touch.stamp == TREATMENT and write.touch.was_stamped
     assert write.message.variant_id == TREATMENT.variant_id
-    assert reply(write)["variant"] == {"id": 102, "key": "treatment", "name": "Treatment"}
+    assert reply(write)["variant"] == {"id": 102, "key": "treatment", "name": "Treatment", "config": TREATMENT.config}
 
 
 def test_step_1_a_deleted_experiments_stamp_answers_without_names_and_on_the_defaults():
     deleted = Arm(EXPERIMENT, 102, "treatment")  # what the store reads once the variant row is gone
     body = reply(rules.decide_message(State(AGENT, (), stored(deleted)), report()))
     assert body["experiment"] == {"id": EXPERIMENT, "name": None, "kind": None}
-    assert body["variant"] == {"id": 102, "key": "treatment", "name": None}
+    assert body["variant"] == {"id": 102, "key": "treatment", "name": None, "config": None}
     assert body["persona"] == {"name": "Sam", "tone": "friendly"}
 
 
@@ -184,7 +184,7 @@ def test_the_reply_names_the_conversation_the_message_and_the_effective_persona(
     body = reply(write)
     assert body == {"conversation_id": "c1", "message_id": "m-9",
                     "experiment": {"id": EXPERIMENT, "name": "Exp", "kind": "persona"},
-                    "variant": {"id": 101, "key": "control", "name": "Control"},
+                    "variant": {"id": 101, "key": "control", "name": "Control", "config": CONTROL.config},
                     "persona": {"name": "Aria", "tone": "warm"},
                     "system_prompt": "You are Aria, the assistant of Acme. Tone: warm.\nBe brief."}
     assert write.message.client_message_id == "m-9"
@@ -236,7 +236,8 @@ def test_a_lead_key_replays_the_same_fields_and_refuses_others():
 
 
 def test_the_lead_answer_names_the_stamps_variant():
-    assert rules.lead_json(5, CONTROL) == {"lead_id": 5, "variant": {"id": 101, "key": "control", "name": "Control"}}
+    assert rules.lead_json(5, CONTROL) == {"lead_id": 5, "variant": {"id": 101, "key": "control", "name": "Control",
+                                                                   "config": CONTROL.config}}
     assert rules.lead_json(5, None) == {"lead_id": 5, "variant": None}
 
 
@@ -295,3 +296,20 @@ def test_parse_path_id_refuses_bytes_that_were_not_utf8_with_a_400():
 def test_agent_ids_beyond_integer_range_match_nothing():
     assert rules.agent_id_in_range(2**31) is None and rules.agent_id_in_range(0) is None
     assert rules.agent_id_in_range(5) == 5
+
+
+CTA = Arm(EXPERIMENT, 103, "cta", "Exp", "cta", "Book", {"cta": {"label": "Book a demo", "url": "https://a.test/d",
+                                                                 "prompt": "book a demo"}})
+
+
+def test_a_cta_variant_delivers_its_config_and_its_prompt_line():
+    """SPEC §13: variant.config in the answer; the CTA prompt appended to the system prompt as a line."""
+    body = rules.stamp_json(AGENT, CTA)
+    assert body["variant"]["config"] == CTA.config
+    assert body["system_prompt"].endswith(
+        "\nWhen it fits the conversation, invite the visitor to: book a demo (Book a demo: https://a.test/d)")
+    assert body["persona"] == rules.stamp_json(AGENT, None)["persona"]  # nothing else changes
+    no_prompt = Arm(EXPERIMENT, 103, "cta", "Exp", "cta", "Book", {"cta": {"label": "Go", "url": "https://a.test"}})
+    assert rules.stamp_json(AGENT, no_prompt)["system_prompt"] == rules.stamp_json(AGENT, None)["system_prompt"]
+    trigger = Arm(EXPERIMENT, 104, "t", "Exp", "trigger", "T", {"trigger": {"on": "load"}, "cta": CTA.config["cta"]})
+    assert rules.stamp_json(AGENT, trigger)["system_prompt"] == rules.stamp_json(AGENT, None)["system_prompt"]

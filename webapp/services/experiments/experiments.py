@@ -4,8 +4,10 @@ Input of `create_experiment` / `update_experiment` is a dict with `name`, `kind`
 `variants`: a list of dicts with `key`, `name`, `weight` (int or digit string) and `config` (a dict
 or a JSON string). Persona experiments may also give `persona_name` / `persona_tone` per variant:
 when non-empty they win over `config["persona"]["name"/"tone"]`, so a form can offer plain fields
-and the raw JSON side by side. Field errors are keyed like the form: `variants-<index>-<field>`.
-The analysis settings (SPEC §10.1) come in the same dict under the names of `analysis.FIELDS`.
+and the raw JSON side by side; CTA and trigger experiments likewise `cta_label`, `cta_url`, `cta_prompt`,
+`trigger_on`, `trigger_seconds`, `trigger_percent`, `trigger_opening_message` (`configs`). Field errors are keyed
+like the form: `variants-<index>-<field>`. The analysis settings (SPEC §10.1) come in the same dict under the names of
+`analysis.FIELDS`.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import sqlalchemy as sa
 from webapp import authz
 from webapp.extensions import db
 from webapp.models import EXPERIMENT_KINDS, Agent, AuditEvent, Experiment, ExperimentAssignment, Variant, utcnow
+from webapp.services.experiments import configs
 from webapp.services.workspace import audit
 from webapp.services import validation
 from webapp.services.experiments import analysis
@@ -317,6 +320,8 @@ def _clean_variants(kind: str, variants: Any, errors: dict[str, str]) -> list[di
             config = dict(config)
             if kind == "persona":
                 _persona(config, variant, prefix, errors)
+            else:
+                configs.clean_typed_block(kind, config, variant, prefix, errors)
             size = len(json.dumps(config, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
             if size > CONFIG_MAX_BYTES:
                 errors[f"{prefix}-config"] = f"Config must be at most 8 KB of JSON (got {size:,} bytes)."
@@ -526,7 +531,7 @@ def promote_variant(actor_id: int, agent_id: int, experiment_id: int, variant_ke
     """Copy a persona variant into the agent's defaults and stop the experiment, in one transaction."""
     experiment = experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
     if experiment.kind != "persona":
-        raise Conflict("Only persona experiments can be promoted: CTA and trigger variants change nothing at runtime.")
+        raise Conflict("Only persona experiments can be promoted: a CTA or trigger variant has no persona to copy.")
     if experiment.status == "draft":
         raise Conflict("Start the experiment before promoting one of its variants.")
     variant = next((v for v in experiment.variants if v.key == variant_key), None)

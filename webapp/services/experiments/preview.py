@@ -79,4 +79,5 @@ def preview(actor_id: int, agent_id: int, experiment_id: int, visitor_id: Any) -
     persona = effective_persona(agent.persona_name, agent.persona_tone, experiment.kind, variant.config)
     return replace(shell, visitor_id=visitor_id, variant=variant, from_existing_assignment=existing is not None,
                    bucket_value=h, persona=persona,
-                   system_prompt=system_prompt(persona, agent.workspace.name, agent.instructions))
+                   system_prompt=system_prompt(persona, agent.workspace.name, agent.instructions, experiment.kind,
+                                               variant.config))

@@ -17,11 +17,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from webapp.extensions import db
-from webapp.models import Conversation, Experiment, ExperimentAssignment, Lead, Message, Variant, utcnow
+from webapp.models import Conversation, Experiment, ExperimentAssignment, GoalEvent, Lead, Message, Variant, utcnow
 from webapp.services.experiments import analysis, plan as plans, stats
 from webapp.services.experiments.experiments import experiment_for, typed_weight
 from webapp.services.workspace.agents import agent_for
-from webapp.services.experiments.metrics import METRICS, experiment_metrics
+from webapp.services.experiments.metrics import METRICS, experiment_metrics, goal_name
 # Every metric is non-negative, so a relative change cannot fall below −100%; the normal approximation's lower
 # bound can, and is shown clamped there (the exports keep the computed bound).
 LOWEST_LIFT = -1.0
@@ -42,8 +42,16 @@ class VariantTotals:
     seconds_x_conversations: float = 0
     converted: float = 0
     leads: int = 0
+    goals: dict[str, int] = field(default_factory=dict)  # event name → visitors with ≥ 1 such event (SPEC §13)
+
+    def reached(self, metric: str) -> int:
+        """A proportion metric's numerator: visitors with a lead, or with the goal's event."""
+        goal = goal_name(metric)
+        return self.goals.get(goal, 0) if goal else int(self.converted)
 
     def stat(self, metric: str) -> stats.Stat:
+        if goal_name(metric):
+            return stats.ProportionStat(self.n, self.reached(metric))
         if metric == "messages_per_conversation":
             return stats.RatioStat(self.n, self.messages, self.messages_sq, self.conversations,
                                    self.conversations_sq, self.messages_x_conversations)
@@ -53,8 +61,8 @@ class VariantTotals:
         return stats.ProportionStat(self.n, self.converted)
 
     def value(self, metric: str) -> float | None:
-        if metric == "lead_capture_rate":
-            return self.converted / self.n if self.n else None
+        if metric == "lead_capture_rate" or goal_name(metric):
+            return self.reached(metric) / self.n if self.n else None
         denominator = self.conversations
         numerator = self.messages if metric == "messages_per_conversation" else self.seconds
         return numerator / denominator if denominator else None
@@ -133,6 +141,15 @@ class Results:
         return self.settings.primary_metric
 
     @property
+    def goals(self) -> list[str]:
+        """The experiment's goal metrics' event names (SPEC §13), in the order the results show them."""
+        return [meta["goal"] for meta in self.metrics.values() if meta.get("goal")]
+
+    @property
+    def goal_metrics(self) -> list[str]:
+        return [key for key, meta in self.metrics.items() if meta.get("goal")]
+
+    @property
     def ordered_metrics(self) -> dict[str, dict[str, Any]]:
         """The metrics as the page shows them: the primary one first, then the secondary ones."""
         primary = {k: v for k, v in self.metrics.items() if k == self.primary_metric}
@@ -193,19 +210,21 @@ class Results:
     def _reason(self, arm: Variant, metric: str, code: str) -> str:
         """Why a variant has no lift, CI or p-value, in words (stats.shortfall's code about `arm`)."""
         totals, label = self.totals[arm.id], self.metrics[metric]["label"].lower()
-        lead_rate = metric == "lead_capture_rate"
+        goal = goal_name(metric)
+        lead_rate = metric == "lead_capture_rate" or goal is not None
+        reached = f"reached the goal “{goal}”" if goal else "left a lead"
         if code == stats.FEW_UNITS:
             return (f"{arm.name} has {totals.n} visitor{'' if totals.n == 1 else 's'}; "
                     f"a comparison needs at least {stats.MIN_UNITS} in every arm.")
         if code == stats.NO_DENOMINATOR:
             return f"{arm.name} has no conversations yet."
         if code == stats.ZERO_BASELINE:
-            what = "no visitor has left a lead" if lead_rate else f"the {label} is 0"
+            what = f"no visitor has {reached}" if lead_rate else f"the {label} is 0"
             return f"In {arm.name} {what}: a relative change from 0 is undefined."
         if lead_rate:
-            everyone = totals.converted == totals.n
-            return (f"{'Every' if everyone else 'No'} visitor of {arm.name} has left a lead "
-                    f"({int(totals.converted):,} of {totals.n:,}): without variation there is nothing to test against.")
+            everyone = totals.reached(metric) == totals.n
+            return (f"{'Every' if everyone else 'No'} visitor of {arm.name} has {reached} "
+                    f"({totals.reached(metric):,} of {totals.n:,}): without variation there is nothing to test against.")
         return (f"Every visitor of {arm.name} has the same {label}: "
                 "without variation there is nothing to test against.")
 
@@ -351,6 +370,7 @@ class Results:
             "analysis": self.analysis_dict(),
             "plan": self.plan.as_dict() if self.plan else None,
             "srm": {"p_value": self.srm_p_value, "warning": self.srm_warning},
+            "goals": self.goals,
             "variants": [{
                 "id": v.id, "key": v.key, "name": v.name, "weight": v.weight, "is_control": v.position == 0,
                 "visitors": self.totals[v.id].n,
@@ -358,6 +378,7 @@ class Results:
                 "visitor_messages": int(self.totals[v.id].messages),
                 "leads": self.totals[v.id].leads,
                 "converted_visitors": int(self.totals[v.id].converted),
+                "goal_visitors": {name: self.totals[v.id].goals.get(name, 0) for name in self.goals},
                 "metrics": {m: self.metric(v, m) for m in self.metrics},
                 "decision": decisions[v.id].as_dict() if v.id in decisions else None,
             } for v in self.variants],
@@ -467,7 +488,23 @@ def per_variant_totals(experiment_id: int) -> dict[int, VariantTotals]:
     for variant_id, *sums, lead_count in moments:
         totals[variant_id] = VariantTotals(int(visitors.get(variant_id, 0)), *(float(x or 0) for x in sums),
                                            leads=int(lead_count or 0))
+    for variant_id, goals in goal_visitors(experiment_id).items():
+        if variant_id in totals:
+            totals[variant_id].goals = goals
     return totals
+
+
+def goal_visitors(experiment_id: int) -> dict[int, dict[str, int]]:
+    """Per variant and event name: the visitors with at least one such event in a stamped conversation, counted in
+    SQL over the (experiment_id, name, variant_id, visitor_id) index."""
+    rows = db.session.execute(
+        sa.select(GoalEvent.variant_id, GoalEvent.name, sa.func.count(sa.distinct(GoalEvent.visitor_id)))
+        .where(GoalEvent.experiment_id == experiment_id, GoalEvent.variant_id.is_not(None))
+        .group_by(GoalEvent.name, GoalEvent.variant_id))
+    counts: dict[int, dict[str, int]] = {}
+    for variant_id, name, visitors in rows:
+        counts.setdefault(variant_id, {})[name] = int(visitors)
+    return counts
 
 
 def _moments(per_visitor: sa.Subquery) -> list[Any]:

@@ -96,6 +96,16 @@ class EarlierLead:
 
 
 @dataclass(frozen=True)
+class EarlierEvent:
+    """The conversation's goal event with the client's event_id; `stamped`: it carried the conversation's stamp
+    (a stamp never changes once set, so an unstamped event is one that came before the first assignment)."""
+
+    name: str
+    occurred_at: datetime
+    stamped: bool
+
+
+@dataclass(frozen=True)
 class Assigned:
     """The visitor's durable row in the active experiment (step 3)."""
 
@@ -114,6 +124,7 @@ class State:
     assigned: Assigned | None = None
     earlier_message: EarlierMessage | None = None
     earlier_lead: EarlierLead | None = None
+    earlier_event: EarlierEvent | None = None
 
 
 # --- Reports -----------------------------------------------------------------------------------------------------
@@ -139,6 +150,19 @@ class LeadReport:
     fields: dict[str, Any]
     captured_at: datetime
     idempotency_key: str | None
+
+
+@dataclass(frozen=True)
+class EventReport:
+    """A validated POST …/events body; `event_id` the client's idempotency key (None: none sent), `new_event_id`
+    the id a first delivery is recorded and answered with."""
+
+    visitor_id: str
+    external_id: str
+    name: str
+    occurred_at: datetime
+    event_id: str | None
+    new_event_id: str
 
 
 def _ids(data: dict[str, Any], errors: dict[str, str]) -> tuple[str, str]:
@@ -183,6 +207,19 @@ def parse_lead(data: dict[str, Any], now: datetime) -> LeadReport:
     if errors:
         raise ValidationError(errors)
     return LeadReport(visitor_id, external_id, fields, captured_at, key)
+
+
+def parse_event(data: dict[str, Any], now: datetime) -> EventReport:
+    """Validate a goal event body (SPEC §13); ValidationError names every bad field. `occurred_at` defaults to
+    `now`."""
+    errors: dict[str, str] = {}
+    visitor_id, external_id = _ids(data, errors)
+    name = validation.goal_name(data.get("name"), "name", errors)
+    occurred_at = validation.timestamp(data.get("occurred_at"), "occurred_at", errors, now) or now
+    event_id = validation.optional_opaque_id(data, "event_id", errors)
+    if errors:
+        raise ValidationError(errors)
+    return EventReport(visitor_id, external_id, name, occurred_at, event_id, event_id or uuid.uuid4().hex)
 
 
 def parse_path_id(value: str, field: str) -> str:
@@ -270,18 +307,19 @@ def experiment_json(arm: Arm | None) -> dict[str, Any] | None:
 
 
 def variant_json(arm: Arm | None) -> dict[str, Any] | None:
-    """`{id, key, name}` of the stamp; name is null once the experiment has been deleted."""
+    """`{id, key, name, config}` of the stamp; name and config are null once the experiment has been deleted. The
+    config lets the widget apply a CTA or a trigger (SPEC §13)."""
     if arm is None:
         return None
-    return {"id": arm.variant_id, "key": arm.variant_key, "name": arm.variant_name}
+    return {"id": arm.variant_id, "key": arm.variant_key, "name": arm.variant_name, "config": arm.config}
 
 
 def persona_json(agent: Agent, arm: Arm | None) -> dict[str, Any]:
     """The effective persona (SPEC §4) and the system prompt built from it."""
-    persona = effective_persona(agent.persona_name, agent.persona_tone, arm.kind if arm else None,
-                                arm.config if arm else None)
+    kind, config = (arm.kind, arm.config) if arm else (None, None)
+    persona = effective_persona(agent.persona_name, agent.persona_tone, kind, config)
     return {"persona": {"name": persona.name, "tone": persona.tone},
-            "system_prompt": system_prompt(persona, agent.workspace_name, agent.instructions)}
+            "system_prompt": system_prompt(persona, agent.workspace_name, agent.instructions, kind, config)}
 
 
 def stamp_json(agent: Agent, arm: Arm | None) -> dict[str, Any]:
@@ -453,6 +491,47 @@ def decide_lead(state: State, report: LeadReport) -> LeadReplay | LeadWrite:
 
 def lead_json(lead_id: int, stamp: Arm | None) -> dict[str, Any]:
     return {"lead_id": lead_id, "variant": variant_json(stamp)}
+
+
+@dataclass(frozen=True)
+class EventWrite:
+    """A new goal event, carrying the conversation's stamp as it is now."""
+
+    conversation_id: int
+    agent_id: int
+    visitor_id: str
+    name: str
+    occurred_at: datetime
+    stamp: Arm | None
+    event_id: str
+
+
+@dataclass(frozen=True)
+class EventReplay:
+    answer: dict[str, Any]
+
+
+def decide_event(state: State, report: EventReport) -> EventReplay | EventWrite:
+    """A goal event of an existing conversation of the visitor (404, 409), carrying its stamp; a retry with the
+    same event_id and name answers the first event (its time and stamp), the same event_id for another goal is a
+    409 naming it (`occurred_at` is not compared, as for messages: a retry that omits it gets a new default)."""
+    conversation = existing_conversation(state, report.external_id, report.visitor_id)
+    earlier = state.earlier_event
+    if earlier is not None:
+        if earlier.name != report.name:
+            raise Conflict(f"event_id '{report.event_id}' was already used in conversation '{report.external_id}' "
+                           f"for the goal '{earlier.name}'.",
+                           {"event_id": "Already used in this conversation for another goal: send a new event_id for "
+                                        "a new event."})
+        return EventReplay(event_json(report.external_id, report.new_event_id, earlier.name, earlier.occurred_at,
+                                      conversation.stamp if earlier.stamped else None))
+    return EventWrite(conversation.id, state.agent.id, report.visitor_id, report.name, report.occurred_at,
+                      conversation.stamp, report.new_event_id)
+
+
+def event_json(external_id: str, event_id: str, name: str, occurred_at: datetime, stamp: Arm | None) -> dict[str, Any]:
+    return {"event_id": event_id, "conversation_id": external_id, "name": name,
+            "occurred_at": occurred_at.isoformat(), "variant": variant_json(stamp)}
 
 
 def persona_answer(state: State, external_id: str) -> dict[str, Any]:

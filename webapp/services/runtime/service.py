@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from webapp.models import utcnow
 from webapp.services.errors import Conflict, DomainError
 from webapp.services.runtime import rules, store
-from webapp.services.runtime.rules import Access, LeadReplay, Replay, State
+from webapp.services.runtime.rules import Access, EventReplay, LeadReplay, Replay, State
 from webapp.services.runtime.store import Caller, Store
 
 ROUNDS = 4  # a lost race leaves the winner's row for the next read, so a second round ends it; 4 bounds bad luck
@@ -40,6 +40,9 @@ class MessageResult:
 class LeadResult:
     body: dict[str, Any]
     replayed: bool
+
+
+EventResult = LeadResult  # an answer as a dict, and whether it replays the first one
 
 
 def _read(db: Store, kind: str, caller: Caller, agent_id: int, **lookup: Any) -> State:
@@ -138,6 +141,34 @@ def _lead(caller: Caller, agent_id: int, data: dict[str, Any]) -> LeadResult:
             lead_id = db.write_lead(decision)
             if lead_id is not None:
                 return LeadResult(rules.lead_json(lead_id, stamp), False)
+    raise _lost_races()
+
+
+# --- goal events (SPEC §13) -------------------------------------------------------------------------------------------
+
+def report_event(token: str | None, agent_id: int, data: dict[str, Any]) -> EventResult:
+    """POST …/events with a bearer token."""
+    return _event(Caller(token=token), agent_id, data)
+
+
+def record_event(workspace_id: int, agent_id: int, data: dict[str, Any]) -> EventResult:
+    """POST …/events for a trusted in-process caller acting for a workspace (tests, CLI)."""
+    return _event(Caller(workspace_id=workspace_id), agent_id, data)
+
+
+def _event(caller: Caller, agent_id: int, data: dict[str, Any]) -> EventResult:
+    """Record a goal event of an existing conversation of the visitor; it carries the conversation's stamp. With an
+    `event_id`, a retry of the same goal answers the first event and writes nothing."""
+    report = _parsed(caller, agent_id, lambda: rules.parse_event(data, utcnow()))
+    with store.connect() as db:
+        for _ in range(ROUNDS):
+            state = _read(db, "event", caller, agent_id, external_id=report.external_id, event_id=report.event_id)
+            decision = rules.decide_event(state, report)
+            if isinstance(decision, EventReplay):
+                return EventResult(decision.answer, True)
+            if db.write_event(decision) is not None:
+                return EventResult(rules.event_json(report.external_id, decision.event_id, decision.name,
+                                                    decision.occurred_at, decision.stamp), False)
     raise _lost_races()
 
 

@@ -21,14 +21,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from webapp.models import (Agent, ApiKey, Conversation, Experiment, ExperimentAssignment, Lead, Message, UTCDateTime,
-                           Variant, Workspace, seconds_between)
+from webapp.models import (Agent, ApiKey, Conversation, Experiment, ExperimentAssignment, GoalEvent, Lead, Message,
+                           UTCDateTime, Variant, Workspace, seconds_between)
 from webapp.services.experiments.experiments import active_experiment_query
 from webapp.services.workspace.api_keys import TOUCH as TOUCH_KEY
 
 K, AG, W = ApiKey.__table__.c, Agent.__table__.c, Workspace.__table__.c
 E, V, A = Experiment.__table__.c, Variant.__table__.c, ExperimentAssignment.__table__.c
-C, M, L = Conversation.__table__.c, Message.__table__.c, Lead.__table__.c
+C, M, L, G = Conversation.__table__.c, Message.__table__.c, Lead.__table__.c, GoalEvent.__table__.c
 
 # The active experiment's arms (SPEC §3: running, latest started), one row each.
 ARMS = (
@@ -99,6 +99,14 @@ def with_earlier_lead(select: sa.Select) -> sa.Select:
                                                L.idempotency_key == sa.bindparam("idempotency_key"))))
 
 
+def with_earlier_event(select: sa.Select) -> sa.Select:
+    """The conversation's goal event with the client's `event_id`."""
+    return (select.add_columns(G.name.label("earlier_event_name"), G.occurred_at.label("earlier_event_at"),
+                               G.variant_id.label("earlier_event_variant_id"))
+            .outerjoin(GoalEvent.__table__, sa.and_(G.conversation_id == C.id,
+                                                    G.event_id == sa.bindparam("event_id"))))
+
+
 def with_assignment(select: sa.Select) -> sa.Select:
     """The visitor's assignment row in the active experiment (step 3)."""
     return (select.add_columns(A.variant_id.label("assigned_variant_id"), A.variant_key.label("assigned_variant_key"),
@@ -112,11 +120,12 @@ READS = {
     "auth": (),
     "message": (with_conversation, with_earlier_message, with_assignment),
     "lead": (with_conversation, with_earlier_lead),
+    "event": (with_conversation, with_earlier_event),
     "persona": (with_conversation,),
     "assignment": (with_assignment,),
 }
 JSON_COLUMNS = {"arm_config", "stamp_config", "earlier_lead_fields"}  # earlier_reply stays text
-TIME_COLUMNS = {"revoked_at", "last_used_at", "assigned_at"}
+TIME_COLUMNS = {"revoked_at", "last_used_at", "assigned_at", "earlier_event_at"}
 
 
 # --- Writes ---------------------------------------------------------------------------------------------------------
@@ -127,8 +136,11 @@ CONVERSATION_COLUMNS = ["agent_id", "external_id", "visitor_id", "experiment_id"
 MESSAGE_COLUMNS = ["conversation_id", "role", "text", "sent_at", "variant_id", "client_message_id", "response"]
 LEAD_COLUMNS = ["agent_id", "conversation_id", "visitor_id", "fields", "captured_at", "experiment_id", "variant_id",
                 "variant_key", "idempotency_key"]
+EVENT_COLUMNS = ["agent_id", "conversation_id", "visitor_id", "name", "occurred_at", "experiment_id", "variant_id",
+                 "variant_key", "event_id"]
 UNIQUE = {"experiment_assignments": ["experiment_id", "visitor_id"], "conversations": ["agent_id", "external_id"],
-          "messages": ["conversation_id", "client_message_id"], "leads": ["conversation_id", "idempotency_key"]}
+          "messages": ["conversation_id", "client_message_id"], "leads": ["conversation_id", "idempotency_key"],
+          "goal_events": ["conversation_id", "event_id"]}
 
 _AT = sa.bindparam("sent_at", type_=UTCDateTime())
 _STARTED = sa.case((C.started_at > _AT, _AT), else_=C.started_at)
@@ -257,7 +269,10 @@ SQLITE_INSERTS = {
     "conversation": _sqlite_insert("conversations", CONVERSATION_COLUMNS),
     "message": _sqlite_insert("messages", MESSAGE_COLUMNS),
     "lead": _sqlite_insert("leads", LEAD_COLUMNS),
+    "event": _sqlite_insert("goal_events", EVENT_COLUMNS),
 }
+# PostgreSQL: a goal event is one insert, on the autocommit connection.
+POSTGRES_EVENT_INSERT = Compiled(insert(GoalEvent.__table__, "postgresql"), EVENT_COLUMNS)
 COMPILED_TOUCH, COMPILED_COUNT_LEAD, COMPILED_TOUCH_KEY = Compiled(TOUCH), Compiled(COUNT_LEAD), Compiled(TOUCH_KEY)
 
 

@@ -19,8 +19,9 @@ from typing import Any, Iterator
 from webapp.extensions import db
 from webapp.models import UTCDateTime, json_text
 from webapp.services.runtime import statements, wal_checkpoint
-from webapp.services.runtime.rules import (Access, Agent, Arm, Assigned, EarlierLead, EarlierMessage, Key, LeadWrite,
-                                           MessageWrite, Option, State, StoredConversation)
+from webapp.services.runtime.rules import (Access, Agent, Arm, Assigned, EarlierEvent, EarlierLead, EarlierMessage,
+                                           EventWrite, Key, LeadWrite, MessageWrite, Option, State,
+                                           StoredConversation)
 from webapp.services.workspace.api_keys import hash_key
 
 
@@ -145,6 +146,17 @@ class Store:
                 statements.COMPILED_COUNT_LEAD.execute(self.cursor, self.dialect, params)
         return lead_id
 
+    def write_event(self, write: EventWrite) -> int | None:
+        """Insert a goal event; None when its event_id is taken in the conversation (a concurrent delivery)."""
+        params = {**_stamp_params(write.stamp), "agent_id": write.agent_id, "conversation_id": write.conversation_id,
+                  "visitor_id": write.visitor_id, "name": write.name, "occurred_at": self.time(write.occurred_at),
+                  "event_id": write.event_id}
+        if self.postgres:
+            row = statements.POSTGRES_EVENT_INSERT.execute(self.cursor, self.dialect, params).fetchone()
+            return row[0] if row else None
+        with self._sqlite_transaction() as step:
+            return step("event", params)
+
     def touch_key(self, key_id: int, now: datetime) -> None:
         """Record that the key was used (rules.key_touch_due says when)."""
         params = {"key_id": key_id, "now": self.time(now)}
@@ -267,7 +279,7 @@ def _state(rows: list[Any]) -> State | None:
     options = tuple(Option(Arm(r.arm_experiment_id, r.arm_id, r.arm_key, r.arm_experiment_name, r.arm_kind,
                                r.arm_variant_name, r.arm_config), r.arm_weight)
                     for r in rows if r.arm_experiment_id is not None)
-    conversation = assigned = earlier_message = earlier_lead = None
+    conversation = assigned = earlier_message = earlier_lead = earlier_event = None
     if "conversation_id" in fields and first.conversation_id is not None:
         conversation = StoredConversation(first.conversation_id, first.conversation_visitor_id, _stamp(first))
     if "assigned_variant_id" in fields and first.assigned_variant_id is not None:
@@ -276,8 +288,11 @@ def _state(rows: list[Any]) -> State | None:
         earlier_message = EarlierMessage(first.earlier_role, first.earlier_text or "", first.earlier_reply)
     if "earlier_lead_id" in fields and first.earlier_lead_id is not None:
         earlier_lead = EarlierLead(first.earlier_lead_id, first.earlier_lead_fields)
+    if "earlier_event_name" in fields and first.earlier_event_name is not None:
+        earlier_event = EarlierEvent(first.earlier_event_name, first.earlier_event_at,
+                                     first.earlier_event_variant_id is not None)
     agent = Agent(first.agent_id, first.persona_name, first.persona_tone, first.instructions, first.workspace_name)
-    return State(agent, options, conversation, assigned, earlier_message, earlier_lead)
+    return State(agent, options, conversation, assigned, earlier_message, earlier_lead, earlier_event)
 
 
 def _stamp(row: Any) -> Arm | None:
