@@ -36,6 +36,15 @@ def seconds(name: str, value) -> int:
     return int(text)
 
 
+def proxy_count(name: str, value) -> int:
+    """How many proxies in front of the app set X-Forwarded-For: a whole number from 0 (none: the default) to 10."""
+    text = str(0 if value is None else value).strip()
+    if isinstance(value, bool) or not (text.isascii() and text.isdigit()) or int(text) > 10:
+        raise ConfigError(f"{name} must be the number of proxies in front of the app, from 0 (none) to 10; "
+                          f"got {str(value)[:40]!r}.")
+    return int(text)
+
+
 def app_env(value) -> str:
     if value not in APP_ENVS:
         raise ConfigError(f"APP_ENV must be {' or '.join(APP_ENVS)}; got {str(value)[:40]!r}.")
@@ -92,6 +101,9 @@ class Config:
     # SQLite only: after a checkpoint lets the write-ahead log start over, SQLite truncates the -wal file to this
     # size, so one large transaction (a bulk simulation, an import) does not leave a file that size behind.
     SQLITE_WAL_SIZE_LIMIT = 64 * 1024 * 1024
+    # The number of proxies in front of the app that append to X-Forwarded-For (0: none, the client's address is
+    # the connection's). Only then is the header trusted, for the login throttle's client address.
+    TRUSTED_PROXIES = os.environ.get("TRUSTED_PROXIES", "0")
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE")  # a flag: create_app makes it a bool

@@ -11,8 +11,8 @@ from wtforms.validators import DataRequired, Length
 
 from webapp.extensions import db, login_manager
 from webapp.models import User
-from webapp.services.workspace import accounts
-from webapp.views import hx_redirect, is_htmx_request
+from webapp.services.workspace import login_throttle
+from webapp.views import hx_redirect, is_htmx_request, render
 
 bp = Blueprint("auth", __name__)
 
@@ -77,7 +77,10 @@ def login():
     form = LoginForm()
     status = 200
     if form.validate_on_submit():
-        user = accounts.authenticate(form.email.data, form.password.data)
+        try:
+            user = login_throttle.authenticate(form.email.data, form.password.data, request.remote_addr)
+        except login_throttle.Throttled as throttled:
+            return _throttled(form, throttled)
         if user:
             # A new session: nothing of the one before the login (its CSRF token included) carries over, so whoever
             # planted or read that cookie cannot act as the user.
@@ -89,6 +92,14 @@ def login():
     elif form.is_submitted():
         status = 422
     return render_template("auth/login.html", form=form), status
+
+
+def _throttled(form: LoginForm, throttled: login_throttle.Throttled):
+    """429 with Retry-After, saying how long to wait: the login page, or its form for an HTMX request."""
+    form.form_errors.append(throttled.message)
+    response = render("auth/login.html", "auth/_login_form.html", 429, form=form)
+    response.headers["Retry-After"] = str(throttled.retry_after)
+    return response
 
 
 @bp.route("/logout", methods=["GET", "POST"])
