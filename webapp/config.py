@@ -88,10 +88,11 @@ class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY")
     APP_ENV = os.environ.get("APP_ENV", "development")
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL")  # None: SQLite in instance/
-    # No pre-ping (a round trip on every checkout of the hot path): connections are recycled after
-    # DATABASE_POOL_RECYCLE seconds, and on a disconnect SQLAlchemy invalidates the whole pool, so a database
-    # restart costs one failed request per worker. DATABASE_POOL_PRE_PING=1 trades that for a round trip.
-    # Both become SQLALCHEMY_ENGINE_OPTIONS' pool_recycle and pool_pre_ping unless those are given.
+    # PostgreSQL connections are checked before reuse (pool pre-ping, a round trip per checkout), so once the
+    # database is back after a restart no request fails; DATABASE_POOL_PRE_PING=0 saves that round trip, and a
+    # restart then costs one failed request (a 503) per worker. Unset: on for PostgreSQL, off for SQLite.
+    # Connections are also recycled after DATABASE_POOL_RECYCLE seconds. Both become SQLALCHEMY_ENGINE_OPTIONS'
+    # pool_recycle and pool_pre_ping unless those are given.
     DATABASE_POOL_RECYCLE = os.environ.get("DATABASE_POOL_RECYCLE", "1800")
     DATABASE_POOL_PRE_PING = os.environ.get("DATABASE_POOL_PRE_PING")
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
