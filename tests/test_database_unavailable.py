@@ -122,3 +122,10 @@ def test_a_connect_timeout_in_the_url_wins():
 @pytest.mark.parametrize("setting, expected", [(None, False), ("1", True)])
 def test_sqlite_has_no_pre_ping_unless_asked(tmp_path, setting, expected):
     assert pool_options(f"sqlite:///{tmp_path / 'p.db'}", DATABASE_POOL_PRE_PING=setting)[0] is expected
+
+
+def test_the_openapi_document_lists_the_503_of_every_endpoint(client):
+    paths = client.get("/api/v1/openapi.json").get_json()["paths"]
+    operations = [operation for path in paths.values() for operation in path.values()]
+    assert operations and all("503" in operation["responses"] for operation in operations
+                              if "401" in operation["responses"])  # every endpoint that reads the database
