@@ -12,7 +12,11 @@ document.addEventListener("htmx:responseError", function (event) {
   var div = document.createElement("div");
   div.className = "flash flash-error";
   div.setAttribute("role", "alert");
-  div.textContent = status === 403 ? "You are not allowed to do this." :
+  // A 429 (too many logins) or a 503 (database unavailable) says in its answer how long to wait: show that.
+  var said = (status === 429 || status === 503) ? new DOMParser()
+    .parseFromString(event.detail.xhr.responseText || "", "text/html").querySelector("[data-error-message]") : null;
+  div.textContent = said ? said.textContent.trim().replace(/\s+/g, " ") :
+    status === 403 ? "You are not allowed to do this." :
     status === 404 ? "Not found: it may have been deleted." :
     "Something went wrong (" + status + "). Reload the page and try again.";
   box.replaceChildren(div);

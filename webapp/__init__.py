@@ -39,8 +39,10 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
     database.configure_secret_key(app)
     database.configure_database(app)
     app.session_interface = security.CookieSessionsOutsideApi()
+    security.trust_proxies(app)
 
     db.init_app(app)
+    database.end_sessions_quietly(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
     csrf.init_app(app)
     login_manager.init_app(app)

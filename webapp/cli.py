@@ -1,6 +1,7 @@
 """CLI: flask --app wsgi users create | api-keys create | agents create | demo."""
 from __future__ import annotations
 
+import functools
 import json
 import random
 import urllib.error
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
+from webapp import database
 from webapp.extensions import db
 from webapp.models import ROLES, Agent, AuditEvent, Experiment, ExperimentAssignment, User, Workspace, utcnow
 from webapp.services.workspace import accounts, agents, api_keys
@@ -323,6 +325,31 @@ def simulate(agent_id: int, visitors: int, days: float, effects: tuple[str, ...]
     click.echo("Visitors per variant: " + ", ".join(f"{k}={n}" for k, n in sorted(summary.per_variant.items())))
 
 
+def _database_errors_in_one_line(command: click.Command) -> None:
+    """A database that cannot be reached ends the command with one `Error:` line, not a traceback."""
+    if isinstance(command, click.Group):
+        for subcommand in command.commands.values():
+            _database_errors_in_one_line(subcommand)
+        return
+    callback = command.callback
+    if getattr(callback, "reports_database_errors", False):  # create_app ran before in this process
+        return
+
+    @functools.wraps(callback)
+    def run(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except Exception as error:
+            if not database.unreachable(error):
+                raise
+            raise click.ClickException(f"the database cannot be reached ({database.describe(error)}). Check "
+                                       "DATABASE_URL, and that the database is up and reachable.") from None
+
+    run.reports_database_errors = True
+    command.callback = run
+
+
 def register(app: Flask) -> None:
     for command in (users_cli, keys_cli, agents_cli, demo, simulate):
+        _database_errors_in_one_line(command)
         app.cli.add_command(command)

@@ -39,6 +39,15 @@ def seconds(name: str, value) -> int:
     return int(text)
 
 
+def proxy_count(name: str, value) -> int:
+    """How many proxies in front of the app set X-Forwarded-For: a whole number from 0 (none: the default) to 10."""
+    text = str(0 if value is None else value).strip()
+    if isinstance(value, bool) or not (text.isascii() and text.isdigit()) or int(text) > 10:
+        raise ConfigError(f"{name} must be the number of proxies in front of the app, from 0 (none) to 10; "
+                          f"got {str(value)[:40]!r}.")
+    return int(text)
+
+
 def app_env(value) -> str:
     if value not in APP_ENVS:
         raise ConfigError(f"APP_ENV must be {' or '.join(APP_ENVS)}; got {str(value)[:40]!r}.")
@@ -126,10 +135,11 @@ class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY")
     APP_ENV = os.environ.get("APP_ENV", "development")
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL")  # None: SQLite in instance/
-    # No pre-ping (a round trip on every checkout of the hot path): connections are recycled after
-    # DATABASE_POOL_RECYCLE seconds, and on a disconnect SQLAlchemy invalidates the whole pool, so a database
-    # restart costs one failed request per worker. DATABASE_POOL_PRE_PING=1 trades that for a round trip.
-    # Both become SQLALCHEMY_ENGINE_OPTIONS' pool_recycle and pool_pre_ping unless those are given.
+    # PostgreSQL connections are checked before reuse (pool pre-ping, a round trip per checkout), so once the
+    # database is back after a restart no request fails; DATABASE_POOL_PRE_PING=0 saves that round trip, and a
+    # restart then costs one failed request (a 503) per worker. Unset: on for PostgreSQL, off for SQLite.
+    # Connections are also recycled after DATABASE_POOL_RECYCLE seconds. Both become SQLALCHEMY_ENGINE_OPTIONS'
+    # pool_recycle and pool_pre_ping unless those are given.
     DATABASE_POOL_RECYCLE = os.environ.get("DATABASE_POOL_RECYCLE", "1800")
     DATABASE_POOL_PRE_PING = os.environ.get("DATABASE_POOL_PRE_PING")
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
@@ -139,6 +149,9 @@ class Config:
     # SQLite only: after a checkpoint lets the write-ahead log start over, SQLite truncates the -wal file to this
     # size, so one large transaction (a bulk simulation, an import) does not leave a file that size behind.
     SQLITE_WAL_SIZE_LIMIT = 64 * 1024 * 1024
+    # The number of proxies in front of the app that append to X-Forwarded-For (0: none, the client's address is
+    # the connection's). Only then is the header trusted, for the login throttle's client address.
+    TRUSTED_PROXIES = os.environ.get("TRUSTED_PROXIES", "0")
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE")  # a flag: create_app makes it a bool

@@ -376,7 +376,9 @@ class AuditEvent(db.Model):
     __table_args__ = (sa.Index("ix_audit_events_target", "target_type", "target_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    workspace_id: Mapped[int] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    # None for what happens to an account rather than in a workspace: a failed login (docs/operations.md).
+    workspace_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"),
+                                                        index=True)
     actor_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     actor_email: Mapped[str] = mapped_column(sa.String(254), default="")
     action: Mapped[str] = mapped_column(sa.String(64))
@@ -454,3 +456,23 @@ class GoalEvent(db.Model):
     variant_key: Mapped[Optional[str]] = mapped_column(sa.String(64))
     # The runtime's own id of the event (or one generated), for idempotent retries, as a message's message_id.
     event_id: Mapped[str] = mapped_column(sa.String(200))
+
+
+LOGIN_SCOPES = ("email", "address")
+
+
+class LoginFailure(db.Model):
+    """A failed login (or one still being checked) for an email and for a client address: the login throttle's
+    memory, shared by every process (SPEC §14). Rows older than the throttle can need are pruned."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (
+        sa.CheckConstraint(_in("scope", LOGIN_SCOPES), name="scope"),
+        sa.Index("ix_login_failures_scope_key_failed", "scope", "key", "failed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(sa.String(16))
+    key: Mapped[str] = mapped_column(sa.String(254))  # the lower-cased email, or the address (an IPv6 /64)
+    failed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    level: Mapped[int] = mapped_column(sa.Integer)  # its place in the key's count, which sets the lock it starts

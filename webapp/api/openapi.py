@@ -32,6 +32,8 @@ ERRORS = {
                                 "or event"),
     "413": _json(_ref("Error"), "Request body over 64 KB"),
     "422": _json(_ref("Error"), "Validation error; `fields` names each offending field"),
+    "503": {**_json(_ref("Error"), "The database cannot be reached (code `unavailable`): retry the same request"),
+            "headers": {"Retry-After": {"description": "Seconds to wait: 1", "schema": {"type": "integer"}}}},
 }
 
 
@@ -84,7 +86,8 @@ def timestamp_schema(today: date) -> dict[str, Any]:
 
 
 def _errors(*codes: str) -> dict[str, Any]:
-    return {code: ERRORS[code] for code in codes}
+    """The responses of `codes`, and 503, which any endpoint answers while the database cannot be reached."""
+    return {code: ERRORS[code] for code in (*codes, "503")}
 
 
 AGENT_ID = {"name": "agent_id", "in": "path", "required": True,

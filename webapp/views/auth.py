@@ -11,8 +11,8 @@ from wtforms.validators import DataRequired, Length
 
 from webapp.extensions import login_manager
 from webapp.models import User
-from webapp.services.workspace import accounts, sessions as user_sessions
-from webapp.views import hx_redirect, is_htmx_request
+from webapp.services.workspace import login_throttle, sessions as user_sessions
+from webapp.views import hx_redirect, is_htmx_request, render
 
 bp = Blueprint("auth", __name__)
 
@@ -91,7 +91,10 @@ def login():
     form = LoginForm()
     status = 200
     if form.validate_on_submit():
-        user = accounts.authenticate(form.email.data, form.password.data)
+        try:
+            user = login_throttle.authenticate(form.email.data, form.password.data, request.remote_addr)
+        except login_throttle.Throttled as throttled:
+            return _throttled(form, throttled)
         if user:
             start_session(user, remember=form.remember.data)
             return redirect(_safe_next(request.args.get("next")) or url_for("workspace.home"))
@@ -100,6 +103,14 @@ def login():
     elif form.is_submitted():
         status = 422
     return render_template("auth/login.html", form=form), status
+
+
+def _throttled(form: LoginForm, throttled: login_throttle.Throttled):
+    """429 with Retry-After, saying how long to wait: the login page, or its form for an HTMX request."""
+    form.form_errors.append(throttled.message)
+    response = render("auth/login.html", "auth/_login_form.html", 429, form=form)
+    response.headers["Retry-After"] = str(throttled.retry_after)
+    return response
 
 
 @bp.route("/logout", methods=["GET", "POST"])
