@@ -12,7 +12,11 @@ document.addEventListener("htmx:responseError", function (event) {
   var div = document.createElement("div");
   div.className = "flash flash-error";
   div.setAttribute("role", "alert");
-  div.textContent = status === 403 ? "You are not allowed to do this." :
+  // A 429 (too many logins) or a 503 (database unavailable) says in its answer how long to wait: show that.
+  var said = (status === 429 || status === 503) ? new DOMParser()
+    .parseFromString(event.detail.xhr.responseText || "", "text/html").querySelector("[data-error-message]") : null;
+  div.textContent = said ? said.textContent.trim().replace(/\s+/g, " ") :
+    status === 403 ? "You are not allowed to do this." :
     status === 404 ? "Not found: it may have been deleted." :
     "Something went wrong (" + status + "). Reload the page and try again.";
   box.replaceChildren(div);
@@ -121,6 +125,54 @@ function configToPersona(row) {
   }
 }
 
+// CTA and trigger rows: each field (data-config-field="cta.label") is one key of the config JSON's block. A blank
+// field removes its key, and an emptied block goes; a whole number is stored as a number (data-number).
+function configObject(area) {
+  var config;
+  try { config = area.value.trim() ? JSON.parse(area.value) : {}; } catch (e) { return null; }
+  return config && typeof config === "object" && !Array.isArray(config) ? config : null;
+}
+
+function typedFieldToConfig(row, input) {
+  var area = row.querySelector("[data-config]");
+  var config = configObject(area);
+  if (!config) { return; }
+  var path = input.getAttribute("data-config-field").split(".");
+  var block = config[path[0]] && typeof config[path[0]] === "object" && !Array.isArray(config[path[0]]) ?
+    config[path[0]] : {};
+  var value = input.value;
+  if (!value.trim()) {
+    delete block[path[1]];
+  } else {
+    block[path[1]] = input.hasAttribute("data-number") && /^\s*\d{1,9}\s*$/.test(value) ? parseInt(value, 10) : value;
+  }
+  if (Object.keys(block).length) { config[path[0]] = block; } else { delete config[path[0]]; }
+  area.value = JSON.stringify(config);
+}
+
+function configToTypedFields(row) {
+  var config = configObject(row.querySelector("[data-config]"));
+  if (!config) { return; }
+  row.querySelectorAll("[data-config-field]").forEach(function (input) {
+    if (input.closest("[hidden]")) { return; }  // another kind: keep what was typed for a switch back
+    var path = input.getAttribute("data-config-field").split(".");
+    var block = config[path[0]];
+    var value = block && typeof block === "object" && block[path[1]] !== undefined && block[path[1]] !== null ?
+      String(block[path[1]]) : "";
+    if (input.tagName === "SELECT" && value && !Array.prototype.some.call(input.options, function (o) {
+      return o.value === value;
+    })) { return; }  // not one of the choices: the JSON keeps it and the server names it
+    input.value = value;
+  });
+}
+
+document.addEventListener("change", function (event) {
+  var target = event.target;
+  if (target.matches && target.matches("select[data-config-field]")) {
+    typedFieldToConfig(target.closest(".variant-row"), target);
+  }
+});
+
 document.addEventListener("input", function (event) {
   var target = event.target;
   var row = target.closest(".variant-row");
@@ -132,8 +184,11 @@ document.addEventListener("input", function (event) {
     fitSliders(rows, experimentWeights(rows));
   } else if (target.matches("[data-persona-name], [data-persona-tone]")) {
     personaToConfig(row);
+  } else if (target.matches("input[data-config-field]")) {
+    typedFieldToConfig(row, target);
   } else if (target.matches("[data-config]")) {
     configToPersona(row);
+    configToTypedFields(row);
   }
   experimentWeights(row.closest(".variant-rows"));
 });
@@ -270,4 +325,14 @@ document.addEventListener("submit", function (event) {
 document.addEventListener("change", function (event) {
   var select = event.target;
   if (select.matches && select.matches("select[data-navigate]") && select.value) { window.location = select.value; }
+});
+
+// The Connect page's API reference: Swagger UI (vendored) renders the OpenAPI document the element names. No
+// validator badge (it would load an image from another site), no deep links (the page's own anchors stay).
+document.addEventListener("DOMContentLoaded", function () {
+  var holder = document.getElementById("api-reference");
+  if (!holder || typeof SwaggerUIBundle === "undefined") { return; }
+  SwaggerUIBundle({ url: holder.getAttribute("data-openapi-url"), domNode: holder, validatorUrl: null,
+                    deepLinking: false, defaultModelsExpandDepth: 0, docExpansion: "list",
+                    onComplete: function () { holder.setAttribute("data-rendered", "true"); } });
 });

@@ -1,14 +1,17 @@
 """Scratch PostgreSQL databases for the suite, the race tests and the benchmark."""
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
 
-from webapp.config import normalise_database_url
+from webapp import create_app
+from webapp.config import TestConfig, normalise_database_url
+from webapp.extensions import db
 
 
 def scratch_postgres(admin_url: str, label: str) -> tuple[str, Callable[[], None]]:
@@ -35,3 +38,20 @@ def own_database(engine: str, tmp_path_factory, label: str) -> tuple[str, Callab
             pytest.skip("PostgreSQL variant: set TEST_DATABASE_URL")
         return scratch_postgres(admin_url, label)
     return f"sqlite:///{tmp_path_factory.mktemp(label) / f'{label}.db'}", lambda: None
+
+
+@contextlib.contextmanager
+def app_on_own_database(engine: str, tmp_path_factory, label: str, **config) -> Iterator:
+    """An app (TestConfig + `config`) on a database of its own with the models' schema; dropped afterwards."""
+    url, drop = own_database(engine, tmp_path_factory, label)
+    app = create_app(type(f"{label.title()}Config", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": url, **config}))
+    with app.app_context():
+        db.create_all()
+        db.session.remove()
+    try:
+        yield app
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        drop()

@@ -135,3 +135,41 @@ def test_gunicorn_stops_with_the_message_instead_of_rebooting_workers(tmp_path, 
         # When a worker dies while the master is still starting the others, gunicorn itself reports that halt
         # with a traceback of its own and status 1 (its race, seen 1 run in 3): either way it stops.
         assert done.returncode in (1, 4) and "App failed to load." in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("url,mail_from,expected", [
+    ("smtp://user:p%40ss@mail.example.test:2525", "studio@example.test",
+     ("mail.example.test", 2525, False, "user", "p@ss", "studio@example.test")),
+    ("smtp://mail.example.test", "Studio <studio@example.test>",
+     ("mail.example.test", 587, False, None, None, "Studio <studio@example.test>")),
+    ("smtps://u:x@mail.example.test", "a@b.test", ("mail.example.test", 465, True, "u", "x", "a@b.test")),
+])
+def test_smtp_url_is_read_into_settings(tmp_path, url, mail_from, expected):
+    smtp = make(tmp_path, SMTP_URL=url, MAIL_FROM=mail_from).config["SMTP"]
+    assert (smtp.host, smtp.port, smtp.implicit_tls, smtp.username, smtp.password, smtp.sender) == expected
+
+
+def test_no_smtp_url_means_no_email(tmp_path):
+    assert make(tmp_path, SMTP_URL="", MAIL_FROM="a@b.test").config["SMTP"] is None
+
+
+@pytest.mark.parametrize("url,mail_from,message", [
+    ("http://user:hunter2@mail.example.test", "a@b.test", "SMTP_URL must be smtp://"),
+    ("smtp://user:hunter2@mail.example.test:99999", "a@b.test", "SMTP_URL is not a URL with a valid port"),
+    ("smtp://user:hunter2@:25", "a@b.test", "SMTP_URL names no host"),
+    ("smtp://user:hunter2@mail.example.test/x?y=1", "a@b.test", "SMTP_URL must have no path"),
+    ("smtp://user:hunter2@mail.example.test", None, "MAIL_FROM must be set when SMTP_URL is"),
+    ("smtp://user:hunter2@mail.example.test", "not an address", "MAIL_FROM must be set when SMTP_URL is"),
+])
+def test_a_bad_smtp_setting_is_a_config_error_that_names_it_and_never_the_password(tmp_path, url, mail_from,
+                                                                                   message):
+    with pytest.raises(ConfigError) as error:
+        make(tmp_path, SMTP_URL=url, MAIL_FROM=mail_from)
+    assert str(error.value).startswith(message) and "hunter2" not in str(error.value)
+
+
+def test_a_bad_smtp_url_stops_the_entry_point_with_one_line(tmp_path):
+    done = run([sys.executable, "-c", "import wsgi"], tmp_path, SMTP_URL="ftp://u:hunter2@host", MAIL_FROM="a@b.test")
+    assert done.returncode == 4
+    assert done.stderr.startswith("Configuration error: SMTP_URL must be") and len(done.stderr.splitlines()) == 1
+    assert "hunter2" not in done.stderr

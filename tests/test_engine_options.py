@@ -1,4 +1,5 @@
-"""Engine and process options: no pre-ping by default, synchronous_commit only when asked, the WSGI entry point's frozen heap."""
+"""Engine and process options: no pre-ping on SQLite by default (PostgreSQL's default: test_database_unavailable.py),
+synchronous_commit only when asked, the WSGI entry point's frozen heap."""
 from __future__ import annotations
 
 import os
@@ -17,7 +18,7 @@ PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL")
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_default_engine_options_recycle_instead_of_pre_ping(tmp_path):
+def test_sqlite_engine_options_have_no_pre_ping_by_default(tmp_path):
     app = create_app(type("C", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'o.db'}"}))
     with app.app_context():
         assert db.engine.pool._pre_ping is False

@@ -35,11 +35,14 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
     app.config["SESSION_COOKIE_SECURE"] = session_secure
     app.config["REMEMBER_COOKIE_SECURE"] = (session_secure if remember_secure is None
                                             else settings.flag("REMEMBER_COOKIE_SECURE", remember_secure))
+    app.config["SMTP"] = settings.smtp(app.config.get("SMTP_URL"), app.config.get("MAIL_FROM"))
     database.configure_secret_key(app)
     database.configure_database(app)
     app.session_interface = security.CookieSessionsOutsideApi()
+    security.trust_proxies(app)
 
     db.init_app(app)
+    database.end_sessions_quietly(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
     csrf.init_app(app)
     login_manager.init_app(app)
@@ -53,6 +56,7 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
     app.url_map.converters["int"] = routing.DatabaseIdConverter  # before any route is added
     app.url_map.converters["runtime_id"] = routing.RuntimeIdConverter
     from webapp import errors, views
+    from webapp.views import auth
     from webapp.api import bp as api_bp
 
     views.register(app)
@@ -65,5 +69,6 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
     register_cli(app)
     templating.register_template_helpers(app)
     app.before_request(security.reject_nul_bytes)
+    app.before_request(auth.identify_user)
     app.after_request(security.security_headers)
     return app

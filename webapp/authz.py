@@ -14,6 +14,7 @@ PERMISSIONS: dict[str, Role] = {
     "review_conversations": Role.editor,  # blinded review is content work (SPEC §2, §12)
     "create_agent": Role.admin,
     "manage_experiments": Role.admin,
+    "change_analysis": Role.admin,  # an experiment's analysis settings (SPEC §10.1), in every status
     "manage_api_keys": Role.admin,
     "manage_members": Role.owner,
 }

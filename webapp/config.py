@@ -3,6 +3,9 @@
 The environment is read here as text, at import, and checked by create_app(): a bad value is a ConfigError naming the
 variable and what it expects, never a traceback out of a module import."""
 import os
+from dataclasses import dataclass
+from email.utils import parseaddr
+from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
 
@@ -32,6 +35,15 @@ def seconds(name: str, value) -> int:
     text = str(value).strip()
     if isinstance(value, bool) or not (text.isascii() and text.removeprefix("-").isdigit()) or int(text) < -1:
         raise ConfigError(f"{name} must be a whole number of seconds, e.g. 1800 (or -1 for never); "
+                          f"got {str(value)[:40]!r}.")
+    return int(text)
+
+
+def proxy_count(name: str, value) -> int:
+    """How many proxies in front of the app set X-Forwarded-For: a whole number from 0 (none: the default) to 10."""
+    text = str(0 if value is None else value).strip()
+    if isinstance(value, bool) or not (text.isascii() and text.isdigit()) or int(text) > 10:
+        raise ConfigError(f"{name} must be the number of proxies in front of the app, from 0 (none) to 10; "
                           f"got {str(value)[:40]!r}.")
     return int(text)
 
@@ -73,16 +85,61 @@ def check_database_url(url: str) -> None:
                       f"got a {parsed.drivername!r} URL.")
 
 
+SMTP_URL_FORMS = ("smtp://[user:password@]host[:port] (STARTTLS, port 587 by default) or "
+                  "smtps://[user:password@]host[:port] (TLS from the start, port 465 by default)")
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where invitations are emailed from (SPEC §14): SMTP_URL and MAIL_FROM, checked."""
+
+    host: str
+    port: int
+    implicit_tls: bool  # smtps://; smtp:// upgrades with STARTTLS, and refuses a server that does not offer it
+    username: str | None
+    password: str | None
+    sender: str
+
+
+def smtp(url, mail_from) -> SmtpSettings | None:
+    """SMTP_URL and MAIL_FROM checked (None: no SMTP_URL, invitations are not emailed). The message never repeats
+    the URL: it may hold a password."""
+    if url is None or not str(url).strip():
+        return None
+    try:
+        parts = urlsplit(str(url).strip())
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"SMTP_URL is not a URL with a valid port: expected {SMTP_URL_FORMS}.") from None
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ConfigError(f"SMTP_URL must be {SMTP_URL_FORMS}; got a {parts.scheme or 'scheme-less'!r} URL.")
+    if not parts.hostname:
+        raise ConfigError(f"SMTP_URL names no host: expected {SMTP_URL_FORMS}.")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError(f"SMTP_URL must have no path, query or fragment: expected {SMTP_URL_FORMS}.")
+    name, address = parseaddr(str(mail_from or ""))
+    if "@" not in address or any(c in str(mail_from) for c in "\r\n"):
+        raise ConfigError("MAIL_FROM must be set when SMTP_URL is: the address invitations are sent from, e.g. "
+                          "'Agent Studio <studio@example.com>' or studio@example.com.")
+    implicit_tls = parts.scheme == "smtps"
+    return SmtpSettings(
+        host=parts.hostname, port=port or (465 if implicit_tls else 587), implicit_tls=implicit_tls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+        sender=str(mail_from).strip())
+
+
 class Config:
     """Production-safe defaults; everything overridable by environment variables (checked by create_app)."""
 
     SECRET_KEY = os.environ.get("SECRET_KEY")
     APP_ENV = os.environ.get("APP_ENV", "development")
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL")  # None: SQLite in instance/
-    # No pre-ping (a round trip on every checkout of the hot path): connections are recycled after
-    # DATABASE_POOL_RECYCLE seconds, and on a disconnect SQLAlchemy invalidates the whole pool, so a database
-    # restart costs one failed request per worker. DATABASE_POOL_PRE_PING=1 trades that for a round trip.
-    # Both become SQLALCHEMY_ENGINE_OPTIONS' pool_recycle and pool_pre_ping unless those are given.
+    # PostgreSQL connections are checked before reuse (pool pre-ping, a round trip per checkout), so once the
+    # database is back after a restart no request fails; DATABASE_POOL_PRE_PING=0 saves that round trip, and a
+    # restart then costs one failed request (a 503) per worker. Unset: on for PostgreSQL, off for SQLite.
+    # Connections are also recycled after DATABASE_POOL_RECYCLE seconds. Both become SQLALCHEMY_ENGINE_OPTIONS'
+    # pool_recycle and pool_pre_ping unless those are given.
     DATABASE_POOL_RECYCLE = os.environ.get("DATABASE_POOL_RECYCLE", "1800")
     DATABASE_POOL_PRE_PING = os.environ.get("DATABASE_POOL_PRE_PING")
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
@@ -92,6 +149,9 @@ class Config:
     # SQLite only: after a checkpoint lets the write-ahead log start over, SQLite truncates the -wal file to this
     # size, so one large transaction (a bulk simulation, an import) does not leave a file that size behind.
     SQLITE_WAL_SIZE_LIMIT = 64 * 1024 * 1024
+    # The number of proxies in front of the app that append to X-Forwarded-For (0: none, the client's address is
+    # the connection's). Only then is the header trusted, for the login throttle's client address.
+    TRUSTED_PROXIES = os.environ.get("TRUSTED_PROXIES", "0")
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE")  # a flag: create_app makes it a bool
@@ -102,6 +162,9 @@ class Config:
     MAX_CONTENT_LENGTH = 1024 * 1024  # pages; the runtime API enforces its own 64 KB
     API_MAX_BODY_BYTES = 64 * 1024
     PAGE_SIZE = 50
+    # Invitations are emailed through this server when set (SPEC §14); create_app checks both into app.config["SMTP"].
+    SMTP_URL = os.environ.get("SMTP_URL")
+    MAIL_FROM = os.environ.get("MAIL_FROM")
 
 
 class TestConfig(Config):
@@ -111,3 +174,4 @@ class TestConfig(Config):
     SECRET_KEY = "test-secret-key"
     WTF_CSRF_ENABLED = True
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"  # fast for tests only
+    SMTP_URL = None  # a test that sends email starts its own server and sets it

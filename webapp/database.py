@@ -1,9 +1,12 @@
-"""Engine set-up: the database URL and pool options, SQLite's pragmas, and the secret key the sessions need."""
+"""Engine set-up: the database URL and pool options, SQLite's pragmas, the secret key the sessions need, and which
+errors mean the database cannot be reached (answered 503, not 500)."""
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
+import psycopg
 import sqlalchemy as sa
 from flask import Flask
 
@@ -11,6 +14,40 @@ from webapp import config as settings
 from webapp.config import ConfigError, normalise_database_url
 from webapp.extensions import db
 from webapp.models import json_text
+
+
+CONNECT_TIMEOUT = 10  # seconds, PostgreSQL; a `connect_timeout` in DATABASE_URL's query wins
+# PostgreSQL SQLSTATEs that mean the server cannot serve now: 08 connection exception, 53 insufficient resources
+# (too many connections, disk full), 57P operator intervention (shutdown, crash, starting up). No SQLSTATE at all:
+# the client could not reach the server, or lost it (connection refused, server closed the connection).
+UNREACHABLE_SQLSTATES = ("08", "53", "57P")
+# SQLite: the file is locked past the busy timeout, cannot be opened, read or written.
+UNREACHABLE_SQLITE_ERRORS = {"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_FULL",
+                             "SQLITE_NOMEM", "SQLITE_READONLY", "SQLITE_PROTOCOL"}
+
+
+def unreachable(error: BaseException | None) -> bool:
+    """True when `error` says the database cannot be reached now (the ORM's, a raw DBAPI connection's or the
+    pool's), as opposed to a bug or bad data: a stopped or restarting server, a refused or dropped connection."""
+    if isinstance(error, sa.exc.TimeoutError):  # no pooled connection came free within pool_timeout
+        return True
+    if isinstance(error, sa.exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        error = error.orig
+    if isinstance(error, psycopg.OperationalError):
+        return error.sqlstate is None or error.sqlstate.startswith(UNREACHABLE_SQLSTATES)
+    if isinstance(error, sqlite3.OperationalError):
+        return getattr(error, "sqlite_errorname", None) in UNREACHABLE_SQLITE_ERRORS
+    return False
+
+
+def describe(error: BaseException) -> str:
+    """The driver's first line about a database error (it names host and port, never a password)."""
+    if isinstance(error, sa.exc.DBAPIError) and error.orig is not None:
+        error = error.orig
+    lines = str(error).strip().splitlines()
+    return lines[0][:300] if lines else type(error).__name__
 
 
 def configure_secret_key(app: Flask) -> None:
@@ -46,8 +83,15 @@ def configure_database(app: Flask) -> None:
     options.setdefault("json_serializer", json_text)
     options.setdefault("pool_recycle", settings.seconds("DATABASE_POOL_RECYCLE",
                                                         app.config.get("DATABASE_POOL_RECYCLE", 1800)))
-    options.setdefault("pool_pre_ping", settings.flag("DATABASE_POOL_PRE_PING",
-                                                      app.config.get("DATABASE_POOL_PRE_PING")))
+    pre_ping = app.config.get("DATABASE_POOL_PRE_PING")
+    # Unset: on for PostgreSQL, so a connection the server dropped (a restart) is replaced before a request uses
+    # it; off for SQLite, a file with no server to lose.
+    options.setdefault("pool_pre_ping", url.startswith("postgresql") if pre_ping is None or str(pre_ping).strip() == ""
+                       else settings.flag("DATABASE_POOL_PRE_PING", pre_ping))
+    if url.startswith("postgresql") and "connect_timeout" not in sa.engine.make_url(url).query:
+        # libpq waits for the operating system's TCP timeout (minutes) on a host that does not answer: give up
+        # sooner, so the request answers 503 before a worker timeout kills it.
+        options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT, **(options.get("connect_args") or {})}
     if url.startswith("sqlite"):
         options.pop("pool_recycle", None)  # a file, not a server: nothing to recycle
         options.setdefault("connect_args", {"timeout": 30})
@@ -59,6 +103,21 @@ def configure_database(app: Flask) -> None:
         connect_args["options"] = f"{connect_args.get('options', '')} -c synchronous_commit={synchronous_commit}".strip()
         options["connect_args"] = connect_args
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+
+
+def end_sessions_quietly(app: Flask) -> None:
+    """Close the request's session before Flask-SQLAlchemy's own teardown does (teardowns run last-registered
+    first), so that a connection lost after the response was made (the server restarting meanwhile) does not turn
+    the finished request into an error: the close's rollback fails, and the connection is discarded."""
+
+    @app.teardown_appcontext
+    def _end_session(_error: BaseException | None) -> None:
+        try:
+            db.session.remove()
+        except Exception as error:
+            if not unreachable(error):
+                raise
+            db.session.remove()  # the connection is invalidated now: this close has nothing left to send
 
 
 def configure_sqlite(app: Flask) -> None:

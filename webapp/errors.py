@@ -2,14 +2,19 @@
 from __future__ import annotations
 
 import re
+import sqlite3
+from contextlib import suppress
 
-from flask import Flask, g, jsonify, render_template, request
+import psycopg
+import sqlalchemy as sa
+from flask import Flask, g, jsonify, make_response, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 
-from webapp.extensions import db
+from webapp import database
+from webapp.extensions import db, login_manager
 from webapp.models import MAX_DB_ID
 from webapp.services.workspace import accounts, agents
 from webapp.services.errors import DomainError
@@ -18,10 +23,12 @@ from webapp.views.auth import to_login
 
 CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
          409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",
-         500: "internal_error"}
+         429: "too_many_requests", 500: "internal_error", 503: "unavailable"}
 # A page's title by status, whoever raised it (a view's abort, the service layer): the reason phrase in sentence case
 # ("Bad request", "Not found"), but these.
-TITLES = {401: "Log in", 403: "Not allowed", 422: "Invalid input", 500: "Something went wrong"}
+TITLES = {401: "Log in", 403: "Not allowed", 422: "Invalid input", 500: "Something went wrong",
+          503: "Temporarily unavailable"}
+UNAVAILABLE = "The database cannot be reached right now. Try again in a moment."
 WORKSPACE_URL = re.compile(r"^/(?:w/(?P<slug>[^/]+)|agents/(?P<agent_id>\d{1,12}))(?:/|$)")
 
 
@@ -64,7 +71,29 @@ def _workspace_of_url() -> None:
         pass
 
 
+def database_unavailable():
+    """503 with Retry-After: 1, never a 500, when the database cannot be reached (SPEC §14).
+
+    The page renders as for a visitor: the user (loaded, or still to load) would need the database."""
+    with suppress(Exception):  # the connection is gone: SQLAlchemy invalidates it while rolling back
+        db.session.rollback()
+    g._login_user = login_manager.anonymous_user()  # Flask-Login's user of this request
+    response = make_response(json_error(503, UNAVAILABLE) if wants_json() else error_page(503, UNAVAILABLE))
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 def register(app: Flask) -> None:
+    def database_error(error: Exception):
+        """An error of the database or its driver: a 503 if the database cannot be reached, else unexpected."""
+        if database.unreachable(error):
+            app.logger.warning("Database unavailable: %s", database.describe(error))
+            return database_unavailable()
+        return unexpected(error)
+
+    for error_class in (sa.exc.SQLAlchemyError, psycopg.Error, sqlite3.Error):
+        app.register_error_handler(error_class, database_error)
+
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError):
         db.session.rollback()
@@ -82,10 +111,18 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
+        original = getattr(error, "original_exception", None)  # an error handler's own error (Flask wraps it)
+        if isinstance(error, InternalServerError) and database.unreachable(original):
+            app.logger.warning("Database unavailable: %s", database.describe(original))
+            return database_unavailable()
         status = error.code or 500
         if wants_json():
-            return json_error(status, error.description or error.name)
-        return error_page(status, error.description or "")
+            body, status = json_error(status, error.description or error.name)
+        else:
+            body, status = error_page(status, error.description or "")
+        # A 405 names the methods the resource takes (RFC 9110 §15.5.6), as werkzeug's own answer does.
+        allow = dict(error.get_headers()).get("Allow")
+        return (body, status, {"Allow": allow}) if allow else (body, status)
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):

@@ -141,6 +141,25 @@ class User(UserMixin, db.Model):
         check_password_hash(_STAND_IN_HASHES[method], password)
         return False
 
+    # The login this object was loaded for (services.workspace.sessions): not columns.
+    session_token = None  # str
+    session_id = None  # int
+
+    def get_id(self) -> str:
+        """What flask-login puts in the session and remember-me cookies: the login's token, never the user id, so
+        that a cookie is worth only as long as its session record (SPEC §14)."""
+        if not self.session_token:
+            raise RuntimeError("log in through views.auth.start_session, which records the session")
+        return self.session_token
+
+    def __eq__(self, other):
+        """The same account (flask-login's UserMixin compares get_id(), a login's token here)."""
+        if isinstance(other, User):
+            return self is other or (self.id is not None and self.id == other.id)
+        return NotImplemented
+
+    __hash__ = None  # as UserMixin leaves it: equal by id, so not hashable by identity
+
 
 _STAND_IN_HASHES: dict[str, str] = {}
 
@@ -222,6 +241,18 @@ class Experiment(db.Model):
     started_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     stopped_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    # Analysis settings (SPEC §10.1; services/experiments/analysis.py validates them). The Python defaults are a new
+    # experiment's; the server defaults what rows older than the settings got: fixed, α 0.05, no correction.
+    primary_metric: Mapped[str] = mapped_column(sa.String(80), default="lead_capture_rate",
+                                                server_default="lead_capture_rate")
+    engine: Mapped[str] = mapped_column(sa.String(16), default="sequential", server_default="fixed")
+    alpha: Mapped[float] = mapped_column(sa.Float, default=0.05, server_default="0.05")
+    sequential_tuning: Mapped[int] = mapped_column(sa.Integer, default=5000, server_default="5000")
+    prior: Mapped[str] = mapped_column(sa.String(16), default="flat", server_default="flat")
+    correction: Mapped[str] = mapped_column(sa.String(16), default="holm", server_default="none")
+    mde: Mapped[float] = mapped_column(sa.Float, default=0.10, server_default="0.1")  # a fraction: 0.1 is 10 %
+    power: Mapped[float] = mapped_column(sa.Float, default=0.80, server_default="0.8")
+    baseline_rate: Mapped[Optional[float]] = mapped_column(sa.Float)  # typed lead capture rate for the plan
 
     agent: Mapped[Agent] = relationship()
     variants: Mapped[list["Variant"]] = relationship(
@@ -350,7 +381,9 @@ class AuditEvent(db.Model):
     __table_args__ = (sa.Index("ix_audit_events_target", "target_type", "target_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    workspace_id: Mapped[int] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    # None for what happens to an account rather than in a workspace: a failed login (docs/operations.md).
+    workspace_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"),
+                                                        index=True)
     actor_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     actor_email: Mapped[str] = mapped_column(sa.String(254), default="")
     action: Mapped[str] = mapped_column(sa.String(64))
@@ -358,6 +391,96 @@ class AuditEvent(db.Model):
     target_id: Mapped[Optional[int]] = mapped_column(sa.Integer)
     details: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UserSession(db.Model):
+    """A login (SPEC §14): the signed session cookie and the remember-me cookie carry a random token whose SHA-256
+    is `token_hash`; deleting the row ends that login wherever its cookies were copied."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    remember: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
+    user_agent: Mapped[str] = mapped_column(sa.String(300), default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user: Mapped[User] = relationship()
+
+
+class Invitation(db.Model):
+    """An owner's invitation of an email to a workspace with a role (SPEC §14): the link's token is stored as its
+    SHA-256 only; pending until accepted, revoked or expired."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (sa.CheckConstraint(_in("role", ROLES), name="role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(sa.String(254))
+    role: Mapped[str] = mapped_column(sa.String(16))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    invited_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    accepted_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    revoked_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+    workspace: Mapped[Workspace] = relationship()
+    invited_by: Mapped[Optional[User]] = relationship(foreign_keys=[invited_by_id])
+
+
+GOAL_NAME_MAX = 60
+
+
+class GoalEvent(db.Model):
+    """A goal the visitor reached in a conversation ("booked_demo"), reported by the runtime (SPEC §13).
+
+    It carries the conversation's stamp when it arrives; `goal:<name>` results count the distinct visitors of each
+    variant with one (`ix_goal_events_experiment_name`: the experiment's names, variants and visitors, in index order).
+    """
+
+    __tablename__ = "goal_events"
+    __table_args__ = (
+        sa.UniqueConstraint("conversation_id", "event_id"),
+        sa.Index("ix_goal_events_experiment_name", "experiment_id", "name", "variant_id", "visitor_id"),
+        sa.Index("ix_goal_events_agent_occurred", "agent_id", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(sa.ForeignKey("agents.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(sa.ForeignKey("conversations.id", ondelete="CASCADE"))
+    visitor_id: Mapped[str] = mapped_column(sa.String(200))
+    name: Mapped[str] = mapped_column(sa.String(GOAL_NAME_MAX))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    experiment_id: Mapped[Optional[int]] = mapped_column(sa.Integer)
+    variant_id: Mapped[Optional[int]] = mapped_column(sa.Integer)
+    variant_key: Mapped[Optional[str]] = mapped_column(sa.String(64))
+    # The runtime's own id of the event (or one generated), for idempotent retries, as a message's message_id.
+    event_id: Mapped[str] = mapped_column(sa.String(200))
+
+
+LOGIN_SCOPES = ("email", "address")
+
+
+class LoginFailure(db.Model):
+    """A failed login (or one still being checked) for an email and for a client address: the login throttle's
+    memory, shared by every process (SPEC §14). Rows older than the throttle can need are pruned."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (
+        sa.CheckConstraint(_in("scope", LOGIN_SCOPES), name="scope"),
+        sa.Index("ix_login_failures_scope_key_failed", "scope", "key", "failed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(sa.String(16))
+    key: Mapped[str] = mapped_column(sa.String(254))  # the lower-cased email, or the address (an IPv6 /64)
+    failed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    level: Mapped[int] = mapped_column(sa.Integer)  # its place in the key's count, which sets the lock it starts
 
 
 FEEDBACK_RATINGS = ("up", "down")

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from flask import Flask, abort, request
 from flask.sessions import SecureCookieSessionInterface
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from webapp import config as settings
 
 API_PREFIX = "/api/"
 
@@ -49,3 +52,12 @@ def reject_nul_bytes() -> None:
     for name, value in request.values.items(multi=True):
         if "\x00" in name or "\x00" in value:
             abort(400, f"The field '{name.replace(chr(0), '')}' contains a NUL character.")
+
+
+def trust_proxies(app: Flask) -> None:
+    """With TRUSTED_PROXIES = n > 0, the client's address (request.remote_addr) is the one the n-th proxy from the
+    app appended to X-Forwarded-For; with 0 (the default) the header is ignored, so no client can choose it."""
+    count = settings.proxy_count("TRUSTED_PROXIES", app.config.get("TRUSTED_PROXIES"))
+    app.config["TRUSTED_PROXIES"] = count
+    if count:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=0, x_host=0, x_port=0, x_prefix=0)

@@ -102,7 +102,7 @@ def test_malformed_or_non_object_body_is_400(app, api, data):
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
                                           "multipart/form-data; boundary=x"])
 def test_any_content_type_is_read_as_json(app, api, client, content_type):
-    """Lenient on purpose (README): the body is JSON whatever the header says; auth is a Bearer header, not a
+    """Lenient on purpose (docs/api.md): the body is JSON whatever the header says; auth is a Bearer header, not a
     cookie, so a cross-site form post gains nothing from it."""
     body = '{"visitor_id": "v1", "conversation_id": "c1", "role": "visitor", "text": "a=b&c=d"}'
     headers = {**api.headers, **({"Content-Type": content_type} if content_type else {})}
@@ -291,7 +291,7 @@ def test_the_openapi_document_lists_the_400_of_a_path_id_that_is_not_utf_8(clien
     for path, field in (("/agents/{agent_id}/visitors/{visitor_id}/assignment", "visitor_id"),
                         ("/agents/{agent_id}/conversations/{conversation_id}/persona", "conversation_id")):
         responses = paths[path]["get"]["responses"]
-        assert set(responses) == {"200", "400", "401", "404", "422"}
+        assert set(responses) == {"200", "400", "401", "404", "422", "503"}
         assert responses["400"]["description"].startswith(f"The {field} in the path is not UTF-8")
 
 
@@ -444,3 +444,20 @@ def test_an_authorization_header_that_is_not_a_bearer_key_says_what_to_send(app,
         error(response, 401, "unauthorized")
         assert response.get_json()["error"]["message"] == message
     assert snapshot(app) == before
+
+
+@pytest.mark.parametrize("method,tail,allowed", [
+    ("GET", "messages", {"POST", "OPTIONS"}),
+    ("DELETE", "leads", {"POST", "OPTIONS"}),
+    ("POST", "visitors/v1/assignment", {"GET", "HEAD", "OPTIONS"}),
+])
+def test_a_405_names_the_allowed_methods(client, api, method, tail, allowed):
+    """RFC 9110 §15.5.6: a 405 carries Allow; the JSON error handler keeps werkzeug's."""
+    response = client.open(api.url(tail), method=method, headers=api.headers)
+    error(response, 405, "method_not_allowed")
+    assert set(response.headers["Allow"].split(", ")) == allowed
+
+
+def test_a_405_page_names_the_allowed_methods_too(client):
+    response = client.put("/login")
+    assert response.status_code == 405 and "POST" in response.headers["Allow"]

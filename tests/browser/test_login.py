@@ -53,3 +53,17 @@ def test_owner_creates_api_key_shown_once(page, world, shot):
     page.reload()  # the key came by HTMX: a reload is a GET and shows it no more
     expect(page.locator("#new-key")).to_have_count(0)
     expect(page.locator("#api-keys-component table")).to_contain_text("widget")
+
+
+def test_too_many_failed_logins_say_how_long_to_wait(page, world, shot):
+    for _ in range(6):
+        page.goto("/login")
+        page.fill("input[name=email]", "owner@acme.test")
+        page.fill("input[name=password]", "nope-nope")
+        page.click("button[type=submit]")
+    expect(page.locator("[data-error-message]")).to_have_text(
+        "Too many failed logins for this email. Try again in 1 minute.")
+    expect(page.locator("input[name=password]")).to_be_visible()
+    for width in (1366, 390):
+        page.set_viewport_size({"width": width, "height": 800})
+        shot(page, f"throttled-{width}")

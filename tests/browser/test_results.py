@@ -41,7 +41,10 @@ def test_demo_experiment_results_table_charts_and_csv(app, page, shot):
     assert download.suggested_filename == f"experiment-{experiment_id}-results.csv"
     rows = list(csv.DictReader(io.StringIO(open(download.path(), encoding="utf-8").read())))
     assert {r["variant_key"] for r in rows} == {"control", "treatment"}
-    assert len(rows) == 2 * 5  # every metric, the feedback and review ones included
+    # the three built-in metrics, the feedback rate, the demo's goal (booked_demo) and the blinded review's rate
+    assert len(rows) == 2 * 6
+    assert {r["metric"] for r in rows} >= {"lead_capture_rate", "positive_feedback_rate", "goal:booked_demo",
+                                           "review_good_rate"}
     assert all(int(r["visitors"]) > 1000 for r in rows)
 
 
@@ -67,7 +70,7 @@ def test_charts_of_a_single_day_show_their_points(app, page, world, shot):
 
 
 def test_a_day_without_conversations_breaks_the_metric_lines(app, page, world, shot):
-    """Traffic on the 1st and 3rd, none on the 2nd: the daily metric lines stop at the empty day (README: metrics
+    """Traffic on the 1st and 3rd, none on the 2nd: the daily metric lines stop at the empty day (docs/rules.md: metrics
     empty) instead of drawing a made-up value across it; cumulative visitors stay flat through it."""
     with app.app_context():
         exp_id = factories.experiment(world.agent_id, status="running")

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from tests import factories
 from webapp.extensions import db
 from webapp.models import Conversation, Experiment, Review, utcnow
-from webapp.services.runtime import feedback, service as runtime
+from webapp.services.runtime import service as runtime
 
 from .conftest import login
 
@@ -32,7 +32,7 @@ def reviewable(app, world):
                 "text": f"Hi, I'm {name}! Yes, {name.upper()} can confirm we ship to Canada.",
                 "sent_at": (at + timedelta(seconds=4)).isoformat()})
             if i % 2:
-                feedback.record_feedback(world.workspace_id, world.agent_id, cid,
+                runtime.record_feedback(world.workspace_id, world.agent_id, cid,
                                          {"visitor_id": vid, "rating": "up", "comment": "Quick answer, thanks!"})
         db.session.remove()
     return exp_id

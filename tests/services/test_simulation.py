@@ -4,7 +4,7 @@ import pytest
 import sqlalchemy as sa
 
 from webapp.extensions import db
-from webapp.models import Conversation, Experiment, ExperimentAssignment, Feedback, Lead, Message
+from webapp.models import Conversation, Experiment, ExperimentAssignment, Feedback, GoalEvent, Lead, Message
 from webapp.services.runtime import bucketing
 from webapp.services.experiments import results
 from webapp.services import simulation
@@ -50,6 +50,34 @@ def test_effect_multiplies_the_lead_rate(ctx, world):
     assert treatment["metrics"]["lead_capture_rate"]["value"] == pytest.approx(0.20, abs=0.04)
     assert treatment["metrics"]["lead_capture_rate"]["p_value"] < 0.001
     assert not out["srm"]["warning"]
+
+
+def test_the_goal_event_and_its_effect(ctx, world):
+    """SPEC §13: simulated visitors reach the goal "booked_demo" (one event at most, stamped like its conversation)
+    at the base rate times the variant's --goal-effect; leads keep their draws."""
+    experiment_id = factories.experiment(world.agent_id, weights=(1, 1), status="running")
+    summary = simulation.simulate_bulk(world.agent_id, 3000, days=14, seed=7, goal_effects=["treatment=3"])
+    assert summary.goals == count(GoalEvent) > 0
+    assert count(GoalEvent, GoalEvent.name != "booked_demo") == 0
+    per_visitor = db.session.execute(sa.select(GoalEvent.visitor_id, sa.func.count()).group_by(GoalEvent.visitor_id)
+                                     .having(sa.func.count() > 1)).all()
+    assert per_visitor == []
+    mismatched = db.session.scalar(sa.select(sa.func.count()).select_from(GoalEvent).join(Conversation).where(
+        (GoalEvent.variant_id != Conversation.variant_id) | (GoalEvent.visitor_id != Conversation.visitor_id)))
+    assert mismatched == 0
+    out = results.compute(db.session.get(Experiment, experiment_id)).as_dict()
+    control, treatment = out["variants"]
+    assert out["goals"] == ["booked_demo"]
+    assert control["metrics"]["goal:booked_demo"]["value"] == pytest.approx(0.05, abs=0.02)
+    assert treatment["metrics"]["goal:booked_demo"]["value"] == pytest.approx(0.15, abs=0.03)
+    assert treatment["metrics"]["goal:booked_demo"]["p_value"] < 0.001
+    with pytest.raises(ValidationError) as error:
+        simulation.simulate_bulk(world.agent_id, 5, seed=8, goal="Booked Demo")
+    assert "goal" in error.value.fields
+    with pytest.raises(ValidationError) as error:
+        simulation.simulate_bulk(world.agent_id, 5, seed=8, goal_effects=["nope=2"])
+    assert "goal_effect" in error.value.fields
+    assert simulation.simulate_bulk(world.agent_id, 5, seed=9, goal="").goals == 0
 
 
 def test_same_seed_twice_is_refused_and_writes_nothing(ctx, world):
@@ -114,7 +142,7 @@ def test_cli_simulate_over_http_is_a_real_runtime_client(runner, app, world, liv
         visitor_messages = db.session.scalar(sa.select(sa.func.sum(Conversation.visitor_messages)))
         assert visitor_messages == count(Message, Message.role == "visitor")
         # Feedback went through the API too, and each agent greeting names the persona the runtime answered.
-        rated = int(result.output.split("leads, ")[1].split(" feedback")[0])
+        rated = int(result.output.split("goal events, ")[1].split(" feedback")[0])
         assert rated == count(Feedback) > 0
         assert count(Message, Message.text.like("Hi, I'm Persona %! How can I help you today?")) == count(Conversation)
     bad = runner.invoke(args=["simulate", "--agent", str(world.agent_id), "--visitors", "2", "--via-http",

@@ -178,7 +178,8 @@ def test_switching_kind_away_from_persona_and_back_keeps_the_typed_persona(app, 
     assert 'name="variants-1-persona_name" value="Aria"' in html
     back = {**switched, "kind": "persona", "variants-0-config": '{"colour": "red"}', "variants-1-config": "{}"}
     html = owner.post(url, {**back, "op": "kind"}, headers=HX).get_data(as_text=True)
-    assert "hidden>" not in html and 'name="variants-0-persona_name" value="Sam"' in html
+    assert '<div class="row-grid persona" hidden>' not in html and 'name="variants-0-persona_name" value="Sam"' in html
+    assert html.count('<div class="row-grid cta" hidden>') == 2 and html.count('<div class="row-grid trigger" hidden>') == 2
     assert 'name="variants-1-persona_name" value="Aria"' in html and 'value="warm"' in html
     assert "{&#34;colour&#34;: &#34;red&#34;, &#34;persona&#34;: {&#34;name&#34;: &#34;Sam&#34;}}" in html
     assert "{&#34;persona&#34;: {&#34;name&#34;: &#34;Aria&#34;, &#34;tone&#34;: &#34;warm&#34;}}" in html
@@ -472,3 +473,33 @@ def test_the_list_says_when_each_experiment_stopped(app, client, owner, world):
 
     assert cells(stopped)[-1] == when
     assert cells(running)[-1] == "—"
+
+
+def test_cta_and_trigger_fields_post_into_the_config_and_errors_land_on_them(app, client, owner, world):
+    """SPEC §13: the typed fields of a CTA (or trigger) row are folded into its JSON; a bad one is marked itself."""
+    cta = {**form(kind="cta"), "variants-1-cta_label": "Book a demo", "variants-1-cta_url": "https://acme.test/demo",
+           "variants-1-cta_prompt": "book a demo"}
+    bad = owner.post(base(world) + "/new", {**cta, "variants-1-cta_url": "mailto:x@acme.test"}, headers=HX)
+    assert bad.status_code == 422
+    html = bad.get_data(as_text=True)
+    assert re.findall(r'data-field="([^"]+)"', html) == ["variants-1-cta_url"]
+    assert 'id="variants-1-cta_url" name="variants-1-cta_url"' in html and 'aria-invalid="true"' in html
+    assert owner.post(base(world) + "/new", cta).status_code == 302
+    trigger = {**form(name="Delay", kind="trigger"), "variants-1-trigger_on": "delay", "variants-1-trigger_seconds": "12"}
+    assert owner.post(base(world) + "/new", trigger).status_code == 302
+    with app.app_context():
+        stored = [v.config for v in db.session.scalars(sa.select(Variant).order_by(Variant.id))]
+        db.session.remove()
+    assert stored == [{}, {"cta": {"label": "Book a demo", "url": "https://acme.test/demo", "prompt": "book a demo"}},
+                      {}, {"trigger": {"on": "delay", "seconds": 12}}]
+
+
+def test_a_stored_cta_fills_its_fields_and_switching_kind_moves_the_block(app, client, owner, world):
+    url = base(world) + "/form-rows"
+    rows = {**form(kind="trigger"), "variants-1-config": '{"cta": {"label": "Go", "url": "https://a.test"}}',
+            "variants-1-trigger_on": "load", "variants-1-cta_label": "Go", "variants-1-cta_url": "https://a.test"}
+    html = owner.post(url, {**rows, "op": "kind"}, headers=HX).get_data(as_text=True)
+    assert "{&#34;trigger&#34;: {&#34;on&#34;: &#34;load&#34;}}" in html  # the cta block went, the trigger came
+    back = owner.post(url, {**rows, "kind": "cta", "op": "kind"}, headers=HX).get_data(as_text=True)
+    assert "{&#34;cta&#34;: {&#34;label&#34;: &#34;Go&#34;, &#34;url&#34;: &#34;https://a.test&#34;}}" in back
+    assert re.search(r'name="variants-1-cta_label"\s+value="Go"', back)

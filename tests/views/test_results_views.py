@@ -39,15 +39,16 @@ def test_experiment_of_another_agent_is_404(client, auth, app, world, experiment
 def test_json_export_shape(client, auth, world, experiment_id):
     auth.login("editor@acme.test")
     body = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results.json").get_json()
-    assert set(body) == {"experiment", "srm", "review", "variants"}
+    assert set(body) == {"experiment", "analysis", "plan", "srm", "goals", "review", "variants"} and body["goals"] == []
     assert body["experiment"]["name"] == "Persona test" and body["experiment"]["status"] == "running"
     assert set(body["srm"]) == {"p_value", "warning"}
     control, treatment = body["variants"]
     assert control["is_control"] and not treatment["is_control"]
     for key in ("id", "key", "name", "weight", "visitors", "conversations", "visitor_messages", "leads", "metrics"):
         assert key in control
+    # the feedback rate once any feedback exists (none here), the blinded review's always
     assert set(control["metrics"]) == {"messages_per_conversation", "session_length", "lead_capture_rate",
-                                       "positive_feedback_rate", "review_good_rate"}
+                                       "review_good_rate"}
     assert control["metrics"]["lead_capture_rate"]["lift"] is None
     lift = treatment["metrics"]["messages_per_conversation"]
     assert lift["lift"] is not None and len(lift["ci"]) == 2 and 0 <= lift["p_value"] <= 1
@@ -59,9 +60,9 @@ def test_csv_export_has_a_row_per_variant_and_metric(client, auth, world, experi
     assert response.mimetype == "text/csv"
     assert "attachment" in response.headers["Content-Disposition"]
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
-    assert len(rows) == 2 * 5
+    assert len(rows) == 2 * 4  # no feedback here: the three built-in metrics and the blinded review's
     assert {r["metric"] for r in rows} == {"messages_per_conversation", "session_length", "lead_capture_rate",
-                                           "positive_feedback_rate", "review_good_rate"}
+                                           "review_good_rate"}
     assert all(r["lift"] == "" for r in rows if r["is_control"] == "True")
 
 
@@ -267,8 +268,8 @@ def test_a_small_significant_lift_is_not_shown_as_0_0_percent(app, client, auth,
         experiment_id = factories.experiment(world.agent_id, status="running")
     real = results_service.results_for
 
-    def huge(actor_id, agent_id, exp_id, with_daily=False):
-        out = real(actor_id, agent_id, exp_id, with_daily)
+    def huge(actor_id, agent_id, exp_id, with_daily=False, engine=None):
+        out = real(actor_id, agent_id, exp_id, with_daily, engine)
         control, treatment = out.variants
         out.totals = {control.id: results_service.VariantTotals(10_000_000, converted=1_000_000),
                       treatment.id: results_service.VariantTotals(10_000_000, converted=1_004_000)}
@@ -357,3 +358,23 @@ def test_the_results_page_shows_feedback_the_blinded_review_and_links_each_arm(a
     link = (f'href="/agents/{world.agent_id}/conversations?experiment={experiment_id}&amp;variant=treatment"'
             f'>Read Treatment’s {conversations["treatment"]:,} conversations</a>')
     assert link in html
+
+
+def test_goals_section_lists_each_goal_with_its_counts(app, client, auth, world, experiment_id):
+    from tests.services.experiments.test_goals import add_events
+
+    auth.login("editor@acme.test")
+    url = f"/agents/{world.agent_id}/experiments/{experiment_id}/results"
+    empty = client.get(url).get_data(as_text=True)
+    assert "<h2 class=\"goals-title\">Goals</h2>" in empty and "No goal events yet." in empty
+    with app.app_context():
+        truth = add_events(world.agent_id, experiment_id, {"booked_demo": (0.2, 0.6)})
+        variant_ids = [v.id for v in db.session.get(Experiment, experiment_id).variants]
+        db.session.remove()
+    text = client.get(url).get_data(as_text=True)
+    goals = text[text.index('class="goals-title"'):]
+    assert '<h3 class="metric-title">“booked_demo” goal rate <span class="muted">· secondary' in goals and 'data-metric="goal:booked_demo"' in goals
+    counts = re.findall(r'title="visitors with the event / visitors">(\d+) / (\d+)<', goals)
+    assert counts == [(str(truth["booked_demo"][v]), "40") for v in variant_ids]
+    exported = client.get(url + ".csv").get_data(as_text=True)
+    assert exported.count(",goal:booked_demo,") == 2

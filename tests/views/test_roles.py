@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from tests import factories
 from webapp import authz
 from webapp.extensions import db
+from webapp.services.workspace import invitations
 
 ROLES = ("owner", "admin", "editor", "outsider", "anonymous")
 
@@ -23,6 +24,7 @@ OTHER_WORKSPACE = expect(404, 404, 404, 200)
 GET_ROUTES = [
     ("/w/acme/agents", VIEW),
     ("/w/acme/members", OWNER_PAGE),
+    ("/account", expect(200, 200, 200, 200)),
     ("/w/acme/api-keys", ADMIN_PAGE),
     ("/agents/{agent}", VIEW),
     ("/agents/{agent}/conversations", VIEW),
@@ -59,7 +61,10 @@ GET_ROUTES = [
 
 POST_ROUTES = [
     ("/w/acme/agents", {"name": "New agent", "persona_name": "Neo"}, expect(302, 302, 403)),
-    ("/w/acme/members", {"email": "owner@other.test", "role": "editor"}, expect(302, 403, 403)),
+    ("/w/acme/members", {"email": "owner@other.test", "role": "editor"}, expect(201, 403, 403)),
+    ("/w/acme/members", {"email": "nobody@else.test", "role": "admin"}, expect(201, 403, 403)),
+    ("/w/acme/invitations/{invitation}/revoke", {}, expect(302, 403, 403)),
+    ("/w/other/invitations/{other_invitation}/revoke", {}, expect(404, 404, 404, 302)),
     ("/w/acme/members/{member}/role", {"role": "admin"}, expect(302, 403, 403)),
     ("/w/acme/members/{member}/remove", {}, expect(302, 403, 403)),
     ("/w/acme/api-keys", {"name": "k"}, expect(201, 201, 403)),
@@ -96,6 +101,10 @@ def world(world, app):
                                                     status="running", name="Sibling")
         world.other_member_id = authz.membership(world.outsider_id, world.other_workspace_id).id
         world.owner_membership_id = authz.membership(world.owner_id, world.workspace_id).id
+        world.invitation_id = invitations.invite(world.owner_id, world.workspace_id, "new@acme.test", "editor",
+                                                 str).invitation.id
+        world.other_invitation_id = invitations.invite(world.outsider_id, world.other_workspace_id,
+                                                       "new@other.test", "editor", str).invitation.id
         db.session.remove()
     return world
 
@@ -108,7 +117,8 @@ def fill(path: str, world) -> str:
                        key=world.api_key_id, other_key=world.other_api_key_id, draft=world.draft_id,
                        running=world.running_id, stopped=world.stopped_id, other_exp=world.other_exp_id,
                        sibling_exp=world.sibling_exp_id, other_member=world.other_member_id,
-                       owner_member=world.owner_membership_id, missing=MISSING_ID)
+                       owner_member=world.owner_membership_id, invitation=world.invitation_id,
+                       other_invitation=world.other_invitation_id, missing=MISSING_ID)
 
 
 def snapshot(app) -> dict[str, list]:
@@ -168,6 +178,7 @@ ID_ACTIONS = [
     ("/w/acme/members/{target}/role", {"role": "admin"}, "member", ("other_member", "missing"), ("owner",)),
     ("/w/acme/members/{target}/role", {"role": "not-a-role"}, "member", ("other_member", "missing"), ("owner",)),
     ("/w/acme/members/{target}/remove", {}, "member", ("other_member", "missing"), ("owner",)),
+    ("/w/acme/invitations/{target}/revoke", {}, "invitation", ("other_invitation", "missing"), ("owner",)),
 ]
 MEMBER_ROLES = ("owner", "admin", "editor")
 
@@ -175,7 +186,7 @@ FOREIGN_CASES = [(path.replace("{target}", "{%s}" % target), data)
                  for path, data, _, foreign, _ in ID_ACTIONS for target in foreign]
 FORBIDDEN_CASES = [(role, path.replace("{target}", "{%s}" % own), data)
                    for path, data, own, _, allowed in ID_ACTIONS for role in MEMBER_ROLES if role not in allowed]
-FOREIGN_NAMES = ("Theirs", "Sibling", "other key", "owner@other.test")
+FOREIGN_NAMES = ("Theirs", "Sibling", "other key", "owner@other.test", "new@other.test")
 
 
 @pytest.mark.parametrize("role", MEMBER_ROLES + ("outsider",))

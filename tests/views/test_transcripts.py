@@ -11,7 +11,7 @@ from tests import factories
 from webapp.extensions import db
 from webapp.models import Conversation, Message
 from webapp.services.experiments import experiments
-from webapp.services.runtime import feedback, service as runtime
+from webapp.services.runtime import service as runtime
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 
@@ -35,7 +35,7 @@ def chat(app, world):
         send(world, "c-1", "v-1", text="Great, thanks", at=T0 + timedelta(seconds=30))
         runtime.record_lead(world.workspace_id, world.agent_id, {
             "conversation_id": "c-1", "visitor_id": "v-1", "fields": {"email": "v1@example.com"}})
-        feedback.record_feedback(world.workspace_id, world.agent_id, "c-1",
+        runtime.record_feedback(world.workspace_id, world.agent_id, "c-1",
                                  {"visitor_id": "v-1", "rating": "up", "comment": "Very <b>helpful</b>"})
         internal = db.session.scalar(sa.select(Conversation.id).where(Conversation.external_id == "c-1"))
         db.session.remove()

@@ -1,11 +1,13 @@
 """The OpenAPI 3 document of the runtime API, served at /api/v1/openapi.json (SPEC §6)."""
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from webapp.services.validation import MAX_JSON_DEPTH
 
 NO_CONTROL_CHARS = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+NO_NUL = "^[^\\u0000]*$"
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -26,25 +28,78 @@ ERRORS = {
     "401": _json(_ref("Error"), "Missing, unknown or revoked API key, or a scheme other than Bearer"),
     "404": _json(_ref("Error"), "No such agent in the key's workspace, or no such conversation"),
     "409": _json(_ref("Error"), "The conversation belongs to another visitor, or the idempotency key (message_id, "
-                                "idempotency_key) was already used in it for a different message or lead"),
+                                "idempotency_key, event_id) was already used in it for a different message, lead "
+                                "or event"),
     "413": _json(_ref("Error"), "Request body over 64 KB"),
     "422": _json(_ref("Error"), "Validation error; `fields` names each offending field"),
+    "503": {**_json(_ref("Error"), "The database cannot be reached (code `unavailable`): retry the same request"),
+            "headers": {"Retry-After": {"description": "Seconds to wait: 1", "schema": {"type": "integer"}}}},
 }
 
 
-TIMESTAMP = {"type": "string", "format": "date-time",
-             "description": "ISO-8601 with a timezone, from 2000-01-01T00:00:00Z to 24 hours after the server's "
-                            "clock (else 422); default now"}
+TIMESTAMP = _ref("Timestamp")
+_TIME = r"[Tt]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?"
+_HOURS = r"([01]\d|2[0-3]):[0-5]\d"
+_ANY_OFFSET = rf"([Zz]|[+-]{_HOURS})"
+_AHEAD_OF_UTC = rf"([Zz]|[+-]00:00|\+{_HOURS})"  # local time at or ahead of UTC: the instant is no later than it reads
+_BEHIND_UTC = rf"([Zz]|[+-]00:00|-{_HOURS})"  # …at or behind: no earlier than it reads
+
+
+def _digits_between(low: str, high: str) -> str:
+    """A regular expression for the strings of `low`'s shape (digits, and '-' where it has one) from `low` to `high`,
+    both included; fixed-width, so string order is number (and calendar) order."""
+    if low == high:
+        return low
+    anything = "".join("-" if c == "-" else r"\d" for c in low)
+    if low == _bottom(low) and high == _top(low):
+        return anything
+    k = next(i for i, (a, b) in enumerate(zip(low, high)) if a != b)
+    head, lo, hi, rest_lo, rest_hi = low[:k], int(low[k]), int(high[k]), low[k + 1:], high[k + 1:]
+    options = [f"{lo}{_digits_between(rest_lo, _top(rest_lo))}" if rest_lo else str(lo)]
+    if hi - lo > 1:
+        options.append(f"[{lo + 1}-{hi - 1}]{_digits_between(_bottom(rest_lo), _top(rest_lo))}")
+    options.append(f"{hi}{_digits_between(_bottom(rest_hi), rest_hi)}" if rest_hi else str(hi))
+    return f"{head}({'|'.join(options)})"
+
+
+def _top(shape: str) -> str:
+    return "".join("-" if c == "-" else "9" for c in shape)
+
+
+def _bottom(shape: str) -> str:
+    return "".join("-" if c == "-" else "0" for c in shape)
+
+
+def timestamp_schema(today: date) -> dict[str, Any]:
+    """sent_at / captured_at as the server takes them (validation.timestamp): RFC 3339, from 2000-01-01T00:00:00Z to
+    24 hours after the server's clock. A pattern cannot follow the clock or add an offset, so it states the part of
+    that window every offset keeps inside it, as of `today` (the server's UTC date when it serves the document):
+    any date from 2000-01-02 to yesterday; 2000-01-01 at or behind UTC; today at or ahead of UTC (Z included)."""
+    yesterday = (today - timedelta(days=1)).isoformat()
+    pattern = (f"^(({_digits_between('2000-01-02', yesterday)}){_TIME}{_ANY_OFFSET}"
+               f"|2000-01-01{_TIME}{_BEHIND_UTC}|{today.isoformat()}{_TIME}{_AHEAD_OF_UTC})$")
+    return {"type": "string", "format": "date-time", "pattern": pattern,
+            "description": "RFC 3339 (ISO-8601 with Z or a ±hh:mm offset), from 2000-01-01T00:00:00Z to 24 hours "
+                           "after the server's clock, else 422; absent: now. The pattern states the part of that "
+                           f"window that holds whatever the offset, as of {today.isoformat()} (the server's date when "
+                           "it served this document): to yesterday at any offset, today in UTC (Z) or ahead of it."}
 
 
 def _errors(*codes: str) -> dict[str, Any]:
-    return {code: ERRORS[code] for code in codes}
+    """The responses of `codes`, and 503, which any endpoint answers while the database cannot be reached."""
+    return {code: ERRORS[code] for code in (*codes, "503")}
 
 
 AGENT_ID = {"name": "agent_id", "in": "path", "required": True,
             "schema": {"type": "integer", "minimum": 1, "maximum": 2147483647}}
 
 SCHEMAS: dict[str, Any] = {
+    "JsonValue": {
+        "description": "Any JSON value whose keys and strings hold no NUL (U+0000): PostgreSQL text cannot store it",
+        "anyOf": [{"type": "string", "pattern": NO_NUL}, {"type": "number"}, {"type": "boolean"}, {"type": "null"},
+                  {"type": "array", "items": _ref("JsonValue")},
+                  {"type": "object", "propertyNames": {"pattern": NO_NUL}, "additionalProperties": _ref("JsonValue")}],
+    },
     "Error": {
         "type": "object", "required": ["error"], "additionalProperties": False,
         "properties": {"error": {
@@ -54,16 +109,21 @@ SCHEMAS: dict[str, Any] = {
         }},
     },
     "Experiment": {
-        "type": "object", "nullable": True, "required": ["id", "name", "kind"], "additionalProperties": False,
+        "type": ["object", "null"], "required": ["id", "name", "kind"], "additionalProperties": False,
         "description": "The conversation's experiment; name and kind are null once it has been deleted.",
-        "properties": {"id": {"type": "integer"}, "name": {"type": "string", "nullable": True},
-                       "kind": {"type": "string", "enum": ["persona", "cta", "trigger"], "nullable": True}},
+        "properties": {"id": {"type": "integer"}, "name": {"type": ["string", "null"]},
+                       "kind": {"type": ["string", "null"], "enum": ["persona", "cta", "trigger", None]}},
     },
     "Variant": {
-        "type": "object", "nullable": True, "required": ["id", "key", "name"], "additionalProperties": False,
+        "type": ["object", "null"], "required": ["id", "key", "name", "config"], "additionalProperties": False,
         "description": "The stamped variant; name is null once its experiment has been deleted.",
         "properties": {"id": {"type": "integer"}, "key": {"type": "string"},
-                       "name": {"type": "string", "nullable": True}},
+                       "name": {"type": ["string", "null"]},
+                       "config": {"type": ["object", "null"],
+                                  "description": "The variant's config, for the widget to apply: a CTA's {\"cta\": "
+                                                 "{label, url, prompt?}}, a trigger's {\"trigger\": {on, seconds?, "
+                                                 "percent?, opening_message?}}, a persona's {\"persona\": …}, plus "
+                                                 "any free-form keys; null once the experiment has been deleted"}},
     },
     "Persona": {
         "type": "object", "required": ["name", "tone"], "additionalProperties": False,
@@ -71,6 +131,8 @@ SCHEMAS: dict[str, Any] = {
     },
     "MessageRequest": {
         "type": "object", "required": ["visitor_id", "conversation_id", "role"],
+        "example": {"visitor_id": "visitor-42", "conversation_id": "conv-1", "role": "visitor",
+                    "text": "Hi, what does it cost?", "message_id": "conv-1-m1"},
         "properties": {
             "visitor_id": _opaque("The runtime's id of the visitor"),
             "conversation_id": _opaque("The runtime's id of the conversation, unique per agent"),
@@ -93,14 +155,43 @@ SCHEMAS: dict[str, Any] = {
     },
     "LeadRequest": {
         "type": "object", "required": ["visitor_id", "conversation_id"],
+        "example": {"visitor_id": "visitor-42", "conversation_id": "conv-1", "fields": {"email": "ada@example.com"},
+                    "idempotency_key": "conv-1-lead"},
         "properties": {
             "visitor_id": _opaque("The visitor of the conversation"),
             "conversation_id": _opaque("An existing conversation of this visitor"),
-            "fields": {"type": "object", "description": "The captured fields, free-form; objects and arrays nested "
-                                                        f"at most {MAX_JSON_DEPTH} levels (this one is the first)"},
+            "fields": {"type": "object", "propertyNames": {"pattern": NO_NUL}, "additionalProperties": _ref("JsonValue"),
+                       "description": "The captured fields, free-form JSON without NUL (U+0000) in keys or strings; "
+                                      f"objects and arrays nested at most {MAX_JSON_DEPTH} levels (this one is the "
+                                      "first)"},
             "captured_at": TIMESTAMP,
             "idempotency_key": _opaque("Idempotency key of the lead within the conversation: a retry (same "
                                       "fields) answers 200 with the first lead; reused for other fields, 409"),
+        },
+    },
+    "EventRequest": {
+        "type": "object", "required": ["visitor_id", "conversation_id", "name"],
+        "example": {"visitor_id": "visitor-42", "conversation_id": "conv-1", "name": "booked_demo",
+                    "event_id": "conv-1-booked"},
+        "properties": {
+            "visitor_id": _opaque("The visitor of the conversation"),
+            "conversation_id": _opaque("An existing conversation of this visitor"),
+            "name": {"type": "string", "pattern": "^[a-z0-9_.-]{1,60}$", "minLength": 1, "maxLength": 60,
+                     "description": "The goal: 1–60 characters of a–z, 0–9, '_', '.', '-'; each name is a metric "
+                                    "goal:<name> of the experiment"},
+            "occurred_at": TIMESTAMP,
+            "event_id": _opaque("Idempotency key of the event within the conversation: a retry (same name) answers "
+                                "200 with the first event; reused for another name, 409"),
+        },
+    },
+    "EventResponse": {
+        "type": "object", "additionalProperties": False,
+        "required": ["event_id", "conversation_id", "name", "occurred_at", "variant"],
+        "properties": {
+            "event_id": {"type": "string", "description": "The request's event_id, or one generated"},
+            "conversation_id": {"type": "string"}, "name": {"type": "string"},
+            "occurred_at": {"type": "string", "format": "date-time"},
+            "variant": _ref("Variant"),
         },
     },
     "LeadResponse": {
@@ -139,7 +230,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "visitor_id": {"type": "string"},
             "assignment": {
-                "type": "object", "nullable": True, "additionalProperties": False,
+                "type": ["object", "null"], "additionalProperties": False,
                 "required": ["experiment", "variant", "assigned_at"],
                 "properties": {"experiment": _ref("Experiment"), "variant": _ref("Variant"),
                                "assigned_at": {"type": "string", "format": "date-time"}},
@@ -174,9 +265,9 @@ def _lookup(operation_id: str, summary: str, id_name: str, schema: str, descript
 def openapi_document() -> dict[str, Any]:
     """The whole document; every operation needs the bearer key."""
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {"title": "Agent Studio runtime API", "version": "1.0.0",
-                 "description": "What the chat runtime calls: assignment, persona, messages, leads and feedback."},
+                 "description": "What the chat runtime calls: assignment, persona, messages, leads, goal events and feedback."},
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
         "paths": {
@@ -196,6 +287,15 @@ def openapi_document() -> dict[str, Any]:
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("LeadRequest")}}},
                 "responses": {"201": _json(_ref("LeadResponse"), "Recorded"),
                               "200": _json(_ref("LeadResponse"), "A retry of an idempotency_key: the first lead"),
+                              **_errors("400", "401", "404", "409", "413", "422")},
+            }},
+            "/agents/{agent_id}/events": {"post": {
+                "operationId": "postEvent",
+                "summary": "Report a goal the visitor reached in a conversation (idempotent on event_id)",
+                "parameters": [AGENT_ID],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("EventRequest")}}},
+                "responses": {"201": _json(_ref("EventResponse"), "Recorded"),
+                              "200": _json(_ref("EventResponse"), "A retry of an event_id: the first event"),
                               **_errors("400", "401", "404", "409", "413", "422")},
             }},
             "/agents/{agent_id}/conversations/{conversation_id}/feedback": {"post": {
@@ -220,6 +320,6 @@ def openapi_document() -> dict[str, Any]:
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "description": "A runtime API key of the agent's workspace"}},
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, "Timestamp": timestamp_schema(datetime.now(timezone.utc).date())},
         },
     }

@@ -43,3 +43,10 @@ class Conflict(DomainError):
 class Unauthorized(DomainError):
     status = 401
     code = "unauthorized"
+
+
+class Gone(DomainError):
+    """Something that existed and no longer can be used (an expired, used or revoked invitation)."""
+
+    status = 410
+    code = "gone"

@@ -16,14 +16,17 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from webapp.extensions import db
-from webapp.models import (MAX_DB_ID, Agent, Conversation, Experiment, ExperimentAssignment, Feedback, Lead, Message,
-                           utcnow)
+from webapp.models import (MAX_DB_ID, Agent, Conversation, Experiment, ExperimentAssignment, Feedback, GoalEvent, Lead,
+                           Message, utcnow)
+from webapp.services import validation
 from webapp.services.runtime import bucketing
 from webapp.services.runtime.persona import effective_persona
 from webapp.services.errors import ValidationError
 from webapp.services.experiments.experiments import active_experiment
 
 BASE_LEAD_RATE = 0.08
+BASE_GOAL_RATE = 0.05
+DEFAULT_GOAL = "booked_demo"  # the goal event a simulated visitor may reach (SPEC §13)
 VISITOR_LINES = ("Hi, do you ship to Canada?", "What does the pro plan include?", "Can I book a demo?",
                  "How much is it per seat?", "Is there a free trial?", "Thanks!", "Do you integrate with Slack?")
 AGENT_LINES = ("Happy to help!", "Here is what the plan includes.", "Sure, let me check that for you.",
@@ -58,9 +61,15 @@ class PlannedVisitor:
     conversations: list[PlannedConversation]
     lead_draw: float  # uniform in [0, 1): a lead when below base rate × the variant's factor
     lead_conversation: int
+    # Drawn from the visitor's own stream (see plan_visitors): adding the goal left every seed's visitors and leads.
+    goal_draw: float = 1.0
+    goal_conversation: int = 0
 
     def converts(self, factor: float, base_rate: float = BASE_LEAD_RATE) -> bool:
         return self.lead_draw < min(1.0, base_rate * factor)
+
+    def reaches_goal(self, factor: float, base_rate: float = BASE_GOAL_RATE) -> bool:
+        return self.goal_draw < min(1.0, base_rate * factor)
 
     def feedback(self, factor: float) -> list[str | None]:
         """Per conversation: "up", "down" or None (not rated), the up rate times the variant's `factor`.
@@ -85,6 +94,7 @@ class Summary:
     conversations: int = 0
     messages: int = 0
     leads: int = 0
+    goals: int = 0
     feedback: int = 0
     per_variant: dict[str, int] = field(default_factory=dict)
 
@@ -158,7 +168,20 @@ def plan_visitors(count: int, days: float, rng: random.Random, now: datetime | N
             start = at + timedelta(hours=rng.uniform(1, 72))
         # The draws do not depend on how many return visits fit: a seed keeps its visitors and their leads.
         lead_draw, lead_conversation = rng.random(), rng.randrange(n_conversations)
-        yield PlannedVisitor(visitor_id, conversations, lead_draw, min(lead_conversation, len(conversations) - 1))
+        goal_rng = random.Random(f"{visitor_id}:goal")
+        yield PlannedVisitor(visitor_id, conversations, lead_draw, min(lead_conversation, len(conversations) - 1),
+                             goal_rng.random(), goal_rng.randrange(len(conversations)))
+
+
+def parse_goal(goal: str | None) -> str | None:
+    """The simulated goal's event name (None or "": no goal events), checked as the runtime API checks it."""
+    if not goal:
+        return None
+    errors: dict[str, str] = {}
+    validation.goal_name(goal, "goal", errors)
+    if errors:
+        raise ValidationError(errors)
+    return goal
 
 
 def persona_names(experiment: Experiment) -> dict[str, str]:
@@ -169,7 +192,8 @@ def persona_names(experiment: Experiment) -> dict[str, str]:
 
 
 def write_bulk(experiment: Experiment, visitors: list[PlannedVisitor], effects: dict[str, float],
-               summary: Summary, feedback_effects: dict[str, float] | None = None) -> None:
+               summary: Summary, goal: str | None = None, goal_effects: dict[str, float] | None = None,
+               feedback_effects: dict[str, float] | None = None) -> None:
     """Insert one batch of planned visitors, assigned and stamped as the runtime would; commits once."""
     variants = list(experiment.variants)
     names = persona_names(experiment)
@@ -198,7 +222,7 @@ def write_bulk(experiment: Experiment, visitors: list[PlannedVisitor], effects: 
     ids = db.session.scalars(
         sa.insert(Conversation).returning(Conversation.id, sort_by_parameter_order=True), conversation_rows).all()
 
-    message_rows, lead_rows, feedback_rows = [], [], []
+    message_rows, lead_rows, goal_rows, feedback_rows = [], [], [], []
     ratings = {pv.visitor_id: iter(pv.feedback(feedback_effects.get(v.key, 1.0))) for pv, v in zip(visitors, chosen)}
     for conversation_id, (pv, v, conv, lead) in zip(ids, owners):
         message_rows.extend({"conversation_id": conversation_id, "role": m.role,
@@ -215,9 +239,15 @@ def write_bulk(experiment: Experiment, visitors: list[PlannedVisitor], effects: 
                               "fields": {"email": f"{pv.visitor_id}@example.com"},
                               "captured_at": conv.messages[-1].sent_at, "experiment_id": experiment.id,
                               "variant_id": v.id, "variant_key": v.key})
+        if goal and conv is pv.conversations[pv.goal_conversation] and pv.reaches_goal((goal_effects or {}).get(v.key, 1.0)):
+            goal_rows.append({"agent_id": agent_id, "conversation_id": conversation_id, "visitor_id": pv.visitor_id,
+                              "name": goal, "occurred_at": conv.messages[-1].sent_at, "experiment_id": experiment.id,
+                              "variant_id": v.id, "variant_key": v.key, "event_id": f"{conv.external_id}-{goal}"})
     db.session.execute(sa.insert(Message), message_rows)
     if lead_rows:
         db.session.execute(sa.insert(Lead), lead_rows)
+    if goal_rows:
+        db.session.execute(sa.insert(GoalEvent), goal_rows)
     if feedback_rows:
         db.session.execute(sa.insert(Feedback), feedback_rows)
     db.session.commit()
@@ -226,6 +256,7 @@ def write_bulk(experiment: Experiment, visitors: list[PlannedVisitor], effects: 
     summary.conversations += len(conversation_rows)
     summary.messages += len(message_rows)
     summary.leads += len(lead_rows)
+    summary.goals += len(goal_rows)
     summary.feedback += len(feedback_rows)
     for v in chosen:
         summary.per_variant[v.key] = summary.per_variant.get(v.key, 0) + 1
@@ -240,11 +271,15 @@ class BulkRun:
     days: float
     factors: dict[str, float]
     seed: int
+    goal: str | None = DEFAULT_GOAL
+    goal_factors: dict[str, float] = field(default_factory=dict)
     feedback_factors: dict[str, float] = field(default_factory=dict)
 
 
 def prepare_bulk(agent_id: int, visitors: int, days: float = 14, effects: list[str] | tuple[str, ...] = (),
-                 seed: int | None = None, feedback_effects: list[str] | tuple[str, ...] = ()) -> BulkRun:
+                 seed: int | None = None, goal: str | None = DEFAULT_GOAL,
+                 goal_effects: list[str] | tuple[str, ...] = (),
+                 feedback_effects: list[str] | tuple[str, ...] = ()) -> BulkRun:
     """Check a bulk run's arguments, agent, running experiment, effects and seed; ValidationError names the problem."""
     errors: dict[str, str] = {}
     if not isinstance(visitors, int) or visitors < 1 or visitors > 10_000_000:
@@ -256,6 +291,11 @@ def prepare_bulk(agent_id: int, visitors: int, days: float = 14, effects: list[s
     experiment = running_experiment(agent_id)
     factors = parse_effects(effects, [v.key for v in experiment.variants])
     feedback_factors = parse_effects(feedback_effects, [v.key for v in experiment.variants], "feedback_effect")
+    goal = parse_goal(goal)
+    try:
+        goal_factors = parse_effects(goal_effects, [v.key for v in experiment.variants])
+    except ValidationError as error:
+        raise ValidationError({"goal_effect": error.fields["effect"]}) from None
     if seed is None:
         seed = random.SystemRandom().randrange(2 ** 32)
     prefix = run_prefix(random.Random(seed))
@@ -263,7 +303,7 @@ def prepare_bulk(agent_id: int, visitors: int, days: float = 14, effects: list[s
             ExperimentAssignment.experiment_id == experiment.id,
             ExperimentAssignment.visitor_id.startswith(prefix, autoescape=True)).limit(1)):
         raise ValidationError({"seed": f"the visitors of seed {seed} are already in this experiment: use another --seed."})
-    return BulkRun(experiment, visitors, days, factors, seed, feedback_factors)
+    return BulkRun(experiment, visitors, days, factors, seed, goal, goal_factors, feedback_factors)
 
 
 def run_bulk(run: BulkRun, batch_size: int = 1000, progress: Callable[[int], None] | None = None) -> Summary:
@@ -273,12 +313,12 @@ def run_bulk(run: BulkRun, batch_size: int = 1000, progress: Callable[[int], Non
     for planned in plan_visitors(run.visitors, run.days, random.Random(run.seed)):
         batch.append(planned)
         if len(batch) >= batch_size:
-            write_bulk(run.experiment, batch, run.factors, summary, run.feedback_factors)
+            write_bulk(run.experiment, batch, run.factors, summary, run.goal, run.goal_factors, run.feedback_factors)
             if progress:
                 progress(len(batch))
             batch = []
     if batch:
-        write_bulk(run.experiment, batch, run.factors, summary, run.feedback_factors)
+        write_bulk(run.experiment, batch, run.factors, summary, run.goal, run.goal_factors, run.feedback_factors)
         if progress:
             progress(len(batch))
     return summary
@@ -286,7 +326,9 @@ def run_bulk(run: BulkRun, batch_size: int = 1000, progress: Callable[[int], Non
 
 def simulate_bulk(agent_id: int, visitors: int, days: float = 14, effects: list[str] | tuple[str, ...] = (),
                   seed: int | None = None, batch_size: int = 1000,
-                  progress: Callable[[int], None] | None = None,
+                  progress: Callable[[int], None] | None = None, goal: str | None = DEFAULT_GOAL,
+                  goal_effects: list[str] | tuple[str, ...] = (),
                   feedback_effects: list[str] | tuple[str, ...] = ()) -> Summary:
     """Generate `visitors` visitors of traffic for the agent's active experiment, in batches."""
-    return run_bulk(prepare_bulk(agent_id, visitors, days, effects, seed, feedback_effects), batch_size, progress)
+    return run_bulk(prepare_bulk(agent_id, visitors, days, effects, seed, goal, goal_effects, feedback_effects),
+                    batch_size, progress)

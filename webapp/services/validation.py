@@ -7,6 +7,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+GOAL_NAME_RE = re.compile(r"[a-z0-9_.-]{1,60}", re.ASCII)  # a goal event's name (SPEC §13), e.g. booked_demo
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -118,6 +119,9 @@ def optional_opaque_id(data: dict, field: str, errors: dict) -> str | None:
 
 
 EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=timezone.utc)
+# RFC 3339's date-time (section 5.6) without its leap second: a "T" (or "t"), seconds, an optional fraction, and "Z"
+# or a ±hh:mm offset. The fields' ranges and the calendar are checked by fromisoformat.
+RFC3339_RE = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})", re.ASCII)
 CLOCK_SKEW = timedelta(hours=24)  # how far a runtime's clock may run ahead of the server's
 
 
@@ -128,6 +132,10 @@ def timestamp(value, field: str, errors: dict, now: datetime | None = None) -> d
         return None
     if not isinstance(value, str):
         errors[field] = f"{field} must be an ISO-8601 string with a timezone."
+        return None
+    if not RFC3339_RE.fullmatch(value):  # what OpenAPI's date-time means; fromisoformat alone takes "2026-01-01 10:00"
+        errors[field] = (f"{field} is not a valid ISO-8601 timestamp: use the RFC 3339 form "
+                         "YYYY-MM-DDThh:mm:ss[.fraction] with Z or an offset ±hh:mm (e.g. 2026-01-31T12:00:00Z).")
         return None
     try:
         parsed = datetime.fromisoformat(value[:-1] + "+00:00" if value[-1:] in ("Z", "z") else value)
@@ -255,4 +263,17 @@ def slug(value, field: str, errors: dict, label: str = "Slug") -> str:
     value = text(value, field, errors, min_len=1, max_len=64, label=label).lower()
     if field not in errors and not SLUG_RE.match(value):
         errors[field] = f"{label} may contain only lower-case letters, digits and dashes."
+    return value
+
+
+def goal_name(value, field: str, errors: dict) -> str:
+    """A goal event's name (SPEC §13): 1–60 characters of a–z, 0–9, "_", "." and "-" (no folding: the name is the
+    metric's key, and "Booked_Demo" beside "booked_demo" would split one goal in two)."""
+    if not isinstance(value, str):
+        errors[field] = f"{field} is required and must be a string." if value is None else f"{field} must be a string."
+        return ""
+    if not GOAL_NAME_RE.fullmatch(value):
+        errors[field] = (f"{field} must be 1–60 characters of a–z, 0–9, '_', '.' and '-' (e.g. booked_demo); "
+                         f"got {len(value)} character{'' if len(value) == 1 else 's'}"
+                         f"{'' if not value or len(value) > 60 else ' with others'}.")
     return value

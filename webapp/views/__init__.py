@@ -11,9 +11,9 @@ from webapp.services.workspace import agents as agent_service
 
 
 def register(app: Flask) -> None:
-    from webapp.views import agents, auth, experiments, preview, results, review, workspace
+    from webapp.views import account, agents, auth, experiments, invitations, preview, results, review, workspace
 
-    for module in (auth, workspace, agents, experiments, preview, results, review):
+    for module in (auth, account, invitations, workspace, agents, experiments, preview, results, review):
         app.register_blueprint(module.bp)
 
 

@@ -87,6 +87,15 @@ def leads(agent_id: int):
     return _stamped_tab(agents.leads, "agents/leads.html", agent_id)
 
 
+@bp.route("/<int:agent_id>/connect")
+@agent_view()
+def connect(agent_id: int):
+    """How to wire a chat runtime to this agent (SPEC §13): the endpoints with examples, the API reference."""
+    info = agents.integration(current_user.id, agent_id)
+    base = request.url_root.rstrip("/") + url_for("api.openapi").rsplit("/", 1)[0]  # …/api/v1, as this host serves it
+    return render("agents/connect.html", info=info, api_base=base, agent_api=f"{base}/agents/{agent_id}")
+
+
 @bp.route("/<int:agent_id>/settings", methods=["GET", "POST"])
 @agent_view()
 def settings(agent_id: int):

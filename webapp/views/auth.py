@@ -9,20 +9,34 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from webapp.extensions import db, login_manager
+from webapp.extensions import login_manager
 from webapp.models import User
-from webapp.services.workspace import accounts
-from webapp.views import hx_redirect, is_htmx_request
+from webapp.services.workspace import login_throttle, sessions as user_sessions
+from webapp.views import hx_redirect, is_htmx_request, render
 
 bp = Blueprint("auth", __name__)
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    try:
-        return db.session.get(User, int(user_id))
-    except (TypeError, ValueError):
-        return None
+def load_user(token: str) -> User | None:
+    """The session cookie's (or the remember-me cookie's) token: its login's user while the record lasts."""
+    return user_sessions.user_for(token)
+
+
+def identify_user() -> None:
+    """Before every page's view: load the login (which may write its last-seen time and commit) while the request
+    has done nothing else, so that commit never carries a view's half-done work. The JSON API has no cookie session."""
+    if request.blueprint != "api" and request.endpoint != "static":
+        current_user._get_current_object()
+
+
+def start_session(user: User, remember: bool = False) -> None:
+    """Log `user` in: a new session record, its token in a new session cookie (and the remember-me cookie, for
+    30 days). Nothing of the session before (its CSRF token included) carries over, so whoever planted or read that
+    cookie cannot act as the user."""
+    session.clear()
+    user.session_token = user_sessions.start(user.id, request.user_agent.string, remember)
+    login_user(user, remember=remember, duration=user_sessions.REMEMBER_FOR)
 
 
 class LoginForm(FlaskForm):
@@ -77,18 +91,26 @@ def login():
     form = LoginForm()
     status = 200
     if form.validate_on_submit():
-        user = accounts.authenticate(form.email.data, form.password.data)
+        try:
+            user = login_throttle.authenticate(form.email.data, form.password.data, request.remote_addr)
+        except login_throttle.Throttled as throttled:
+            return _throttled(form, throttled)
         if user:
-            # A new session: nothing of the one before the login (its CSRF token included) carries over, so whoever
-            # planted or read that cookie cannot act as the user.
-            session.clear()
-            login_user(user, remember=form.remember.data)
+            start_session(user, remember=form.remember.data)
             return redirect(_safe_next(request.args.get("next")) or url_for("workspace.home"))
         form.password.errors.append("Wrong email or password.")
         status = 401
     elif form.is_submitted():
         status = 422
     return render_template("auth/login.html", form=form), status
+
+
+def _throttled(form: LoginForm, throttled: login_throttle.Throttled):
+    """429 with Retry-After, saying how long to wait: the login page, or its form for an HTMX request."""
+    form.form_errors.append(throttled.message)
+    response = render("auth/login.html", "auth/_login_form.html", 429, form=form)
+    response.headers["Retry-After"] = str(throttled.retry_after)
+    return response
 
 
 @bp.route("/logout", methods=["GET", "POST"])
@@ -98,6 +120,7 @@ def logout():
         return redirect(url_for("auth.login"))
     if request.method == "GET":
         return render_template("auth/logout.html")
+    user_sessions.end(current_user.session_token)  # a copy of this session's cookies stops working too
     logout_user()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))

@@ -13,16 +13,19 @@ from flask import Blueprint, Response, flash, g, make_response, redirect, render
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
+from webapp import authz
 from webapp.errors import error_page
 from webapp.extensions import db
 from webapp.models import EXPERIMENT_KINDS, Experiment
-from webapp.services.experiments import experiments
+from webapp.services.experiments import analysis, configs, experiments, metrics
+from webapp.services.experiments import results as results_service
 from webapp.services.errors import Conflict, ValidationError
 from webapp.views import agent_view, hx_redirect, is_htmx_fragment_request, render
 
 bp = Blueprint("experiments", __name__, url_prefix="/agents")
 
-VARIANT_FIELD = re.compile(r"^variants-(\d+)-(key|name|weight|config|persona_name|persona_tone)$")
+TYPED_FIELDS = ("persona_name", "persona_tone", *configs.ALL_FORM_FIELDS)
+VARIANT_FIELD = re.compile(rf"^variants-(\d+)-(key|name|weight|config|{'|'.join(TYPED_FIELDS)})$")
 CONFIRMATIONS = ("start", "delete")
 
 
@@ -33,9 +36,18 @@ def _row(variant: dict[str, Any]) -> dict[str, Any]:
     """A form row from a service-shaped variant (config as a dict)."""
     config = variant.get("config") or {}
     persona = config.get("persona") if isinstance(config.get("persona"), dict) else {}
-    return {"key": variant["key"], "name": variant["name"], "weight": str(variant["weight"]),
-            "config": json.dumps(config, ensure_ascii=False), "persona_name": persona.get("name", ""),
-            "persona_tone": persona.get("tone", "")}
+    row = {"key": variant["key"], "name": variant["name"], "weight": str(variant["weight"]),
+           "config": json.dumps(config, ensure_ascii=False), "persona_name": persona.get("name", ""),
+           "persona_tone": persona.get("tone", "")}
+    for kind, keys in configs.BLOCK_KEYS.items():
+        block = config.get(kind) if isinstance(config.get(kind), dict) else {}
+        row.update({f"{kind}_{key}": _field_text(block.get(key)) for key in keys})
+    return row
+
+
+def _field_text(value: Any) -> str:
+    """A typed config value as its form field shows it (a number as digits; absent: blank)."""
+    return "" if value is None else str(value)
 
 
 def _posted_rows(form: MultiDict) -> list[dict[str, Any]] | None:
@@ -48,8 +60,8 @@ def _posted_rows(form: MultiDict) -> list[dict[str, Any]] | None:
     if not rows:
         return None
     return [{"key": r.get("key", ""), "name": r.get("name", ""), "weight": r.get("weight", ""),
-             "config": r.get("config", ""), "persona_name": r.get("persona_name"),
-             "persona_tone": r.get("persona_tone")} for _, r in sorted(rows.items())]
+             "config": r.get("config", ""), **{field: r.get(field) for field in TYPED_FIELDS}}
+            for _, r in sorted(rows.items())]
 
 
 def _posted(form: MultiDict) -> dict[str, Any]:
@@ -57,6 +69,7 @@ def _posted(form: MultiDict) -> dict[str, Any]:
     data: dict[str, Any] = {"name": form.get("name", ""), "hypothesis": form.get("hypothesis", "")}
     if "kind" in form:
         data["kind"] = form.get("kind")
+    data.update({name: form.get(name) for name in analysis.FIELDS if name in form})
     rows = _posted_rows(form)
     if rows is not None:
         data["variants"] = rows
@@ -66,21 +79,26 @@ def _posted(form: MultiDict) -> dict[str, Any]:
 def _config_for_kind(row: dict[str, Any], kind: str) -> str:
     """A row's config JSON once the form's kind changed (bad JSON stays as typed).
 
-    Away from persona the persona block is dropped; the name and tone fields stay in the form, hidden, so that
-    switching back to persona folds what was typed there into the JSON again."""
+    The typed blocks of the other kinds (persona, cta, trigger) are dropped; their fields stay in the form, hidden,
+    so that switching back folds what was typed there into the JSON again."""
     config = experiments.config_object(row["config"])
     if config is None:
         return row["config"]
+    before = dict(config)
+    for other in ("persona", *configs.BLOCK_KEYS):
+        if other != kind:
+            config.pop(other, None)
     if kind == "persona":
         typed = {field: row[f"persona_{field}"] for field in ("name", "tone")
                  if (row.get(f"persona_{field}") or "").strip()}
-        if not typed:
-            return row["config"]
-        persona = config.get("persona") if isinstance(config.get("persona"), dict) else {}
-        config["persona"] = {**persona, **typed}
-    elif "persona" in config:
-        del config["persona"]
-    else:
+        if typed:
+            persona = config.get("persona") if isinstance(config.get("persona"), dict) else {}
+            config["persona"] = {**persona, **typed}
+    elif kind in configs.BLOCK_KEYS:
+        block = configs.merged_block(kind, config, row)
+        if block is not None:
+            config[kind] = block
+    if config == before:
         return row["config"]
     return json.dumps(config, ensure_ascii=False)
 
@@ -103,11 +121,29 @@ def _form_context(data: dict[str, Any], experiment: Experiment | None = None,
     rows = [r if isinstance(r.get("config"), str) else _row(r) for r in data.get("variants") or []]
     weights = [experiments.typed_weight(str(r["weight"])) for r in rows]  # an invalid one counts as none
     shares = [share if w else None for w, share in zip(weights, experiments.shares(weights))]  # none: no share
+    saved = analysis.settings_of(experiment) if experiment is not None else analysis.DEFAULTS
+    data = {**analysis.form_values(saved), **data}  # the settings as typed, else as saved (new: the defaults)
     return {"data": data, "rows": rows, "shares": shares, "slider_max": _slider_max(weights),
             "errors": errors or {}, "experiment": experiment,
             "kinds": EXPERIMENT_KINDS, "max_variants": experiments.MAX_VARIANTS,
             "min_variants": experiments.MIN_VARIANTS,
-            "arms_editable": experiment is None or experiment.status == "draft"}
+            "arms_editable": experiment is None or experiment.status == "draft",
+            **_analysis_context(experiment, saved),
+            "plan": None, "plan_errors": {}, "plan_url": _plan_url(experiment)}
+
+
+def _analysis_context(experiment: Experiment | None, settings: analysis.Settings) -> dict[str, Any]:
+    """What the Analysis section and the plan fragment show: the choices, labels and whether they are editable."""
+    return {"settings": settings, "metric_choices": metrics.primary_metric_choices(experiment),
+            "plan_metrics": metrics.experiment_metrics(experiment), "engine_choices": analysis.ENGINE_LABELS,
+            "correction_choices": analysis.CORRECTION_LABELS,
+            "analysis_editable": authz.allows(g.get("role"), "change_analysis")}
+
+
+def _plan_url(experiment: Experiment | None) -> str:
+    if experiment is None:
+        return url_for("experiments.plan_preview_new", agent_id=g.agent.id)
+    return url_for("experiments.plan_preview", agent_id=g.agent.id, experiment_id=experiment.id)
 
 
 # --- pages ------------------------------------------------------------------------------------
@@ -179,6 +215,19 @@ def _row_errors(data: dict[str, Any], blank_row: int | None) -> dict[str, str]:
     return {}
 
 
+@bp.route("/<int:agent_id>/experiments/plan", methods=["POST"], endpoint="plan_preview_new")
+@bp.route("/<int:agent_id>/experiments/<int:experiment_id>/plan", methods=["POST"])
+@agent_view()  # the service: the experiment (404), then the role (403)
+def plan_preview(agent_id: int, experiment_id: int | None = None):
+    """The live calculator of the new/edit form: the plan fragment for the settings and weights as typed (422 with
+    the settings' errors); nothing is saved."""
+    experiment, plan, errors = results_service.plan_preview(current_user.id, agent_id, experiment_id,
+                                                            _posted(request.form))
+    return render("experiments/_plan.html", "experiments/_plan.html", status=422 if errors else 200,
+                  plan=plan, plan_errors=errors, experiment=experiment,
+                  plan_metrics=metrics.experiment_metrics(experiment))
+
+
 @bp.route("/<int:agent_id>/experiments/<int:experiment_id>")
 @agent_view()
 def detail(agent_id: int, experiment_id: int):
@@ -190,7 +239,7 @@ def detail(agent_id: int, experiment_id: int):
 def _detail_context(info: experiments.ExperimentDetail, confirm: str | None = None,
                     error: str | None = None) -> dict[str, Any]:
     return {"info": info, "experiment": info.experiment, "variants": info.variants, "confirm": confirm,
-            "error": error}
+            "error": error, **_analysis_context(info.experiment, analysis.settings_of(info.experiment))}
 
 
 @bp.route("/<int:agent_id>/experiments/<int:experiment_id>/edit", methods=["GET", "POST"])

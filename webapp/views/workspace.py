@@ -10,7 +10,7 @@ from wtforms import EmailField, SelectField, StringField, TextAreaField
 
 from webapp import authz
 from webapp.models import ROLES
-from webapp.services.workspace import accounts, agents, api_keys, audit
+from webapp.services.workspace import accounts, agents, api_keys, audit, invitations
 from webapp.services.errors import Conflict, ValidationError
 from webapp.views import hx_redirect, render
 
@@ -50,7 +50,7 @@ class AgentForm(FlaskForm):
     instructions = TextAreaField("Instructions")
 
 
-class MemberForm(FlaskForm):
+class InviteForm(FlaskForm):
     email = EmailField("Email")
     role = SelectField("Role", choices=[(r, r.capitalize()) for r in ROLES], default="editor", validate_choice=False)
 
@@ -97,20 +97,37 @@ def agents_page(slug: str):
 @bp.route("/w/<slug>/members", methods=["GET", "POST"])
 @workspace_view("manage_members")
 def members(slug: str):
-    form = MemberForm()
+    """The members, the pending invitations, and the form that invites (SPEC §14): a new invitation's link is shown
+    in this answer only (201), whether or not its email has an account."""
+    form = InviteForm()
     status = 200
+    new_invitation = None
     if form.is_submitted():
         try:
-            accounts.add_member(current_user.id, g.workspace.id, form.email.data, form.role.data)
-            flash(f"{form.email.data} added as {form.role.data}.", "success")
-            return redirect(url_for("workspace.members", slug=slug))
+            new_invitation = invitations.invite(
+                current_user.id, g.workspace.id, form.email.data, form.role.data,
+                lambda token: url_for("invitations.show", token=token, _external=True))
+            form = InviteForm(formdata=None)
+            status = 201
         except ValidationError as error:
             apply_errors(form, error)
             status = 422
     items = accounts.members(current_user.id, g.workspace.id)
     events = audit.workspace_events(current_user.id, g.workspace.id)
     return render("workspace/members.html", status=status, members=items, form=form, role_form=RoleForm(),
-                  events=events, sole_owner_id=accounts.sole_owner_id(g.workspace.id))
+                  events=events, sole_owner_id=accounts.sole_owner_id(g.workspace.id),
+                  pending=invitations.pending(current_user.id, g.workspace.id), new_invitation=new_invitation)
+
+
+@bp.route("/w/<slug>/invitations/<int:invitation_id>/revoke", methods=["POST"])
+@workspace_view()  # invitations.revoke: the invitation (404), then the role (403)
+def revoke_invitation(slug: str, invitation_id: int):
+    try:
+        invitation = invitations.revoke(current_user.id, g.workspace.id, invitation_id)
+        flash(f"The invitation of {invitation.email} is withdrawn: its link no longer works.", "success")
+    except Conflict as error:
+        flash(error.message, "error")
+    return redirect(url_for("workspace.members", slug=slug))
 
 
 @bp.route("/w/<slug>/members/<int:membership_id>/role", methods=["POST"])

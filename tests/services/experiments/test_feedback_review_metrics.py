@@ -71,7 +71,7 @@ def test_positive_feedback_rate_matches_gbstats_ratio_statistic(ctx, world):
     assert got["lift"] == pytest.approx(expected.expected, abs=1e-6)
     assert got["ci"] == pytest.approx(list(expected.ci), abs=1e-6)
     assert got["p_value"] == pytest.approx(expected.p_value, abs=1e-6)
-    assert "positive_feedback_rate" in computed.shown_metrics
+    assert "positive_feedback_rate" in computed.ordered_metrics
 
 
 def test_a_visitor_without_feedback_counts_as_a_zero_unit(ctx, world):
@@ -83,15 +83,52 @@ def test_a_visitor_without_feedback_counts_as_a_zero_unit(ctx, world):
     assert sum(totals[v.id].stat("positive_feedback_rate").n for v in experiment.variants) == 40
 
 
-def test_the_metric_is_hidden_until_any_feedback_but_always_exported(ctx, world):
+def test_the_feedback_metric_appears_once_any_feedback_exists_and_the_review_rate_is_always_exported(ctx, world):
+    """As a goal does (metrics.experiment_metrics): positive_feedback_rate is one of the experiment's metrics (page
+    and exports) once any of its conversations has feedback; review_good_rate is exported always, and shown in its
+    own section rather than the main tables."""
     experiment_id = factories.experiment(world.agent_id, status="running")
     experiment = db.session.get(Experiment, experiment_id)
     computed = results.compute(experiment)
-    assert "positive_feedback_rate" not in computed.shown_metrics and "review_good_rate" not in computed.shown_metrics
+    assert "positive_feedback_rate" not in computed.metrics and "review_good_rate" not in computed.ordered_metrics
     exported = computed.as_dict()["variants"][1]["metrics"]
-    assert exported["positive_feedback_rate"]["value"] is None
-    assert exported["positive_feedback_rate"]["reason"] == (
-        "Control has 0 visitors; a comparison needs at least 30 in every arm.")
+    assert "positive_feedback_rate" not in exported
+    assert exported["review_good_rate"]["value"] is None
+    assert exported["review_good_rate"]["reason"] == "Control has no reviews yet."  # the comparison names the control first
+    experiment, _ = traffic(world, experiment_id, visitors=10)
+    computed = results.compute(experiment)
+    assert "positive_feedback_rate" in computed.ordered_metrics
+    assert computed.as_dict()["variants"][1]["metrics"]["positive_feedback_rate"]["reason"] == (
+        "Control has 5 visitors; a comparison needs at least 30 in every arm.")
+
+
+def test_the_feedback_rate_is_a_primary_metric_read_by_the_experiments_engine(ctx, world):
+    """Selectable as the primary metric before any feedback (the runtime API always takes it); the results then
+    put it first, compare it with the experiment's engine and decide on it."""
+    from webapp.services.experiments import experiments, metrics, stats
+
+    experiment_id = factories.experiment(world.agent_id, status="running")
+    assert "positive_feedback_rate" in metrics.primary_metric_choices(db.session.get(Experiment, experiment_id))
+    assert "review_good_rate" not in metrics.primary_metric_choices(db.session.get(Experiment, experiment_id))
+    experiments.update_experiment(world.owner_id, world.agent_id, experiment_id,
+                                  {"primary_metric": "positive_feedback_rate", "engine": "sequential",
+                                   "correction": "none"})
+    experiment = db.session.get(Experiment, experiment_id)
+    assert "positive_feedback_rate" in results.compute(experiment).metrics  # shown before its first feedback
+    experiment, _ = traffic(world, experiment_id, visitors=300)
+    out = results.compute(experiment)
+    assert list(out.ordered_metrics)[0] == "positive_feedback_rate"
+    control, treatment = experiment.variants
+    expected = stats.compare(out.totals[control.id].stat("positive_feedback_rate"),
+                             out.totals[treatment.id].stat("positive_feedback_rate"), analysis=out.settings.analysis())
+    fixed = stats.compare(out.totals[control.id].stat("positive_feedback_rate"),
+                          out.totals[treatment.id].stat("positive_feedback_rate"))
+    got = out.metric(treatment, "positive_feedback_rate")
+    assert got["ci"] == pytest.approx([expected.ci_low, expected.ci_high])
+    assert got["ci"] != pytest.approx([fixed.ci_low, fixed.ci_high])  # the sequential interval, wider
+    assert "on positive feedback rate" in out.decision(treatment).reason
+    primary_rows = [r for r in out.csv_rows()[1:] if r[out.CSV_HEADER.index("is_primary")]]
+    assert {r[5] for r in primary_rows} == {"positive_feedback_rate"}
 
 
 def test_review_good_rate_is_a_proportion_of_reviews_matching_gbstats(ctx, world):
@@ -128,3 +165,28 @@ def test_review_good_rate_is_a_proportion_of_reviews_matching_gbstats(ctx, world
     rows = [r for r in computed.csv_rows() if r[5] == "review_good_rate"]
     assert len(rows) == 2 and rows[1][7] == pytest.approx(expected.expected, abs=1e-6)
 
+
+
+@pytest.mark.parametrize("engine", ["sequential", "bayesian"])
+def test_review_good_rate_is_compared_with_the_experiments_engine(ctx, world, engine):
+    from webapp.services.experiments import experiments, stats
+
+    experiment_id = factories.experiment(world.agent_id, status="running")
+    experiments.update_experiment(world.owner_id, world.agent_id, experiment_id, {"engine": engine})
+    experiment, _ = traffic(world, experiment_id, visitors=120, seed=3)
+    rng = random.Random(9)
+    for c in db.session.execute(sa.select(Conversation.id, Conversation.variant_id, Conversation.variant_key)
+                                .where(Conversation.experiment_id == experiment_id)).all():
+        good = rng.random() < (0.5 if c.variant_key == "control" else 0.65)
+        db.session.add(Review(conversation_id=c.id, reviewer_id=world.editor_id, experiment_id=experiment_id,
+                              variant_id=c.variant_id, variant_key=c.variant_key,
+                              rating="good" if good else "bad", note=""))
+    db.session.commit()
+    out = results.compute(db.session.get(Experiment, experiment_id))
+    assert out.engine == engine
+    control, treatment = out.variants
+    expected = stats.compare(out.totals[control.id].stat("review_good_rate"),
+                             out.totals[treatment.id].stat("review_good_rate"), analysis=out.settings.analysis())
+    got = out.metric(treatment, "review_good_rate")
+    assert got["ci"] == pytest.approx([expected.ci_low, expected.ci_high])
+    assert got["chance_to_win"] == (pytest.approx(expected.chance_to_win) if engine == "bayesian" else None)

@@ -118,7 +118,7 @@ def remove_member(acme, actor: str, target: str):
 
 
 def cli_create(acme, target: str, role: str):
-    return as_actor(None, lambda: accounts.create_user(f"{target}@acme.test", "long-enough", "acme", role))
+    return as_actor(None, lambda: accounts.create_user(f"{target}@acme.test", "lemur-quartz-harbor", "acme", role))
 
 
 def owners(found: dict[str, str]) -> list[str]:

@@ -4,7 +4,10 @@ Input of `create_experiment` / `update_experiment` is a dict with `name`, `kind`
 `variants`: a list of dicts with `key`, `name`, `weight` (int or digit string) and `config` (a dict
 or a JSON string). Persona experiments may also give `persona_name` / `persona_tone` per variant:
 when non-empty they win over `config["persona"]["name"/"tone"]`, so a form can offer plain fields
-and the raw JSON side by side. Field errors are keyed like the form: `variants-<index>-<field>`.
+and the raw JSON side by side; CTA and trigger experiments likewise `cta_label`, `cta_url`, `cta_prompt`,
+`trigger_on`, `trigger_seconds`, `trigger_percent`, `trigger_opening_message` (`configs`). Field errors are keyed
+like the form: `variants-<index>-<field>`. The analysis settings (SPEC §10.1) come in the same dict under the names of
+`analysis.FIELDS`.
 """
 from __future__ import annotations
 
@@ -18,8 +21,10 @@ import sqlalchemy as sa
 from webapp import authz
 from webapp.extensions import db
 from webapp.models import EXPERIMENT_KINDS, Agent, AuditEvent, Experiment, ExperimentAssignment, Variant, utcnow
+from webapp.services.experiments import configs
 from webapp.services.workspace import audit
 from webapp.services import validation
+from webapp.services.experiments import analysis
 from webapp.services.workspace.agents import PERSONA_NAME_MAX, PERSONA_TONE_MAX, agent_for
 from webapp.services.errors import Conflict, NotFound, ValidationError
 
@@ -315,6 +320,8 @@ def _clean_variants(kind: str, variants: Any, errors: dict[str, str]) -> list[di
             config = dict(config)
             if kind == "persona":
                 _persona(config, variant, prefix, errors)
+            else:
+                configs.clean_typed_block(kind, config, variant, prefix, errors)
             size = len(json.dumps(config, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
             if size > CONFIG_MAX_BYTES:
                 errors[f"{prefix}-config"] = f"Config must be at most 8 KB of JSON (got {size:,} bytes)."
@@ -338,14 +345,16 @@ def _clean_kind(value: Any, errors: dict[str, str]) -> str:
 
 
 def validate(data: dict[str, Any]) -> dict[str, Any]:
-    """Check a whole experiment (name, kind, hypothesis, variants); ValidationError on any bad field."""
+    """Check a whole new experiment (name, kind, hypothesis, variants, analysis settings over the defaults);
+    ValidationError on any bad field."""
     errors: dict[str, str] = {}
     name, hypothesis = _clean_text(data, None, errors)
     kind = _clean_kind(data.get("kind"), errors)
     variants = _clean_variants(kind, data.get("variants"), errors)
+    settings = analysis.validate(data, analysis.DEFAULTS, None, errors)
     if errors:
         raise ValidationError(errors)
-    return {"name": name, "hypothesis": hypothesis, "kind": kind, "variants": variants}
+    return {"name": name, "hypothesis": hypothesis, "kind": kind, "variants": variants, "analysis": settings}
 
 
 def _arms(experiment: Experiment) -> list[dict[str, Any]]:
@@ -367,11 +376,13 @@ def create_experiment(actor_id: int, agent_id: int, data: dict[str, Any]) -> Exp
     clean = validate(data)
     experiment = Experiment(agent_id=agent_id, name=clean["name"], hypothesis=clean["hypothesis"],
                             kind=clean["kind"], status="draft", created_by_id=actor_id)
+    analysis.apply(experiment, clean["analysis"])
     experiment.variants = [Variant(**v) for v in clean["variants"]]
     db.session.add(experiment)
     db.session.flush()
     audit.record(agent.workspace_id, actor_id, "experiment.created", "experiment", experiment.id,
-                 {"name": experiment.name, "kind": experiment.kind, "arms": _arms(experiment)})
+                 {"name": experiment.name, "kind": experiment.kind, "arms": _arms(experiment),
+                  "analysis": clean["analysis"].as_dict()})
     db.session.commit()
     return experiment
 
@@ -391,8 +402,12 @@ def _hold(experiment: Experiment, statuses: tuple[str, ...]) -> bool:
 
 
 def update_experiment(actor_id: int, agent_id: int, experiment_id: int, data: dict[str, Any]) -> Experiment:
-    """Edit name and hypothesis (always) and, in draft only, kind and variants (absent keys keep their value)."""
+    """Edit name, hypothesis and analysis settings (always) and, in draft only, kind and variants (absent keys keep
+    their value). Changing the analysis settings never touches the arms or the assignments."""
     experiment = experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
+    changes_analysis = analysis.posted(data)
+    if changes_analysis:
+        authz.require(actor_id, experiment.agent.workspace_id, "change_analysis")
     changes_arms = "variants" in data or ("kind" in data and data["kind"] != experiment.kind)
     if changes_arms and not _hold(experiment, ("draft",)):
         raise Conflict("Variants, weights, configs and kind are frozen once an experiment has started; "
@@ -403,6 +418,8 @@ def update_experiment(actor_id: int, agent_id: int, experiment_id: int, data: di
     if changes_arms:
         kind = _clean_kind(data.get("kind", experiment.kind), errors)
         variants = _clean_variants(kind, data["variants"] if "variants" in data else _arms(experiment), errors)
+    current = analysis.settings_of(experiment)
+    settings = analysis.validate(data, current, experiment, errors) if changes_analysis else current
     if errors:
         raise ValidationError(errors)
     changed: dict[str, Any] = {}
@@ -416,6 +433,10 @@ def update_experiment(actor_id: int, agent_id: int, experiment_id: int, data: di
         changed["arms"] = {"from": before, "to": _arms(experiment)}
     if changed:
         audit.record(experiment.agent.workspace_id, actor_id, "experiment.edited", "experiment", experiment.id, changed)
+    settings_changed = analysis.apply(experiment, settings)
+    if settings_changed:
+        audit.record(experiment.agent.workspace_id, actor_id, "experiment.analysis_changed", "experiment",
+                     experiment.id, settings_changed)
     db.session.commit()
     return experiment
 
@@ -487,11 +508,12 @@ def delete_experiment(actor_id: int, agent_id: int, experiment_id: int) -> str:
 
 
 def duplicate_experiment(actor_id: int, agent_id: int, experiment_id: int) -> Experiment:
-    """A new draft with the same kind, hypothesis and arms, named "Copy of …"."""
+    """A new draft with the same kind, hypothesis, arms and analysis settings, named "Copy of …"."""
     source = experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
     name = (DUPLICATE_PREFIX + source.name)[:NAME_MAX]
     copy = Experiment(agent_id=agent_id, name=name, hypothesis=source.hypothesis, kind=source.kind, status="draft",
                       created_by_id=actor_id)
+    analysis.apply(copy, analysis.settings_of(source))
     copy.variants = [Variant(key=v.key, name=v.name, weight=v.weight, config=dict(v.config), position=v.position)
                      for v in source.variants]
     db.session.add(copy)
@@ -509,7 +531,7 @@ def promote_variant(actor_id: int, agent_id: int, experiment_id: int, variant_ke
     """Copy a persona variant into the agent's defaults and stop the experiment, in one transaction."""
     experiment = experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
     if experiment.kind != "persona":
-        raise Conflict("Only persona experiments can be promoted: CTA and trigger variants change nothing at runtime.")
+        raise Conflict("Only persona experiments can be promoted: a CTA or trigger variant has no persona to copy.")
     if experiment.status == "draft":
         raise Conflict("Start the experiment before promoting one of its variants.")
     variant = next((v for v in experiment.variants if v.key == variant_key), None)

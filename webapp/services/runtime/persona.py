@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from webapp.services.experiments.configs import cta_prompt_line
+
 SYSTEM_PROMPT = "You are {name}, the assistant of {workspace}.{tone_sentence}\n{instructions}"
 
 
@@ -28,8 +30,12 @@ def effective_persona(default_name: str, default_tone: str, experiment_kind: str
     return Persona(name, tone)
 
 
-def system_prompt(persona: Persona, workspace_name: str, instructions: str) -> str:
-    """The system prompt the runtime sends to the LLM, built from the effective persona."""
+def system_prompt(persona: Persona, workspace_name: str, instructions: str, experiment_kind: str | None = None,
+                  variant_config: dict[str, Any] | None = None) -> str:
+    """The system prompt the runtime sends to the LLM, built from the effective persona; a CTA variant with a prompt
+    adds its line (SPEC §13) after the instructions."""
     tone_sentence = f" Tone: {persona.tone}." if persona.tone else ""
-    return SYSTEM_PROMPT.format(name=persona.name, workspace=workspace_name, tone_sentence=tone_sentence,
-                                instructions=instructions).rstrip("\n")
+    prompt = SYSTEM_PROMPT.format(name=persona.name, workspace=workspace_name, tone_sentence=tone_sentence,
+                                  instructions=instructions).rstrip("\n")
+    cta_line = cta_prompt_line(experiment_kind, variant_config)
+    return f"{prompt}\n{cta_line}" if cta_line else prompt

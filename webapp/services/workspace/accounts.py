@@ -8,11 +8,9 @@ import sqlalchemy as sa
 from webapp import authz
 from webapp.extensions import db
 from webapp.models import Membership, Role, User, Workspace
-from webapp.services.workspace import audit
+from webapp.services.workspace import audit, passwords, sessions
 from webapp.services import validation
 from webapp.services.errors import Conflict, NotFound, ValidationError
-
-MIN_PASSWORD = 8
 
 
 def find_user_by_email(email: str) -> User | None:
@@ -65,17 +63,16 @@ def save_user(email: str, password: str, workspace_slug: str, role: str, name: s
     """Create (or update the password of) a user and give them `role` in the workspace, creating it if needed.
 
     The rules of the Members page hold here too (SPEC §1): the last owner cannot be demoted (the same Conflict as
-    change_role), and a new workspace's first member must be its owner. A refusal writes nothing. Changes are audited
+    change_role), and a new workspace's first member must be its owner; the password policy holds (SPEC §14), and
+    a password reset ends every login of the account. A refusal writes nothing. Changes are audited
     as the system (actor None), in the workspace: member.added for every new membership (a new account's or not, the
     first owner of a workspace created here included), and for an account that already existed member.role_changed
     (both as the Members page writes them) and member.password_reset.
     """
     errors: dict[str, str] = {}
     email = validation.email(email, "email", errors)
-    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
-        errors["password"] = f"Password needs at least {MIN_PASSWORD} characters."
-    elif surrogate := validation.LONE_SURROGATE_RE.search(password):  # it is hashed as UTF-8
-        errors["password"] = validation.not_unicode("Password", surrogate.group())
+    if problem := passwords.problem(password, (email, str(workspace_slug))):
+        errors["password"] = problem
     if role not in Role.__members__:
         errors["role"] = f"Role must be one of: {', '.join(Role.__members__)}."
     workspace_slug = validation.slug(workspace_slug, "workspace", errors)
@@ -102,6 +99,8 @@ def save_user(email: str, password: str, workspace_slug: str, role: str, name: s
     password_reset = not created_user and not user.check_password(password)
     if created_user or password_reset:
         user.set_password(password)
+    if password_reset:  # whoever knew the old password may be logged in: every login of the account ends
+        sessions.end_others(user.id, None, commit=False)
     role_from = existing.role if existing and existing.role != role else None
     membership = existing
     if membership is None:
@@ -188,33 +187,6 @@ def _keep_an_owner(workspace_id: int, membership: Membership, removing: bool = F
                    {"role": "The last owner cannot be demoted."})
 
 
-def add_member(actor_id: int, workspace_id: int, email: str, role: str) -> Membership:
-    """Add an existing user by email with a role (owner only)."""
-    authz.require(actor_id, workspace_id, "manage_members")
-    errors: dict[str, str] = {}
-    email = validation.email(email, "email", errors)
-    if role not in Role.__members__:
-        errors["role"] = f"Role must be one of: {', '.join(Role.__members__)}."
-    if errors:
-        raise ValidationError(errors)
-    user = find_user_by_email(email)
-    if user is None:
-        raise ValidationError({"email": f"No user with the email {email}. Create the account first (flask users create)."})
-    already = ValidationError({"email": f"{email} is already a member of this workspace."})
-    if authz.membership(user.id, workspace_id):
-        raise already
-    membership = Membership(user_id=user.id, workspace_id=workspace_id, role=role)
-    db.session.add(membership)
-    try:
-        db.session.flush()
-    except sa.exc.IntegrityError:  # a concurrent add of the same user won the unique (user, workspace)
-        db.session.rollback()
-        raise already from None
-    audit.record(workspace_id, actor_id, "member.added", "membership", membership.id, {"email": email, "role": role})
-    db.session.commit()
-    return membership
-
-
 def _membership_in(workspace_id: int, membership_id: int) -> Membership:
     membership = db.session.get(Membership, membership_id)
     if membership is None or membership.workspace_id != workspace_id:
@@ -259,3 +231,27 @@ def remove_member(actor_id: int, workspace_id: int, membership_id: int) -> None:
                  {"email": membership.user.email, "role": membership.role})
     db.session.delete(membership)
     db.session.commit()
+
+
+def change_password(user_id: int, current_password: str, new_password: str, confirm: str,
+                    keep_token: str | None) -> int:
+    """The account page's password change (SPEC §14): the current password is required and the new one must pass
+    the policy. Every other login of the account ends (that of `keep_token` stays); returns how many ended."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    errors: dict[str, str] = {}
+    if not isinstance(current_password, str) or not user.check_password(current_password):
+        errors["current_password"] = "That is not your current password."
+    if problem := passwords.problem(new_password, (user.email, user.name)):
+        errors["new_password"] = problem
+    elif "current_password" not in errors and new_password == current_password:
+        errors["new_password"] = "The new password is your current one: choose another."
+    elif confirm != new_password:
+        errors["confirm"] = "The two passwords differ: type the same new password twice."
+    if errors:
+        raise ValidationError(errors)
+    user.set_password(new_password)
+    ended = sessions.end_others(user.id, keep_token, commit=False)
+    db.session.commit()
+    return ended

@@ -9,7 +9,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from webapp import authz
 from webapp.extensions import db
-from webapp.models import Agent, AuditEvent, Conversation, Experiment, Lead, Role, Variant, Workspace
+from webapp.models import Agent, ApiKey, AuditEvent, Conversation, Experiment, GoalEvent, Lead, Role, Variant, Workspace
 from webapp.services.workspace import audit
 from webapp.services import validation
 from webapp.services.errors import BadRequest, NotFound, ValidationError
@@ -253,3 +253,33 @@ def overview(actor_id: int, agent_id: int) -> dict[str, int]:
     visitors = db.session.scalar(
         sa.select(sa.func.count(sa.distinct(Conversation.visitor_id))).where(Conversation.agent_id == agent_id))
     return {"conversations": conv, "leads": lead, "visitors": visitors}
+
+
+@dataclass(frozen=True)
+class Integration:
+    """What the Connect page says of an agent's integration: the last message the runtime reported, the last goal
+    event, and whether the workspace has a live key (and when one was last used)."""
+
+    agent: Agent
+    last_message_at: Any  # datetime | None: the latest message time of the agent's conversations
+    last_conversation: str | None
+    conversations: int
+    last_event_at: Any
+    live_keys: int
+    key_last_used_at: Any
+    may_manage_keys: bool
+
+
+def integration(actor_id: int, agent_id: int) -> Integration:
+    """The Connect page's status lines (SPEC §13: "last message received …"), for every member of the workspace."""
+    agent, role = agent_for(actor_id, agent_id)
+    last = db.session.execute(
+        sa.select(Conversation.last_message_at, Conversation.external_id).where(Conversation.agent_id == agent_id)
+        .order_by(Conversation.last_message_at.desc(), Conversation.id.desc()).limit(1)).first()
+    conversations = db.session.scalar(sa.select(sa.func.count()).where(Conversation.agent_id == agent_id))
+    last_event = db.session.scalar(sa.select(sa.func.max(GoalEvent.occurred_at)).where(GoalEvent.agent_id == agent_id))
+    keys = db.session.execute(
+        sa.select(sa.func.count(), sa.func.max(ApiKey.last_used_at))
+        .where(ApiKey.workspace_id == agent.workspace_id, ApiKey.revoked_at.is_(None))).one()
+    return Integration(agent, last.last_message_at if last else None, last.external_id if last else None,
+                       conversations or 0, last_event, keys[0], keys[1], authz.allows(role, "manage_api_keys"))

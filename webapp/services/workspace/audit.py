@@ -10,9 +10,9 @@ from webapp.extensions import db
 from webapp.models import AuditEvent, User
 
 
-def record(workspace_id: int, actor_id: int | None, action: str, target_type: str, target_id: int | None,
+def record(workspace_id: int | None, actor_id: int | None, action: str, target_type: str, target_id: int | None,
            details: dict[str, Any] | None = None) -> AuditEvent:
-    """Add an audit row to the current transaction (the caller commits)."""
+    """Add an audit row to the current transaction (the caller commits); no workspace for an account's own events."""
     actor = db.session.get(User, actor_id) if actor_id else None
     event = AuditEvent(
         workspace_id=workspace_id,

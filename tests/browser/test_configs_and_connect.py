@@ -1,0 +1,105 @@
+"""SPEC §13 in Chromium: a CTA variant's fields fill its config JSON as they are typed (and the JSON fills them); the
+Connect page renders its API reference (vendored Swagger UI) with no Content-Security-Policy violation."""
+import json
+
+from playwright.sync_api import expect
+
+from tests import factories
+from webapp.extensions import db
+from webapp.models import Variant
+
+from .conftest import SCREENSHOTS, login
+
+
+def csp_violations(page) -> list:
+    violations = []
+    page.on("console", lambda message: violations.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    return violations
+
+
+def test_cta_fields_and_the_config_json_follow_each_other(app, page, world, shot):
+    violations = csp_violations(page)
+    login(page, "owner@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments/new?kind=cta")
+    page.fill("input[name=name]", "Demo button")
+    config = page.locator("textarea[name='variants-1-config']")
+    page.fill("input[name='variants-1-cta_label']", "Book a demo")
+    page.fill("input[name='variants-1-cta_url']", "https://acme.test/demo")
+    page.fill("input[name='variants-1-cta_prompt']", "book a 15-minute demo")
+    assert json.loads(config.input_value()) == {"cta": {"label": "Book a demo", "url": "https://acme.test/demo",
+                                                        "prompt": "book a 15-minute demo"}}
+    page.fill("input[name='variants-1-cta_prompt']", "")  # a cleared field takes its key out
+    assert json.loads(config.input_value()) == {"cta": {"label": "Book a demo", "url": "https://acme.test/demo"}}
+    config.fill('{"cta": {"label": "Talk to sales", "url": "https://acme.test/sales"}, "colour": "teal"}')
+    expect(page.locator("input[name='variants-1-cta_label']")).to_have_value("Talk to sales")
+    expect(page.locator("input[name='variants-1-cta_url']")).to_have_value("https://acme.test/sales")
+    shot(page, "cta-fields")
+    page.set_viewport_size({"width": 390, "height": 844})
+    shot(page, "cta-fields-narrow")
+    page.set_viewport_size({"width": 1366, "height": 900})
+
+    page.fill("input[name='variants-1-cta_url']", "ftp://acme.test")  # refused on its own field
+    page.click("text=Create draft")
+    expect(page.locator("[data-field='variants-1-cta_url']")).to_contain_text("http:// or https://")
+    expect(page.locator("input[name='variants-1-cta_url']")).to_be_focused()
+    page.fill("input[name='variants-1-cta_url']", "https://acme.test/sales")
+    page.click("text=Create draft")
+    page.wait_for_url("**/experiments/*")
+    with app.app_context():
+        stored = db.session.query(Variant).filter_by(key="treatment").one().config
+        db.session.remove()
+    assert stored == {"cta": {"label": "Talk to sales", "url": "https://acme.test/sales"}, "colour": "teal"}
+    assert violations == []
+
+
+def test_trigger_fields_store_numbers(app, page, world):
+    login(page, "owner@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments/new?kind=trigger")
+    page.select_option("select[name='variants-1-trigger_on']", "delay")
+    page.fill("input[name='variants-1-trigger_seconds']", "20")
+    assert json.loads(page.locator("textarea[name='variants-1-config']").input_value()) == {
+        "trigger": {"on": "delay", "seconds": 20}}
+
+
+def test_the_connect_page_renders_its_api_reference_under_the_csp(app, page, world, shot):
+    violations = csp_violations(page)
+    failed = []
+    page.on("requestfailed", lambda request: failed.append(request.url))
+    with app.app_context():
+        factories.experiment(world.agent_id, status="running")
+        db.session.remove()
+    login(page, "editor@acme.test")
+    page.goto(f"/agents/{world.agent_id}")
+    page.click("nav.tabs a:has-text('Connect')")
+    expect(page.locator("#agent-id")).to_have_text(str(world.agent_id))
+    page.screenshot(path=str(SCREENSHOTS / "connect-top.png"))
+    expect(page.locator("#api-reference[data-rendered=true]")).to_be_attached(timeout=30_000)  # 1.7 MB to parse
+    expect(page.locator("#api-reference .opblock-summary-path", has_text="/agents/{agent_id}/events")).to_be_visible()
+    page.locator("#api-reference .opblock-summary", has_text="/agents/{agent_id}/events").click()
+    expect(page.locator("#api-reference .opblock-body").first).to_be_visible()
+    shot(page, "connect")
+    page.locator("#openapi").scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "connect-reference.png"))
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.locator("#post-message").scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "connect-narrow.png"))
+    assert violations == [] and failed == []
+
+
+def test_the_results_show_each_goal_under_goals(app, page, world, shot):
+    from tests.services.experiments.test_goals import add_events
+    from tests.services.experiments.test_results import build
+
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="running")
+        build(world.agent_id, experiment_id, 60)
+        add_events(world.agent_id, experiment_id, {"booked_demo": (0.15, 0.45)})
+        db.session.remove()
+    login(page, "editor@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments/{experiment_id}")
+    table = page.locator("table[data-metric='goal:booked_demo']")
+    expect(table).to_be_visible()
+    expect(table.locator("tr[data-variant=treatment] .verdict")).to_contain_text("“booked_demo” goal rate")
+    table.scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "results-goals.png"))

@@ -1,0 +1,96 @@
+"""The metrics an experiment measures (SPEC §7, §10.1): one list that the results, the exports and the analysis
+settings all read, so that a new metric (feedback, blinded review, goals) is added in one place.
+
+Each metric has a `label`, a `kind` ("proportion" or "ratio": how its sufficient statistics are built) and the
+`unit` the page shows.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from webapp.extensions import db
+from webapp.models import Feedback, GoalEvent
+
+METRICS: dict[str, dict[str, Any]] = {
+    "messages_per_conversation": {"label": "Visitor messages per conversation", "kind": "ratio", "unit": ""},
+    "session_length": {"label": "Session length per conversation", "kind": "ratio", "unit": "s"},
+    "lead_capture_rate": {"label": "Lead capture rate", "kind": "proportion", "unit": "%"},
+}
+# SPEC §12. Per visitor: conversations rated up / conversations rated (a ratio metric, as gbstats' RatioStatistic).
+# An experiment shows it once any of its conversations has feedback, or when it is the primary metric; it can be
+# chosen as the primary metric at any time (the runtime API always takes feedback, whereas a goal's name is known
+# only once reported).
+FEEDBACK_METRIC = "positive_feedback_rate"
+FEEDBACK_METRICS: dict[str, dict[str, Any]] = {
+    FEEDBACK_METRIC: {"label": "Positive feedback rate", "kind": "ratio", "unit": "%",
+                      "counts": "conversations rated up / conversations rated"},
+}
+# SPEC §12. Per arm: reviews rated good / reviews; the unit is the review, so it is never a primary metric (the
+# plan and the decision are per visitor). Its own section of the page (`section`); every experiment has it.
+REVIEW_METRICS: dict[str, dict[str, Any]] = {
+    "review_good_rate": {"label": "Rated good in blinded review", "kind": "proportion", "unit": "%",
+                         "unit_name": "review", "section": "review", "counts": "reviews rated good / reviews"},
+}
+
+
+GOAL_PREFIX = "goal:"  # a goal metric's key: "goal:<event name>" (SPEC §13)
+
+
+def goal_metric(name: str) -> dict[str, Any]:
+    """A goal's metric: the visitors with at least one event of that name, over the visitors (a proportion)."""
+    return {"label": f"“{name}” goal rate", "kind": "proportion", "unit": "%", "goal": name}
+
+
+def goal_name(metric: str) -> str | None:
+    """The event name of a `goal:<name>` metric, else None."""
+    return metric[len(GOAL_PREFIX):] if metric.startswith(GOAL_PREFIX) else None
+
+
+def experiment_goals(experiment_id: int) -> list[str]:
+    """The event names seen in the experiment's stamped conversations (index ix_goal_events_experiment_name)."""
+    return list(db.session.scalars(
+        sa.select(GoalEvent.name).where(GoalEvent.experiment_id == experiment_id, GoalEvent.variant_id.is_not(None))
+        .distinct().order_by(GoalEvent.name)))
+
+
+def agent_goals(agent_id: int) -> list[str]:
+    """The event names the agent's runtime has reported, in any conversation."""
+    return list(db.session.scalars(
+        sa.select(GoalEvent.name).where(GoalEvent.agent_id == agent_id).distinct().order_by(GoalEvent.name)))
+
+
+def experiment_has_feedback(experiment_id: int) -> bool:
+    """Whether any stamped conversation of the experiment has feedback (index ix_feedback_experiment_variant_visitor)."""
+    return db.session.scalar(sa.select(sa.exists().where(Feedback.experiment_id == experiment_id,
+                                                         Feedback.variant_id.is_not(None)))) or False
+
+
+def experiment_metrics(experiment: Any | None = None) -> dict[str, dict[str, Any]]:
+    """The metrics of `experiment` (None: a new one), in the order the results show them: the built-in ones, the
+    positive feedback rate once the experiment has feedback (or is read on it), a `goal:<name>` per event name seen
+    in its stamped conversations (and its primary metric if that is a goal none has reached yet), then the blinded
+    review's rate."""
+    metrics = dict(METRICS)
+    if experiment is None or getattr(experiment, "id", None) is None:
+        return metrics
+    if getattr(experiment, "primary_metric", None) == FEEDBACK_METRIC or experiment_has_feedback(experiment.id):
+        metrics.update(FEEDBACK_METRICS)
+    for name in experiment_goals(experiment.id):
+        metrics[GOAL_PREFIX + name] = goal_metric(name)
+    primary = goal_name(getattr(experiment, "primary_metric", None) or "")
+    if primary:
+        metrics.setdefault(GOAL_PREFIX + primary, goal_metric(primary))
+    metrics.update(REVIEW_METRICS)
+    return metrics
+
+
+def primary_metric_choices(experiment: Any | None = None) -> dict[str, str]:
+    """The metrics `experiment` may take as its primary metric: key → label — its own, and every goal its agent's
+    runtime has reported (so that a goal can be the primary metric before the experiment's first such event)."""
+    metrics = {**experiment_metrics(experiment), **FEEDBACK_METRICS}
+    if experiment is not None and getattr(experiment, "agent_id", None) is not None:
+        for name in agent_goals(experiment.agent_id):
+            metrics.setdefault(GOAL_PREFIX + name, goal_metric(name))
+    return {key: meta["label"] for key, meta in metrics.items() if meta.get("section") is None}
