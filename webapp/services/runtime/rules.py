@@ -366,10 +366,15 @@ class MessageWrite:
 
     @property
     def stands_alone(self) -> bool:
-        """True when the write is right whatever committed since the read, unless a unique key stops it: a new
-        conversation, or a stamped one. An unstamped conversation may have been stamped meanwhile, so the store
-        checks the stamp its update leaves before committing."""
-        return self.touch is None or self.touch.was_stamped
+        """True when the write is right whatever committed since the read, short of a unique key that stops it.
+
+        A new conversation, or a stamped one (a stamp never changes): yes. An unstamped one that this message
+        leaves unstamped: yes too — if a concurrent message stamped it meanwhile, the outcome is that of this
+        message landing first (no stamp, not counted, the span widened either way). An unstamped one that this
+        message stamps: no — a concurrent message may have stamped it with another arm (the active experiment
+        changed between the two reads), so the store checks the stamp its update leaves before committing.
+        """
+        return self.touch is None or self.touch.was_stamped or self.touch.stamp is None
 
 
 def replay(earlier: EarlierMessage, report: MessageReport) -> Replay:

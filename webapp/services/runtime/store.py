@@ -13,6 +13,7 @@ import os
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
@@ -42,6 +43,13 @@ class Caller:
 _UTC = UTCDateTime()
 
 
+@cache
+def _conversions(row_type: type) -> tuple[tuple[int, bool], ...]:
+    """The positions of a read's time and JSON columns, and whether each is a time."""
+    return tuple((i, name in statements.TIME_COLUMNS) for i, name in enumerate(row_type._fields)
+                 if name in statements.TIME_COLUMNS or name in statements.JSON_COLUMNS)
+
+
 class Store:
     """One request's pooled DBAPI connection; use `connect()`."""
 
@@ -62,18 +70,20 @@ class Store:
         return _access(rows, caller.by_key), _state(rows)
 
     def _row(self, row_type: type, raw: tuple) -> Any:
-        row = row_type(*raw)
-        changes = {}
-        for name in row._fields:
-            value = getattr(row, name)
+        """A row with aware datetimes and parsed JSON (SQLite hands both back as text, psycopg naive datetimes)."""
+        values = None
+        for i, is_time in _conversions(row_type):
+            value = raw[i]
             if value is None:
                 continue
-            if name in statements.TIME_COLUMNS:
-                changes[name] = (datetime.fromisoformat(value) if isinstance(value, str) else value).replace(
+            if values is None:
+                values = list(raw)
+            if is_time:
+                values[i] = (datetime.fromisoformat(value) if isinstance(value, str) else value).replace(
                     tzinfo=timezone.utc)
-            elif name in statements.JSON_COLUMNS and isinstance(value, str):  # SQLite hands JSON back as text
-                changes[name] = json.loads(value)
-        return row._replace(**changes) if changes else row
+            elif isinstance(value, str):
+                values[i] = json.loads(value)
+        return row_type(*(values or raw))
 
     # --- writing -------------------------------------------------------------------------------------------------
 
@@ -83,8 +93,8 @@ class Store:
         return naive if self.postgres else naive.isoformat(" ", "microseconds")
 
     def write_message(self, write: MessageWrite) -> bool:
-        """Apply a message decision; False (nothing written) when a concurrent request won a unique key or stamped
-        the conversation since the read."""
+        """Apply a message decision; False (nothing written) when a concurrent request won a unique key, or stamped
+        the conversation with another arm than this message would (see MessageWrite.stands_alone)."""
         params = self._message_params(write)
         if self.postgres:
             statement = statements.compiled_message_cte(write.conversation is not None, write.assignment is not None)
@@ -106,8 +116,8 @@ class Store:
                 return False
             if write.touch is not None:
                 stamp = statements.COMPILED_TOUCH.execute(self.cursor, self.dialect, params).fetchone()[0]
-                if stamp != write.message.variant_id:
-                    return step.abandon()
+                if not write.stands_alone and stamp != write.message.variant_id:
+                    return step.abandon()  # stamped with another arm since the read: decide again
         return True
 
     def _message_params(self, write: MessageWrite) -> dict[str, Any]:
