@@ -26,7 +26,8 @@ def module_names(root: Path = ROOT, package: str = PACKAGE) -> dict[str, Path]:
     return names
 
 
-def imports_of(name: str, path: Path, modules: dict[str, Path], package: str = PACKAGE) -> list[tuple[str, str | None, int]]:
+def imports_of(name: str, path: Path, modules: dict[str, Path],
+               package: str = PACKAGE) -> list[tuple[str, str | None, int]]:
     """(imported module, imported name or None, line) for each import of the package's modules in `path`."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     is_package = path.name == "__init__.py"

@@ -191,7 +191,8 @@ def test_a_conversation_stamped_with_another_arm_since_the_read_is_decided_again
     stamp check rolls the write back; the second read finds the stamp and the message follows it."""
     with app.app_context():
         experiment_id = factories.experiment(world.agent_id, weights=(1, 1), status="running")
-        variants = {v.key: v for v in db.session.scalars(sa.select(Variant).where(Variant.experiment_id == experiment_id))}
+        variants = {v.key: v for v in db.session.scalars(
+            sa.select(Variant).where(Variant.experiment_id == experiment_id))}
         db.session.expunge_all()
         db.session.remove()
     send = _api(client, world)

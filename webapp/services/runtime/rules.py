@@ -21,7 +21,7 @@ from webapp.services.runtime.persona import effective_persona, system_prompt
 KEY_TOUCH_INTERVAL = timedelta(minutes=1)  # last_used_at is written at most this often: a write per request costs
 
 
-# --- What the database holds -------------------------------------------------------------------------------------
+# --- What the database holds --------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Arm:
@@ -116,7 +116,7 @@ class State:
     earlier_lead: EarlierLead | None = None
 
 
-# --- Reports -----------------------------------------------------------------------------------------------------
+# --- Reports ------------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class MessageReport:
@@ -206,7 +206,7 @@ def agent_id_in_range(agent_id: int | None) -> int | None:
     return agent_id if agent_id is not None and 1 <= agent_id <= MAX_DB_ID else None
 
 
-# --- Access --------------------------------------------------------------------------------------------------------
+# --- Access -------------------------------------------------------------------------------------------------------
 
 def missing_key() -> Unauthorized:
     return Unauthorized("Missing API key: send 'Authorization: Bearer <key>'.")
@@ -235,7 +235,7 @@ def key_touch_due(key: Key | None, now: datetime) -> bool:
     return key is not None and (key.last_used_at is None or now - key.last_used_at > KEY_TOUCH_INTERVAL)
 
 
-# --- Assignment (SPEC §5) ------------------------------------------------------------------------------------------
+# --- Assignment (SPEC §5) -----------------------------------------------------------------------------------------
 
 def bucket(options: tuple[Option, ...], visitor_id: str) -> Arm:
     """Step 4: the visitor's bucket among the active experiment's arms (position order)."""
@@ -260,7 +260,7 @@ def choose_arm(state: State, visitor_id: str) -> tuple[Arm | None, bool]:
     return bucket(state.options, visitor_id), True  # step 4
 
 
-# --- Answers -------------------------------------------------------------------------------------------------------
+# --- Answers ------------------------------------------------------------------------------------------------------
 
 def experiment_json(arm: Arm | None) -> dict[str, Any] | None:
     """`{id, name, kind}`; name and kind are null once the experiment has been deleted."""
@@ -306,7 +306,7 @@ def existing_conversation(state: State, external_id: str, visitor_id: str | None
     return state.conversation
 
 
-# --- Decisions ------------------------------------------------------------------------------------------------------
+# --- Decisions ----------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Replay:
@@ -397,8 +397,10 @@ def decide_message(state: State, report: MessageReport) -> Replay | MessageWrite
         check_owner(conversation, report.visitor_id, report.external_id)
         if state.earlier_message is not None:
             return replay(state.earlier_message, report)
-    arm, new_assignment = choose_arm(state, report.visitor_id) if report.role == "visitor" else (
-        conversation.stamp if conversation else None, False)  # agent messages never assign: the stamp or none
+    if report.role == "visitor":
+        arm, new_assignment = choose_arm(state, report.visitor_id)
+    else:  # agent messages never assign: they carry the stamp, or none
+        arm, new_assignment = (conversation.stamp if conversation else None), False
     reply = json_text({"conversation_id": report.external_id, "message_id": report.new_message_id,
                        **stamp_json(state.agent, arm)})
     message = NewMessage(report.role, report.text, report.sent_at, arm.variant_id if arm else None,

@@ -84,7 +84,7 @@ def _lost_races() -> Conflict:
     return Conflict("Concurrent requests kept changing this conversation: send the request again.")
 
 
-# --- messages: the model of an endpoint ------------------------------------------------------------------------------
+# --- messages: the model of an endpoint ---------------------------------------------------------------------------
 
 def report_message(token: str | None, agent_id: int, data: dict[str, Any]) -> MessageResult:
     """POST …/messages with a bearer token."""
@@ -111,7 +111,7 @@ def _message(caller: Caller, agent_id: int, data: dict[str, Any]) -> MessageResu
     raise _lost_races()
 
 
-# --- leads -------------------------------------------------------------------------------------------------------------
+# --- leads --------------------------------------------------------------------------------------------------------
 
 def report_lead(token: str | None, agent_id: int, data: dict[str, Any]) -> LeadResult:
     """POST …/leads with a bearer token."""

@@ -67,7 +67,8 @@ class Store:
         compiled = statements.compiled_read(kind, caller.by_key)
         rows = [self._row(compiled.row, raw) for raw in compiled.execute(
             self.cursor, self.dialect, {**caller.params(), "agent_id": agent_id, **lookup}).fetchall()]
-        return _access(rows, caller.by_key), _state(rows)
+        access = _access(rows, caller.by_key)
+        return access, _state(rows, access.agent)
 
     def _row(self, row_type: type, raw: tuple) -> Any:
         """A row with aware datetimes and parsed JSON (SQLite hands both back as text, psycopg naive datetimes)."""
@@ -255,7 +256,7 @@ def connect() -> Iterator[Store]:
         raw.close()
 
 
-# --- rows → rules' dataclasses ---------------------------------------------------------------------------------------
+# --- rows → rules' dataclasses ------------------------------------------------------------------------------------
 
 def _access(rows: list[Any], by_key: bool) -> Access:
     if not rows:
@@ -269,8 +270,8 @@ def _access(rows: list[Any], by_key: bool) -> Access:
     return Access(first.workspace_id, agent, key, by_key)
 
 
-def _state(rows: list[Any]) -> State | None:
-    if not rows or rows[0].agent_id is None:
+def _state(rows: list[Any], agent: Agent | None) -> State | None:
+    if agent is None:
         return None
     first = rows[0]
     fields = first._fields
@@ -286,7 +287,6 @@ def _state(rows: list[Any]) -> State | None:
         earlier_message = EarlierMessage(first.earlier_role, first.earlier_text or "", first.earlier_reply)
     if "earlier_lead_id" in fields and first.earlier_lead_id is not None:
         earlier_lead = EarlierLead(first.earlier_lead_id, first.earlier_lead_fields)
-    agent = Agent(first.agent_id, first.persona_name, first.persona_tone, first.instructions, first.workspace_name)
     return State(agent, options, conversation, assigned, earlier_message, earlier_lead)
 
 
@@ -301,7 +301,7 @@ def _stamp(row: Any) -> Arm | None:
                row.stamp_kind, row.stamp_variant_name, row.stamp_config)
 
 
-# --- SQLite: the writer lock and the WAL checkpointer ------------------------------------------------------------------
+# --- SQLite: the writer lock and the WAL checkpointer -------------------------------------------------------------
 
 def _checkpointer(raw: Any, database: str | None) -> wal_checkpoint.Checkpointer | None:
     """This process's WAL checkpointer for a database file, with the connection's automatic checkpoint turned
