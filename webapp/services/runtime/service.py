@@ -93,7 +93,7 @@ def report_message(token: str | None, agent_id: int, data: dict[str, Any]) -> Me
 
 def record_message(workspace_id: int, agent_id: int, data: dict[str, Any]) -> MessageResult:
     """POST …/messages for a trusted in-process caller acting for a workspace (tests, CLI)."""
-    return _message(Caller(workspace_id=workspace_id), agent_id, data)
+    return _message(Caller(workspace_id=workspace_id, by_key=False), agent_id, data)
 
 
 def _message(caller: Caller, agent_id: int, data: dict[str, Any]) -> MessageResult:
@@ -120,7 +120,7 @@ def report_lead(token: str | None, agent_id: int, data: dict[str, Any]) -> LeadR
 
 def record_lead(workspace_id: int, agent_id: int, data: dict[str, Any]) -> LeadResult:
     """POST …/leads for a trusted in-process caller acting for a workspace (tests, CLI)."""
-    return _lead(Caller(workspace_id=workspace_id), agent_id, data)
+    return _lead(Caller(workspace_id=workspace_id, by_key=False), agent_id, data)
 
 
 def _lead(caller: Caller, agent_id: int, data: dict[str, Any]) -> LeadResult:

@@ -31,10 +31,7 @@ class Caller:
 
     token: str | None = None
     workspace_id: int | None = None
-
-    @property
-    def by_key(self) -> bool:
-        return self.workspace_id is None
+    by_key: bool = True
 
     def params(self) -> dict[str, Any]:
         return {"key_hash": hash_key(self.token)} if self.by_key else {"workspace_id": self.workspace_id}
@@ -51,13 +48,33 @@ def _conversions(row_type: type) -> tuple[tuple[int, bool], ...]:
 
 
 class Store:
-    """One request's pooled DBAPI connection; use `connect()`."""
+    """One request's pooled DBAPI connection, as a context manager (see `connect()`)."""
 
     def __init__(self, raw: Any):
         self.raw, self.connection = raw, raw.driver_connection
-        self.dialect = db.engine.dialect.name
+        self.engine = db.engine
+        self.dialect = self.engine.dialect.name
         self.postgres = self.dialect == "postgresql"
-        self.cursor = self.connection.cursor()
+
+    def __enter__(self) -> Store:
+        try:
+            if self.postgres:
+                self.connection.autocommit = True  # each statement its own transaction: no BEGIN/COMMIT round trips
+            self.cursor = self.connection.cursor()
+        except BaseException:
+            self.raw.close()
+            raise
+        return self
+
+    def __exit__(self, error_type: Any, error: BaseException | None, _: Any) -> None:
+        try:
+            if isinstance(error, Exception) and self.engine.dialect.is_disconnect(error, self.connection, None):
+                self.raw.invalidate(error)
+                self.engine.dispose(close=False)  # as SQLAlchemy does on a disconnect: the pool's other connections
+        finally:
+            if self.postgres and self.raw.is_valid:
+                self.connection.autocommit = False
+            self.raw.close()
 
     # --- reading -------------------------------------------------------------------------------------------------
 
@@ -188,34 +205,41 @@ class Store:
         finally:
             self.connection.autocommit = True
 
-    @contextmanager
-    def _sqlite_transaction(self) -> Iterator["_Steps"]:
-        """`BEGIN IMMEDIATE` (the write lock up front: no deadlock-prone upgrade from a read) … `COMMIT`, queued on
-        the writer lock; a step that inserts nothing, or `abandon()`, rolls it all back."""
-        database = db.engine.url.database
-        checkpointer = _checkpointer(self.raw, database)
-        steps = _Steps(self.cursor, self.dialect)
-        with SqliteWriter(database):
+    def _sqlite_transaction(self) -> "_SqliteTransaction":
+        return _SqliteTransaction(self)
+
+
+class _SqliteTransaction:
+    """`BEGIN IMMEDIATE` (the write lock up front: no deadlock-prone upgrade from a read) … `COMMIT`, queued on the
+    writer lock. `step(name, params)` runs an insert and answers its new id, or None — a unique key was taken —
+    after which the transaction rolls back, as it does after `abandon()`."""
+
+    def __init__(self, store: Store):
+        self.cursor, self.dialect, self.connection = store.cursor, store.dialect, store.connection
+        self.database = db.engine.url.database
+        self.checkpointer = _checkpointer(store.raw, self.database)
+        self.writer = SqliteWriter(self.database)
+        self.lost = False
+
+    def __enter__(self) -> "_SqliteTransaction":
+        self.writer.__enter__()
+        try:
             self.cursor.execute("BEGIN IMMEDIATE")
-            try:
-                yield steps
-            except BaseException:
+        except BaseException:
+            self.writer.__exit__()
+            raise
+        return self
+
+    def __exit__(self, error_type: Any, *_: Any) -> None:
+        try:
+            if error_type is not None or self.lost:
                 self.connection.rollback()
-                raise
-            if steps.lost:
-                self.connection.rollback()
-                return
-            self.connection.commit()
-        if checkpointer is not None:
-            checkpointer.wake.set()
-
-
-class _Steps:
-    """The inserts of one SQLite transaction: `steps(name, params)` answers the new id, or None — a unique key
-    was taken — after which the transaction rolls back."""
-
-    def __init__(self, cursor: Any, dialect: str):
-        self.cursor, self.dialect, self.lost = cursor, dialect, False
+            else:
+                self.connection.commit()
+        finally:
+            self.writer.__exit__()
+        if error_type is None and not self.lost and self.checkpointer is not None:
+            self.checkpointer.wake.set()
 
     def __call__(self, name: str, params: dict[str, Any]) -> int | None:
         row = statements.SQLITE_INSERTS[name].execute(self.cursor, self.dialect, params).fetchone()
@@ -234,26 +258,10 @@ def _stamp_params(arm: Arm | None) -> dict[str, Any]:
             "variant_key": arm.variant_key if arm else None}
 
 
-@contextmanager
-def connect() -> Iterator[Store]:
-    """A Store on a pooled connection, given back as the ORM session expects it (transactional, clean)."""
-    engine = db.engine
-    raw = engine.raw_connection()
-    connection = raw.driver_connection
-    postgres = engine.dialect.name == "postgresql"
-    try:
-        if postgres:
-            connection.autocommit = True  # each statement its own transaction: no BEGIN/COMMIT round trips
-        yield Store(raw)
-    except Exception as error:
-        if engine.dialect.is_disconnect(error, connection, None):
-            raw.invalidate(error)
-            engine.dispose(close=False)  # as SQLAlchemy does on a disconnect: the pool's other connections too
-        raise
-    finally:
-        if postgres and raw.is_valid:
-            connection.autocommit = False
-        raw.close()
+def connect() -> Store:
+    """A Store on a pooled connection (`with connect() as db:`), given back as the ORM session expects it:
+    transactional, clean."""
+    return Store(db.engine.raw_connection())
 
 
 # --- rows → rules' dataclasses ------------------------------------------------------------------------------------
