@@ -13,8 +13,8 @@ import os
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
 from datetime import datetime, timezone
+from functools import cache
 from typing import Any, Iterator
 
 from webapp.extensions import db
