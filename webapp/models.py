@@ -222,6 +222,12 @@ class Experiment(db.Model):
     started_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     stopped_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    # The recorded outcome of an ended experiment (SPEC §10.6): shipped (outcome_variant_key), kept_control or
+    # inconclusive; all null while none is recorded (a resume clears it). services/experiments/outcomes.py.
+    outcome_result: Mapped[Optional[str]] = mapped_column(sa.String(16))
+    outcome_variant_key: Mapped[Optional[str]] = mapped_column(sa.String(64))
+    outcome_note: Mapped[Optional[str]] = mapped_column(sa.Text)
+    outcome_recorded_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
 
     agent: Mapped[Agent] = relationship()
     variants: Mapped[list["Variant"]] = relationship(

@@ -37,7 +37,8 @@ def test_experiment_of_another_agent_is_404(client, auth, app, world, experiment
 def test_json_export_shape(client, auth, world, experiment_id):
     auth.login("editor@acme.test")
     body = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results.json").get_json()
-    assert set(body) == {"experiment", "srm", "variants"}
+    assert set(body) == {"experiment", "srm", "variants", "outcome"}
+    assert body["outcome"] is None  # running: nothing decided yet
     assert body["experiment"]["name"] == "Persona test" and body["experiment"]["status"] == "running"
     assert set(body["srm"]) == {"p_value", "warning"}
     control, treatment = body["variants"]

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from webapp.extensions import db
 from webapp.models import Conversation, Experiment, ExperimentAssignment, Variant
-from webapp.services.experiments import stats
+from webapp.services.experiments import outcomes, stats
 from webapp.services.experiments.experiments import experiment_for
 
 METRICS = {
@@ -28,6 +28,7 @@ METRICS = {
 # Every metric is non-negative, so a relative change cannot fall below −100%; the normal approximation's lower
 # bound can, and is shown clamped there (the exports keep the computed bound).
 LOWEST_LIFT = -1.0
+OUTCOME_FIELDS = ("result", "variant_key", "note", "recorded_at")  # CSV columns outcome_<field>
 
 
 @dataclass
@@ -173,6 +174,7 @@ class Results:
             "experiment": {"id": e.id, "name": e.name, "kind": e.kind, "status": e.status,
                            "started_at": _iso(e.started_at), "stopped_at": _iso(e.stopped_at)},
             "srm": {"p_value": self.srm_p_value, "warning": self.srm_warning},
+            "outcome": outcomes.as_json(e),
             "variants": [{
                 "id": v.id, "key": v.key, "name": v.name, "weight": v.weight, "is_control": v.position == 0,
                 "visitors": self.totals[v.id].n,
@@ -194,6 +196,11 @@ class Results:
                 ci = r["ci"] or [None, None]
                 rows.append([self.experiment.id, v.key, v.name, v.position == 0, self.totals[v.id].n, m,
                              r["value"], r["lift"], ci[0], ci[1], r["p_value"], r["reason"]])
+        # The experiment's outcome (SPEC §10.7), the same on every row: the last columns.
+        outcome = outcomes.as_json(self.experiment) or {}
+        rows[0] += [f"outcome_{k}" for k in OUTCOME_FIELDS]
+        for row in rows[1:]:
+            row += [outcome.get(k) for k in OUTCOME_FIELDS]
         return rows
 
 
@@ -340,6 +347,21 @@ def compute(experiment: Experiment, with_daily: bool = False) -> Results:
     if with_daily:
         results.daily = daily_series(experiment.id, variants)
     return results
+
+
+def outcome_lift(experiment: Experiment) -> dict[str, Any] | None:
+    """The shipped arm of a recorded outcome on the primary metric: {metric, label, lift, ci, p_value, text}; None
+    when the outcome ships no arm (or the arm is gone)."""
+    variant = next((v for v in experiment.variants if v.key == experiment.outcome_variant_key), None)
+    if variant is None or variant.position == 0:
+        return None
+    metric = outcomes.primary_metric(experiment)
+    result = compute(experiment).metric(variant, metric)
+    label = METRICS[metric]["label"].lower()
+    text = (f"{table_percent(result['lift'])} {label}" if result["lift"] is not None
+            else f"{label}: not enough data")
+    return {"metric": metric, "label": label, "lift": result["lift"], "ci": result["ci"],
+            "p_value": result["p_value"], "text": text}
 
 
 def results_for(actor_id: int, agent_id: int, experiment_id: int, with_daily: bool = False) -> Results:
