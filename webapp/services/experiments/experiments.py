@@ -9,6 +9,7 @@ and the raw JSON side by side. Field errors are keyed like the form: `variants-<
 from __future__ import annotations
 
 import json
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 from webapp import authz
 from webapp.extensions import db
 from webapp.models import EXPERIMENT_KINDS, Agent, AuditEvent, Experiment, ExperimentAssignment, Variant, utcnow
-from webapp.services.experiments import outcomes
+from webapp.services.experiments import history, outcomes
 from webapp.services.workspace import audit
 from webapp.services import validation
 from webapp.services.workspace.agents import PERSONA_NAME_MAX, PERSONA_TONE_MAX, agent_for
@@ -78,6 +79,7 @@ class ExperimentDetail:
     running_others: list[Experiment]
     events: list[AuditEvent]
     outcome_lift: dict[str, Any] | None = None  # results.outcome_lift of a recorded outcome that ships an arm
+    trail: list[history.TrailEntry] = dataclasses.field(default_factory=list)  # the events as sentences
 
 
 def active_experiment_query(agent_id: int) -> sa.Select:
@@ -172,6 +174,7 @@ def detail(actor_id: int, agent_id: int, experiment_id: int) -> ExperimentDetail
     experiment = experiment_for(actor_id, agent_id, experiment_id)
     variants = list(experiment.variants)
     active = active_experiment(agent_id)
+    events = audit.events_for("experiment", experiment.id)
     return ExperimentDetail(
         experiment=experiment,
         variants=variants,
@@ -179,8 +182,9 @@ def detail(actor_id: int, agent_id: int, experiment_id: int) -> ExperimentDetail
         is_active=active is not None and active.id == experiment.id,
         active=active,
         running_others=_running_others(experiment),
-        events=audit.events_for("experiment", experiment.id),
+        events=events,
         outcome_lift=_outcome_lift(experiment),
+        trail=history.trail(experiment, events),
     )
 
 
