@@ -165,14 +165,24 @@ document.addEventListener("change", function (event) {
   }
 });
 
-// On a narrow screen the agent tabs scroll in their bar (app.css): bring the current one into view.
+// On a narrow screen the agent tabs scroll in their bar (app.css): bring the current one into view, and mark the
+// sides where more tabs hide (data-more="start end"), which the bar fades to show that it scrolls.
+function markTabOverflow(bar) {
+  var more = [];
+  if (bar.scrollLeft > 1) { more.push("start"); }
+  if (bar.scrollLeft + bar.clientWidth < bar.scrollWidth - 1) { more.push("end"); }
+  bar.setAttribute("data-more", more.join(" "));
+}
 document.addEventListener("DOMContentLoaded", function () {
-  var active = document.querySelector("nav.tabs a.active");
-  if (!active) { return; }
-  var bar = active.parentElement;
-  if (bar.scrollWidth > bar.clientWidth) {
+  var bar = document.querySelector("nav.tabs");
+  if (!bar) { return; }
+  var active = bar.querySelector("a.active");
+  if (active && bar.scrollWidth > bar.clientWidth) {
     bar.scrollLeft = active.offsetLeft + active.offsetWidth / 2 - bar.clientWidth / 2;
   }
+  markTabOverflow(bar);
+  bar.addEventListener("scroll", function () { markTabOverflow(bar); }, { passive: true });
+  window.addEventListener("resize", function () { markTabOverflow(bar); });
 });
 
 // A refused form comes back with its fields marked invalid (aria-invalid, the message tied by aria-describedby): the
@@ -271,3 +281,30 @@ document.addEventListener("change", function (event) {
   var select = event.target;
   if (select.matches && select.matches("select[data-navigate]") && select.value) { window.location = select.value; }
 });
+
+// A variant row just added (data-added, from the server) takes the focus on its name, so that keyboard and screen
+// reader users land where they type next rather than on the page's top (the Add button they pressed was replaced).
+document.addEventListener("htmx:afterSettle", function (event) {
+  var row = event.detail.target && event.detail.target.querySelector
+    ? event.detail.target.querySelector(".variant-row[data-added]") : null;
+  if (!row) { return; }
+  var name = row.querySelector("input[name$='-name']");
+  if (name) { name.focus(); }
+});
+
+// Times: the server writes each moment in UTC (<time datetime="…" title="… UTC">); here it is shown in the viewer's
+// own time zone, its UTC form kept on hover (the title). A date-only <time data-day> shows the local date.
+var TIME_FORMAT = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric",
+                                                      hour: "2-digit", minute: "2-digit" });
+var DAY_FORMAT = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric" });
+function localTimes(root) {
+  if (!root.querySelectorAll) { return; }
+  root.querySelectorAll("time[datetime]:not([data-local])").forEach(function (time) {
+    var moment = new Date(time.getAttribute("datetime"));
+    if (isNaN(moment.getTime())) { return; }
+    time.textContent = (time.hasAttribute("data-day") ? DAY_FORMAT : TIME_FORMAT).format(moment);
+    time.setAttribute("data-local", "");
+  });
+}
+document.addEventListener("DOMContentLoaded", function () { localTimes(document); });
+document.addEventListener("htmx:load", function (event) { localTimes(event.detail.elt.parentElement || document); });

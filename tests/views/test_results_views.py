@@ -161,7 +161,7 @@ def test_the_ci_column_shows_only_with_an_interval_to_draw(app, client, auth, wo
         build(world.agent_id, exp_id, visitors)
     auth.login("editor@acme.test")
     html = client.get(f"/agents/{world.agent_id}/experiments/{exp_id}/results").get_data(as_text=True)
-    tables = [t.split("</table>")[0] for t in html.split('<table class="table metric-table"')[1:]]
+    tables = [t.split("</table>")[0] for t in html.split('<table class="table metric-table stack-on-phone"')[1:]]
     assert len(tables) == 3
     for table in tables:
         assert ("95% CI" in table) is with_ci and ('class="ci-col"' in table) is with_ci

@@ -165,7 +165,7 @@ def form_rows(agent_id: int):
     data["variants"] = rows
     errors = _row_errors(data, added) if request.form.get("save_attempted") else None
     return render("experiments/new.html", "experiments/_variant_rows.html", clear_banner=is_htmx_fragment_request(),
-                  **_form_context(data, errors=errors))
+                  added=added, **_form_context(data, errors=errors))
 
 
 def _row_errors(data: dict[str, Any], blank_row: int | None) -> dict[str, str]:
