@@ -102,7 +102,7 @@ def test_malformed_or_non_object_body_is_400(app, api, data):
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
                                           "multipart/form-data; boundary=x"])
 def test_any_content_type_is_read_as_json(app, api, client, content_type):
-    """Lenient on purpose (README): the body is JSON whatever the header says; auth is a Bearer header, not a
+    """Lenient on purpose (docs/api.md): the body is JSON whatever the header says; auth is a Bearer header, not a
     cookie, so a cross-site form post gains nothing from it."""
     body = '{"visitor_id": "v1", "conversation_id": "c1", "role": "visitor", "text": "a=b&c=d"}'
     headers = {**api.headers, **({"Content-Type": content_type} if content_type else {})}

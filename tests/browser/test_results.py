@@ -67,7 +67,7 @@ def test_charts_of_a_single_day_show_their_points(app, page, world, shot):
 
 
 def test_a_day_without_conversations_breaks_the_metric_lines(app, page, world, shot):
-    """Traffic on the 1st and 3rd, none on the 2nd: the daily metric lines stop at the empty day (README: metrics
+    """Traffic on the 1st and 3rd, none on the 2nd: the daily metric lines stop at the empty day (docs/rules.md: metrics
     empty) instead of drawing a made-up value across it; cumulative visitors stay flat through it."""
     with app.app_context():
         exp_id = factories.experiment(world.agent_id, status="running")

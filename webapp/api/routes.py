@@ -33,44 +33,42 @@ def json_object() -> dict[str, Any]:
 
 
 @bp.before_request
-def authenticate() -> None:
-    """Every endpoint but the OpenAPI document needs a Bearer API key.
+def bearer_token() -> None:
+    """Every endpoint but the OpenAPI document needs a Bearer API key; each checks it in its own read."""
+    if request.endpoint != "api.openapi":
+        g.token = api_keys.bearer_token(request.headers.get("Authorization", ""))
 
-    The same query reads the path's agent (if the key's workspace owns it) and its active experiment's arms.
-    """
-    if request.endpoint == "api.openapi":
-        return
-    g.token = api_keys.bearer_token(request.headers.get("Authorization", ""))
-    if request.endpoint != "api.post_message":  # which authenticates in the same query as its lookup
-        g.auth = runtime.authenticate(g.token, (request.view_args or {}).get("agent_id"))
+
+def body_or_401(agent_id: int) -> dict[str, Any]:
+    """The JSON body; when it is unreadable, a bad key still answers 401 first."""
+    try:
+        return json_object()
+    except HTTPException:
+        runtime.authenticate(g.token, agent_id)
+        raise
 
 
 @bp.post("/agents/<int:agent_id>/messages")
 def post_message(agent_id: int):
-    try:
-        body = json_object()
-    except HTTPException:
-        runtime.authenticate(g.token, agent_id)  # a bad key answers 401 before a bad body
-        raise
-    result = runtime.report_message(g.token, agent_id, body)
+    result = runtime.report_message(g.token, agent_id, body_or_401(agent_id))
     # Serialised once, for the database and for the reply: a replay sends the stored bytes.
     return current_app.response_class(f"{result.text}\n", 200 if result.replayed else 201, mimetype="application/json")
 
 
 @bp.post("/agents/<int:agent_id>/leads")
 def post_lead(agent_id: int):
-    result = runtime.record_lead(g.auth.workspace_id, agent_id, json_object(), g.auth)
+    result = runtime.report_lead(g.token, agent_id, body_or_401(agent_id))
     return jsonify(result.body), 200 if result.replayed else 201
 
 
 @bp.get("/agents/<int:agent_id>/conversations/<runtime_id:conversation_id>/persona", merge_slashes=False)
 def conversation_persona(agent_id: int, conversation_id: str):
-    return jsonify(runtime.conversation_persona(g.auth.workspace_id, agent_id, conversation_id, g.auth))
+    return jsonify(runtime.conversation_persona(g.token, agent_id, conversation_id))
 
 
 @bp.get("/agents/<int:agent_id>/visitors/<runtime_id:visitor_id>/assignment", merge_slashes=False)
 def visitor_assignment(agent_id: int, visitor_id: str):
-    return jsonify(runtime.visitor_assignment(g.auth.workspace_id, agent_id, visitor_id, g.auth))
+    return jsonify(runtime.visitor_assignment(g.token, agent_id, visitor_id))
 
 
 @bp.get("/openapi.json")

@@ -1,6 +1,7 @@
 """SPEC §5, rule by rule, through the runtime service (the API's one call)."""
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -9,7 +10,7 @@ import sqlalchemy as sa
 from tests import factories
 from webapp.extensions import db
 from webapp.models import Conversation, Experiment, ExperimentAssignment, Lead, Message, Variant, utcnow
-from webapp.services.runtime import service as runtime
+from webapp.services.runtime import service as runtime, store
 from webapp.services.runtime.bucketing import assign_position
 
 
@@ -209,22 +210,27 @@ def test_replayed_message_id_answers_the_first_body_and_writes_nothing(rt, world
 
 def test_an_assignment_inserted_between_lookup_and_write_wins(rt, world, monkeypatch):
     """The race the unique (experiment, visitor) settles: the lookup saw no row, a concurrent request then
-    inserted one; the new conversation (one statement on PostgreSQL, step by step on SQLite) takes its variant."""
+    inserted one; the new conversation's write (one statement on PostgreSQL, a transaction on SQLite) meets the
+    unique key and writes nothing, and the second read and decision take the winner's variant."""
     exp = factories.experiment(world.agent_id, status="running")
     visitor = visitor_at(exp, 0)
     rt.message("race-a", visitor=visitor)
     treatment = db.session.scalar(sa.select(Variant).where(Variant.experiment_id == exp, Variant.key == "treatment"))
     db.session.execute(sa.update(ExperimentAssignment).values(variant_id=treatment.id, variant_key="treatment"))
     db.session.commit()
-    execute = runtime.assignment.execute
+    real_read = store.Store.read
+    reads = []
 
-    def lookup_misses_the_row(statement, params=None):
-        if statement is runtime.LOOKUP:
-            params = {**params, "active_experiment_id": None}
-        return execute(statement, params)
+    def first_read_misses_the_row(self, kind, caller, agent_id, **lookup):
+        access, state = real_read(self, kind, caller, agent_id, **lookup)
+        reads.append(kind)
+        if len(reads) == 1:  # as if read just before the concurrent request committed its row
+            state = dataclasses.replace(state, assigned=None)
+        return access, state
 
-    monkeypatch.setattr(runtime.assignment, "execute", lookup_misses_the_row)
+    monkeypatch.setattr(store.Store, "read", first_read_misses_the_row)
     body = rt.message("race-b", visitor=visitor, text="hi")
+    assert reads == ["message", "message"]  # the lost race, then the read that found the winner's row
     assert body["variant"]["key"] == "treatment"
     assert count(ExperimentAssignment) == 1
     stamped = conversation("race-b")

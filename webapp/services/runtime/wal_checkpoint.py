@@ -2,7 +2,7 @@
 
 SQLite's default checkpoints run inside the `COMMIT` that takes the write-ahead log past 1,000 pages: that
 request copies the log into the database file and waits for two `fsync`s (a few milliseconds here), while it
-holds the write lock, so every other writer waits too. The runtime's hot path turns the automatic checkpoint off
+holds the write lock, so every other writer waits too. The runtime's store turns the automatic checkpoint off
 on the connections it writes with and wakes this process's checkpointer thread after its commits instead; the
 thread runs a PASSIVE checkpoint (it never waits for readers or writers, and they never wait for it) at most
 every `INTERVAL_S`, on a connection of its own, with the GIL released while SQLite copies and syncs.
@@ -21,7 +21,7 @@ import time
 
 INTERVAL_S = 0.1
 # Also checkpoint this often without a wake: other code's commits on the same pooled connections (the ORM's:
-# the web app, the reference path), which run with the automatic checkpoint off too, wake nothing.
+# the web app), which run with the automatic checkpoint off too, wake nothing.
 IDLE_S = 1.0
 log = logging.getLogger(__name__)
 

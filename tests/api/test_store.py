@@ -1,7 +1,9 @@
-"""The hot path of POST …/messages (services/hot_path.py) against the reference path (runtime.record_message).
+"""The runtime store (services/runtime/store.py): the rows a script of messages writes, lost races, the pooled
+connections it gives back, the SQLite writer lock and WAL checkpointer.
 
-The same script of messages runs through both, for the same visitor in two conversations of one agent; the
-rows each writes (raw, as stored: SQLite's datetime text, PostgreSQL's timestamps) must be the same.
+The same script runs over the API (a bearer key) and through a trusted in-process caller (`record_message`, by
+workspace): both go through the one store, and the rows each writes (raw, as stored: SQLite's datetime text,
+PostgreSQL's timestamps) must be the same, and as expected.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from webapp import create_app
 from webapp.config import TestConfig
 from webapp.extensions import db
 from webapp.models import ExperimentAssignment, Variant
-from webapp.services.runtime import assignment, hot_path, service as runtime
+from webapp.services.runtime import rules, service as runtime, statements, store, wal_checkpoint
 from webapp.services.errors import DomainError
 
 T0 = "2026-11-20T10:00:00Z"
@@ -37,7 +39,7 @@ SCRIPT = [  # (body fields, expected status)
 ]
 
 
-def _hot(client, world):
+def _api(client, world):
     def send(body):
         response = client.post(f"/api/v1/agents/{world.agent_id}/messages", json=body,
                                headers={"Authorization": f"Bearer {world.api_key}"})
@@ -45,7 +47,7 @@ def _hot(client, world):
     return send
 
 
-def _reference(app, world):
+def _trusted(app, world):
     def send(body):
         with app.app_context():
             try:
@@ -95,16 +97,16 @@ def _stored(app, conversation):
     return conversation_row, message_rows
 
 
-@pytest.mark.parametrize("order", [("hot", "reference"), ("reference", "hot")])
+@pytest.mark.parametrize("order", [("api", "trusted"), ("trusted", "api")])
 def test_both_paths_write_the_same_rows(app, client, world, order):
     with app.app_context():
         factories.experiment(world.agent_id, weights=(1, 1), status="running")
-    paths = {"hot": _hot(client, world), "reference": _reference(app, world)}
+    paths = {"api": _api(client, world), "trusted": _trusted(app, world)}
     for name in order:
         _run(paths[name], f"conv-{name}", "visitor-twin")
-    hot, reference = _stored(app, "conv-hot"), _stored(app, "conv-reference")
-    assert hot == reference
-    conversation, messages = hot
+    api, trusted = _stored(app, "conv-api"), _stored(app, "conv-trusted")
+    assert api == trusted
+    conversation, messages = api
     assert conversation["variant_id"] is not None and conversation["visitor_messages"] == 3
     assert conversation["session_seconds"] == pytest.approx(30 * 60 + 30.25)  # 09:59:30.25 → 10:30:00.5
     assert [m["role"] for m in messages] == ["visitor", "visitor", "agent", "visitor"]
@@ -113,13 +115,13 @@ def test_both_paths_write_the_same_rows(app, client, world, order):
         db.session.remove()
 
 
-@pytest.mark.parametrize("path", ["hot", "reference"])
+@pytest.mark.parametrize("path", ["api", "trusted"])
 def test_an_assignment_is_dated_by_the_message_that_made_it(app, client, world, path):
     """assigned_at is the assigning message's sent_at (history sent late keeps its days, as the per-day metrics
     do), and the server's clock when the runtime sends none."""
     with app.app_context():
         factories.experiment(world.agent_id, weights=(1, 1), status="running")
-    send = {"hot": _hot(client, world), "reference": _reference(app, world)}[path]
+    send = {"api": _api(client, world), "trusted": _trusted(app, world)}[path]
     assert send({"visitor_id": "old", "conversation_id": "c-old", "role": "visitor", "sent_at": T0})[0] == 201
     before = datetime.now(timezone.utc)
     assert send({"visitor_id": "new", "conversation_id": "c-new", "role": "visitor"})[0] == 201
@@ -133,46 +135,46 @@ def test_an_assignment_is_dated_by_the_message_that_made_it(app, client, world, 
 
 def test_both_paths_agree_on_a_conversation_stamped_mid_way(app, client, world):
     """Unstamped (no experiment) first; a later visitor message finds a running experiment and stamps it.
-    The hot path hands such a conversation to the reference path."""
+    The store writes it in a transaction that checks the stamp its update leaves."""
     before = [({"role": "visitor", "text": "before", "sent_at": T0}, 201),
               ({"role": "agent", "text": "reply", "sent_at": "2026-11-20T10:00:01Z"}, 201)]
     after = [({"role": "visitor", "text": "after", "sent_at": "2026-11-20T10:05:00Z"}, 201),
              ({"role": "visitor", "text": "again", "sent_at": "2026-11-20T10:06:00Z"}, 201)]
-    paths = {"hot": _hot(client, world), "reference": _reference(app, world)}
+    paths = {"api": _api(client, world), "trusted": _trusted(app, world)}
     for name, send in paths.items():
         _run(send, f"mid-{name}", "visitor-mid", before)
     with app.app_context():
         factories.experiment(world.agent_id, weights=(1, 1), status="running")
     for name, send in paths.items():
         _run(send, f"mid-{name}", "visitor-mid", after)
-    hot, reference = _stored(app, "mid-hot"), _stored(app, "mid-reference")
-    assert hot == reference
-    assert hot[0]["variant_id"] is not None and hot[0]["visitor_messages"] == 2  # only stamped activity counts
-    assert [m["variant_id"] is None for m in hot[1]] == [True, True, False, False]
+    api, trusted = _stored(app, "mid-api"), _stored(app, "mid-trusted")
+    assert api == trusted
+    assert api[0]["variant_id"] is not None and api[0]["visitor_messages"] == 2  # only stamped activity counts
+    assert [m["variant_id"] is None for m in api[1]] == [True, True, False, False]
 
 
 def test_an_assignment_written_between_read_and_write_wins(app, client, world, monkeypatch):
-    """The hot path read no assignment row; a concurrent request then inserts one for another variant. The
-    hot path's insert meets the unique key, writes nothing, and the reference path answers the winner's."""
+    """The read found no assignment row; a concurrent request then inserts one for another variant. The write
+    meets the unique key and writes nothing; the store reads again, and the decision takes the winner's row."""
     with app.app_context():
         experiment_id = factories.experiment(world.agent_id, weights=(1, 1), status="running")
         variants = db.session.scalars(sa.select(Variant).where(Variant.experiment_id == experiment_id)
                                       .order_by(Variant.position)).all()
         by_id = {v.id: (v.id, v.key) for v in variants}
         db.session.remove()
-    real_bucket = assignment.bucket
+    real_bucket = rules.bucket
 
     def bucket_then_lose_the_race(rows, visitor_id):
         chosen = real_bucket(rows, visitor_id)
-        other_id, other_key = next(pair for vid, pair in by_id.items() if vid != chosen.id)
+        other_id, other_key = next(pair for vid, pair in by_id.items() if vid != chosen.variant_id)
         with db.engine.begin() as connection:  # the concurrent request, on a connection of its own
             connection.execute(sa.insert(ExperimentAssignment).values(
                 agent_id=world.agent_id, experiment_id=experiment_id, variant_id=other_id, variant_key=other_key,
                 visitor_id=visitor_id, assigned_at=sa.func.now()))
         return chosen
 
-    monkeypatch.setattr(assignment, "bucket", bucket_then_lose_the_race)
-    status, body = _hot(client, world)({"visitor_id": "racer", "conversation_id": "race-conv", "role": "visitor"})
+    monkeypatch.setattr(rules, "bucket", bucket_then_lose_the_race)
+    status, body = _api(client, world)({"visitor_id": "racer", "conversation_id": "race-conv", "role": "visitor"})
     assert status == 201
     with app.app_context():
         winner = db.session.scalar(sa.select(ExperimentAssignment.variant_id)
@@ -184,7 +186,7 @@ def test_an_assignment_written_between_read_and_write_wins(app, client, world, m
 
 
 def test_connections_go_back_to_the_pool_as_the_session_expects(database_url, world):
-    """The hot path runs PostgreSQL in autocommit and SQLite outside a transaction between statements; a
+    """The store runs PostgreSQL in autocommit and SQLite outside a transaction between statements; a
     connection it used, taken next by the ORM session, is transactional and clean (one-connection pool)."""
     app = create_app(type("OnePool", (TestConfig,), {
         "SQLALCHEMY_DATABASE_URI": database_url, "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 1, "max_overflow": 0}}))
@@ -201,28 +203,36 @@ def test_connections_go_back_to_the_pool_as_the_session_expects(database_url, wo
 
 
 def test_statements_compile_for_both_engines():
-    """Every hot-path statement compiles to the driver's SQL with named parameters on both engines."""
-    sqlite_sql, fixed = hot_path.READ.sql("sqlite")
-    assert ":key_hash" in sqlite_sql and fixed["status_1"] == "running"
-    postgres_sql, _ = hot_path.READ.sql("postgresql")
-    assert "%(key_hash)s" in postgres_sql
-    for name in ("new_conversation", "follow_up", "touch_key"):
-        assert "%(" in hot_path.WRITES[name].sql("postgresql")[0]
-    for name in ("assignment", "conversation", "message", "touch", "touch_key"):
-        assert ":" in hot_path.WRITES[name].sql("sqlite")[0]
+    """Every runtime statement compiles to the driver's SQL with named parameters on both engines."""
+    for kind in statements.READS:
+        sqlite_sql, fixed = statements.compiled_read(kind, True).sql("sqlite")
+        assert ":key_hash" in sqlite_sql and fixed["status_1"] == "running"
+        assert "%(workspace_id)s" in statements.compiled_read(kind, False).sql("postgresql")[0]
+    for new_conversation in (True, False):
+        for new_assignment in (True, False):
+            sql = statements.compiled_message_cte(new_conversation, new_assignment).sql("postgresql")[0]
+            assert sql.startswith("WITH") and "%(client_message_id)s" in sql
+            assert ("INSERT INTO experiment_assignments" in sql) is new_assignment
+            assert ("UPDATE conversations" in sql) is not new_conversation
+    for counted in (True, False):
+        assert "%(idempotency_key)s" in statements.compiled_lead_cte(counted).sql("postgresql")[0]
+    for compiled in statements.SQLITE_INSERTS.values():
+        assert "ON CONFLICT" in compiled.sql("sqlite")[0] and ":" in compiled.sql("sqlite")[0]
+    for compiled in (statements.COMPILED_TOUCH, statements.COMPILED_COUNT_LEAD, statements.COMPILED_TOUCH_KEY):
+        assert ":" in compiled.sql("sqlite")[0] and "%(" in compiled.sql("postgresql")[0]
 
 
 def test_the_sqlite_writer_lock_excludes_other_processes(tmp_path):
     """Hot-path writers queue on an flock beside the database; a forked worker opens its own descriptor (an
     inherited one would share the parent's lock and exclude nothing)."""
     database = str(tmp_path / "locks.db")
-    fd, _ = hot_path._writer_lock(database)  # opened before the fork, as in a gunicorn master
+    fd, _ = store.writer_lock(database)  # opened before the fork, as in a gunicorn master
     locked_r, locked_w = os.pipe()
     release_r, release_w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the other worker
         try:
-            with hot_path._sqlite_writer(database):
+            with store.SqliteWriter(database):
                 os.write(locked_w, b"1")
                 os.read(release_r, 1)
         finally:
@@ -239,7 +249,7 @@ def test_the_sqlite_writer_lock_excludes_other_processes(tmp_path):
 
 
 def test_sqlite_checkpoints_run_off_the_request_path(tmp_path):
-    """On a SQLite file the hot path's connections never checkpoint inside a commit (wal_autocheckpoint=0);
+    """On a SQLite file the store's connections never checkpoint inside a commit (wal_autocheckpoint=0);
     this process's checkpointer thread copies the log into the database file soon after."""
     database = tmp_path / "ckpt.db"
     app = create_app(type("CheckpointConfig", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}"}))
@@ -254,7 +264,7 @@ def test_sqlite_checkpoints_run_off_the_request_path(tmp_path):
             assert raw.driver_connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
         finally:
             raw.close()
-        checkpointer = hot_path.wal_checkpoint.checkpointer(str(database))
+        checkpointer = wal_checkpoint.checkpointer(str(database))
         assert checkpointer.is_alive()
 
         def in_database_file(query: str = "SELECT count(*) FROM messages") -> object:
@@ -281,14 +291,23 @@ def test_sqlite_checkpoints_run_off_the_request_path(tmp_path):
         db.engine.dispose()
 
 
-@pytest.mark.parametrize("through", ["hot", "reference"])
-def test_a_reply_is_sent_as_stored_and_replayed_byte_for_byte(app, client, world, monkeypatch, through):
+def _greeted(client, world, conversation: str, visitor: str) -> None:
+    """An agent's greeting opens the conversation: it exists, unstamped, before the visitor's first message."""
+    with client.application.app_context():
+        factories.experiment(world.agent_id, weights=(1, 1), status="running")
+    response = client.post(f"/api/v1/agents/{world.agent_id}/messages", headers={
+        "Authorization": f"Bearer {world.api_key}"}, json={"visitor_id": visitor, "conversation_id": conversation,
+                                                           "role": "agent", "text": "Hello!"})
+    assert response.status_code == 201 and response.get_json()["variant"] is None
+
+
+@pytest.mark.parametrize("opened", ["by this message", "by a greeting"])
+def test_a_reply_is_sent_as_stored_and_replayed_byte_for_byte(app, client, world, opened):
     """The reply is serialised once: the body sent is the message's stored response, and a replay of its
-    message_id sends those same bytes (on both paths; the reference path runs when the hot path hands over)."""
-    if through == "reference":
-        def hand_over(token, agent_id, report):
-            return runtime.authenticate(token, agent_id)
-        monkeypatch.setattr(hot_path, "record_message", hand_over)
+    message_id sends those same bytes — whether the message opened the conversation (one statement on PostgreSQL)
+    or stamped one an agent's greeting opened (a checked transaction)."""
+    if opened == "by a greeting":
+        _greeted(client, world, "bytes-c", "bytes-v")
     send = {"visitor_id": "bytes-v", "conversation_id": "bytes-c", "role": "visitor", "message_id": "bytes-m",
             "text": "Ünïcode ✓"}
     headers = {"Authorization": f"Bearer {world.api_key}"}
@@ -306,12 +325,11 @@ def test_a_reply_is_sent_as_stored_and_replayed_byte_for_byte(app, client, world
     assert first.get_json()["conversation_id"] == "bytes-c"
 
 
-@pytest.mark.parametrize("through", ["hot", "reference"])
-def test_a_replay_sends_the_stored_reply_without_parsing_it(app, client, world, monkeypatch, through):
+@pytest.mark.parametrize("opened", ["by this message", "by a greeting"])
+def test_a_replay_sends_the_stored_reply_without_parsing_it(app, client, world, monkeypatch, opened):
     """The stored text is what a replay sends: decoding it first would only cost the retry time (and memory)."""
-    if through == "reference":
-        monkeypatch.setattr(hot_path, "record_message", lambda token, agent_id, report: runtime.authenticate(
-            token, agent_id))
+    if opened == "by a greeting":
+        _greeted(client, world, "parse-c", "parse-v")
     send = {"visitor_id": "parse-v", "conversation_id": "parse-c", "role": "visitor", "message_id": "parse-m",
             "text": "hello"}
     headers = {"Authorization": f"Bearer {world.api_key}"}
