@@ -33,7 +33,7 @@ from webapp.config import TestConfig  # noqa: E402
 from webapp.extensions import db  # noqa: E402
 from webapp.models import Experiment, Variant, utcnow  # noqa: E402
 from webapp.services.workspace import accounts, agents  # noqa: E402
-from webapp.services.experiments import results
+from webapp.services.experiments import daily, results
 from webapp.services import simulation
 
 PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/postgres")
@@ -109,7 +109,7 @@ def run_engine(engine: str, url: str, visitors: int) -> dict:
         def charts():
             db.session.expire_all()
             experiment = db.session.get(Experiment, experiment_id)
-            return results.daily_series(experiment_id, list(experiment.variants))
+            return daily.daily_series(experiment_id, list(experiment.variants))
 
         def baseline():
             return db.session.execute(BASELINE_SQL, {"experiment_id": experiment_id}).all()

@@ -27,6 +27,10 @@ function drawResultCharts(root) {
   var daily = JSON.parse(holder.textContent);
   // A few days are a few points: draw them as markers, off the axes (one day would be a dot on the y axis).
   var few = daily.days.length <= 3;
+  // Today is still filling (daily.partial_day): its label says so, its point is hollow and the line into it dashed.
+  var last = daily.days.length - 1;
+  var partial = daily.partial_day && daily.days[last] === daily.partial_day;
+  var labels = daily.days.map(function (day, i) { return partial && i === last ? day + " (today, so far)" : day; });
   root.querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
     var series = canvas.getAttribute("data-chart");
     var percent = canvas.getAttribute("data-format") === "percent";  // a proportion, in percent as in the tables
@@ -34,10 +38,12 @@ function drawResultCharts(root) {
     canvas._chart = new Chart(canvas, {
       type: "line",
       data: {
-        labels: daily.days,
+        labels: labels,
         datasets: daily.variants.map(function (v, i) {
-          return { label: v.name, data: v[series], borderColor: CHART_COLOURS[i % CHART_COLOURS.length],
-                   backgroundColor: CHART_COLOURS[i % CHART_COLOURS.length], tension: 0.2,
+          var colour = CHART_COLOURS[i % CHART_COLOURS.length];
+          return { label: v.name, data: v[series], borderColor: colour, tension: 0.2,
+                   backgroundColor: daily.days.map(function (_, k) { return partial && k === last ? "#fff" : colour; }),
+                   segment: { borderDash: function (ctx) { return partial && ctx.p1DataIndex === last ? [6, 4] : undefined; } },
                    cubicInterpolationMode: "monotone",  // smooth, but never above or below the points it joins
                    // A day without conversations has no metric value: the line stops there rather than draw one.
                    spanGaps: false,

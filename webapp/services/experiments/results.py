@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -281,61 +281,6 @@ def per_variant_totals(experiment_id: int) -> dict[int, VariantTotals]:
     return totals
 
 
-def _day(value: Any) -> str:
-    return value.isoformat() if isinstance(value, (date, datetime)) else str(value)
-
-
-MAX_CALENDAR_DAYS = 1000  # a longer span (history sent back to 2000) keeps only the days with data
-
-
-def calendar_days(days_with_data: list[str]) -> list[str]:
-    """Every day from the first to the last with data ("YYYY-MM-DD"), so that a chart's x axis is time: a day
-    without traffic is a point on it (visitors flat, metrics null), not a step that silently joins two days."""
-    if len(days_with_data) < 2:
-        return days_with_data
-    first, last = date.fromisoformat(days_with_data[0]), date.fromisoformat(days_with_data[-1])
-    span = (last - first).days + 1
-    if span > MAX_CALENDAR_DAYS:
-        return days_with_data
-    return [(first + timedelta(days=i)).isoformat() for i in range(span)]
-
-
-def daily_series(experiment_id: int, variants: list[Variant]) -> dict[str, Any]:
-    """Per day and variant: cumulative visitors, and each metric over the conversations started that day.
-
-    The daily lead rate is conversations with a lead / conversations started that day (a trend line;
-    the headline lead capture rate is per visitor).
-    """
-    a = ExperimentAssignment
-    visitors = db.session.execute(
-        sa.select(a.variant_id, sa.func.date(a.assigned_at).label("day"), sa.func.count())
-        .where(a.experiment_id == experiment_id).group_by(a.variant_id, "day")).all()
-    new_visitors = {(variant_id, _day(day)): int(n) for variant_id, day, n in visitors}
-    per_day = db.session.execute(
-        sa.select(Conversation.variant_id, sa.func.date(Conversation.started_at).label("day"), sa.func.count(),
-                  sa.func.sum(Conversation.visitor_messages), sa.func.sum(Conversation.session_seconds),
-                  sa.func.sum(sa.case((Conversation.lead_count > 0, 1), else_=0)))
-        .where(Conversation.experiment_id == experiment_id)
-        .group_by(Conversation.variant_id, "day")).all()
-    conv = {(variant_id, _day(day)): (int(n), float(msgs or 0), float(secs or 0), int(leads or 0))
-            for variant_id, day, n, msgs, secs, leads in per_day}
-    days = calendar_days(sorted({day for _, day in new_visitors} | {day for _, day in conv}))
-    series: dict[str, Any] = {"days": days, "variants": []}
-    for v in variants:
-        running, cumulative, mpc, secs, rate = 0, [], [], [], []
-        for d in days:
-            running += new_visitors.get((v.id, d), 0)
-            cumulative.append(running)
-            count, msgs, seconds, with_lead = conv.get((v.id, d), (0, 0, 0, 0))
-            mpc.append(round(msgs / count, 4) if count else None)
-            secs.append(round(seconds / count, 2) if count else None)
-            rate.append(round(with_lead / count, 4) if count else None)
-        series["variants"].append({"key": v.key, "name": v.name, "cumulative_visitors": cumulative,
-                                   "messages_per_conversation": mpc, "session_length": secs,
-                                   "lead_capture_rate": rate})
-    return series
-
-
 def compute(experiment: Experiment, with_daily: bool = False) -> Results:
     """Results of an experiment: totals per variant, SRM, and optionally the daily series."""
     variants = list(experiment.variants)
@@ -345,7 +290,8 @@ def compute(experiment: Experiment, with_daily: bool = False) -> Results:
     srm = stats.srm_p_value([totals[v.id].n for v in variants], [v.weight for v in variants])
     results = Results(experiment, variants, totals, srm)
     if with_daily:
-        results.daily = daily_series(experiment.id, variants)
+        from webapp.services.experiments import daily  # daily builds on this module's VariantTotals
+        results.daily = daily.daily_series(experiment.id, variants)
     return results
 
 
