@@ -43,7 +43,8 @@ function drawResultCharts(root) {
           var colour = CHART_COLOURS[i % CHART_COLOURS.length];
           return { label: v.name, data: v[series], borderColor: colour, tension: 0.2,
                    backgroundColor: daily.days.map(function (_, k) { return partial && k === last ? "#fff" : colour; }),
-                   segment: { borderDash: function (ctx) { return partial && ctx.p1DataIndex === last ? [6, 4] : undefined; } },
+                   segment: partial ? { borderDash: function (ctx) { return ctx.p1DataIndex === last ? [6, 4] : undefined; } }
+                                    : undefined,
                    cubicInterpolationMode: "monotone",  // smooth, but never above or below the points it joins
                    // A day without conversations has no metric value: the line stops there rather than draw one.
                    spanGaps: false,
@@ -290,10 +291,10 @@ document.addEventListener("change", function (event) {
 
 // A variant row just added (data-added, from the server) takes the focus on its name, so that keyboard and screen
 // reader users land where they type next rather than on the page's top (the Add button they pressed was replaced).
-document.addEventListener("htmx:afterSettle", function (event) {
-  var row = event.detail.target && event.detail.target.querySelector
-    ? event.detail.target.querySelector(".variant-row[data-added]") : null;
+document.addEventListener("htmx:afterSettle", function () {
+  var row = document.querySelector(".variant-row[data-added]");
   if (!row) { return; }
+  row.removeAttribute("data-added");  // once
   var name = row.querySelector("input[name$='-name']");
   if (name) { name.focus(); }
 });
