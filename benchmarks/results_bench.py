@@ -109,7 +109,7 @@ def run_engine(engine: str, url: str, visitors: int) -> dict:
         def charts():
             db.session.expire_all()
             experiment = db.session.get(Experiment, experiment_id)
-            return daily.daily_series(experiment_id, list(experiment.variants))
+            return daily.daily_series(experiment)
 
         def baseline():
             return db.session.execute(BASELINE_SQL, {"experiment_id": experiment_id}).all()

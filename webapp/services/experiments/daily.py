@@ -15,7 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from webapp.extensions import db
-from webapp.models import Conversation, ExperimentAssignment, Variant, utcnow
+from webapp.models import Conversation, Experiment, ExperimentAssignment, utcnow
+from webapp.services.experiments import outcomes, stats
 from webapp.services.experiments.results import METRICS, VariantTotals
 
 MAX_CALENDAR_DAYS = 1000  # a longer span (history sent back to 2000) keeps only the days with data
@@ -81,22 +82,55 @@ def _rounded(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def daily_series(experiment_id: int, variants: list[Variant], today: date | None = None) -> dict[str, Any]:
-    """Per day and variant: new and cumulative visitors, and each metric over that day's cohort of visitors.
+def analysis_of(experiment: Experiment) -> stats.Analysis:
+    """The engine and its settings the experiment's results are read with (SPEC §10.1)."""
+    return stats.Analysis(engine=getattr(experiment, "engine", None) or "fixed",
+                          alpha=getattr(experiment, "alpha", None) or stats.ALPHA,
+                          sequential_tuning=getattr(experiment, "sequential_tuning", None) or 5000,
+                          prior=getattr(experiment, "prior", None) or "flat")
+
+
+def daily_series(experiment: Experiment, today: date | None = None, metric: str | None = None,
+                 analysis: stats.Analysis | None = None) -> dict[str, Any]:
+    """Per day and variant: new and cumulative visitors, each metric over that day's cohort of visitors, and the
+    cumulative lift of `metric` (the primary metric) with its interval by `analysis` (the experiment's engine).
 
     `partial_day` is the last day when it is today (UTC): its cohort is still being assigned and converting."""
-    totals = cohort_totals(experiment_id)
+    variants = list(experiment.variants)
+    totals = cohort_totals(experiment.id)
     days = calendar_days(sorted({d for _, d in totals}))
     today_text = (today or utcnow().date()).isoformat()
     series: dict[str, Any] = {"days": days, "partial_day": days[-1] if days and days[-1] == today_text else None,
                               "variants": []}
+    running_of: dict[int, list[VariantTotals]] = {}
     for v in variants:
         by_day = [totals.get((v.id, d), VariantTotals()) for d in days]
-        running = cumulate(by_day)
+        running_of[v.id] = cumulate(by_day)
         entry: dict[str, Any] = {"key": v.key, "name": v.name, "visitors": [t.n for t in by_day],
-                                 "cumulative_visitors": [t.n for t in running]}
-        for metric in METRICS:
-            digits = 2 if metric == "session_length" else 4
-            entry[metric] = [_rounded(t.value(metric), digits) for t in by_day]
+                                 "cumulative_visitors": [t.n for t in running_of[v.id]]}
+        for name in METRICS:
+            digits = 2 if name == "session_length" else 4
+            entry[name] = [_rounded(t.value(name), digits) for t in by_day]
         series["variants"].append(entry)
+    series["cumulative_lift"] = cumulative_lift(variants, running_of, metric or outcomes.primary_metric(experiment),
+                                                analysis or analysis_of(experiment))
     return series
+
+
+def cumulative_lift(variants: list, running_of: dict[int, list[VariantTotals]], metric: str,
+                    analysis: stats.Analysis) -> dict[str, Any]:
+    """Each treatment arm's relative lift on `metric` over everyone assigned up to each day, with its interval (the
+    confidence interval, the sequence valid at every look, or the credible interval, by the engine); None on a day
+    with too little data (SPEC §7)."""
+    control = running_of[variants[0].id] if variants else []
+    arms = []
+    for v in variants[1:]:
+        lift, low, high = [], [], []
+        for c, t in zip(control, running_of[v.id]):
+            comparison = stats.compare(c.stat(metric), t.stat(metric), analysis=analysis)
+            lift.append(None if comparison is None else round(comparison.lift, 6))
+            low.append(None if comparison is None else round(comparison.ci_low, 6))
+            high.append(None if comparison is None else round(comparison.ci_high, 6))
+        arms.append({"key": v.key, "name": v.name, "lift": lift, "ci_low": low, "ci_high": high})
+    return {"metric": metric, "label": METRICS[metric]["label"], "engine": analysis.engine, "alpha": analysis.alpha,
+            "variants": arms}

@@ -291,7 +291,7 @@ def compute(experiment: Experiment, with_daily: bool = False) -> Results:
     results = Results(experiment, variants, totals, srm)
     if with_daily:
         from webapp.services.experiments import daily  # daily builds on this module's VariantTotals
-        results.daily = daily.daily_series(experiment.id, variants)
+        results.daily = daily.daily_series(experiment)
     return results
 
 
