@@ -33,6 +33,7 @@ function drawResultCharts(root) {
   var labels = daily.days.map(function (day, i) { return partial && i === last ? day + " (today, so far)" : day; });
   root.querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
     var series = canvas.getAttribute("data-chart");
+    if (series === "cumulative_lift") { drawLiftChart(canvas, daily, labels, few); return; }
     var percent = canvas.getAttribute("data-format") === "percent";  // a proportion, in percent as in the tables
     if (canvas._chart) { canvas._chart.destroy(); }
     canvas._chart = new Chart(canvas, {
@@ -61,6 +62,39 @@ function drawResultCharts(root) {
     });
     canvas.setAttribute("data-drawn", "true");
   });
+}
+// The primary metric's cumulative lift with its interval, per treatment arm: a line for the lift and a band from the
+// interval's low to its high (Chart.js fills the low dataset up to the high one), around a zero line.
+function percentTick(value) { return (value > 0 ? "+" : "") + +(100 * value).toFixed(1) + "%"; }
+function drawLiftChart(canvas, daily, labels, few) {
+  var lift = daily.cumulative_lift;
+  if (!lift) { return; }
+  var datasets = [];
+  lift.variants.forEach(function (v, i) {
+    var colour = CHART_COLOURS[(i + 1) % CHART_COLOURS.length];
+    datasets.push({ label: v.name + " interval (high)", data: v.ci_high, borderWidth: 0, pointRadius: 0,
+                    borderColor: "transparent", backgroundColor: colour + "33", fill: false, spanGaps: false,
+                    interval: true });
+    datasets.push({ label: v.name + " interval (low)", data: v.ci_low, borderWidth: 0, pointRadius: 0,
+                    borderColor: "transparent", backgroundColor: colour + "33", fill: "-1", spanGaps: false,
+                    interval: true });
+    datasets.push({ label: v.name, data: v.lift, borderColor: colour, backgroundColor: colour, tension: 0.2,
+                    spanGaps: false, pointRadius: few ? 5 : 2, pointHoverRadius: few ? 7 : 4 });
+  });
+  if (canvas._chart) { canvas._chart.destroy(); }
+  canvas._chart = new Chart(canvas, {
+    type: "line",
+    data: { labels: labels, datasets: datasets },
+    options: { animation: false, responsive: true, maintainAspectRatio: false,
+               plugins: { legend: { position: "bottom", labels: { filter: function (item, data) {
+                            return !data.datasets[item.datasetIndex].interval; } } },
+                          tooltip: { callbacks: { label: function (item) {
+                            return item.dataset.label + ": " + percentTick(item.parsed.y); } } } },
+               scales: { x: { offset: few },
+                         y: { ticks: { callback: percentTick },
+                              grid: { color: function (ctx) { return ctx.tick.value === 0 ? "#6b7280" : "#e5e7eb"; } } } } }
+  });
+  canvas.setAttribute("data-drawn", "true");
 }
 document.addEventListener("htmx:afterSwap", function (event) { drawResultCharts(event.detail.target); });
 document.addEventListener("DOMContentLoaded", function () { drawResultCharts(document); });

@@ -106,4 +106,4 @@ def test_the_cumulative_lift_is_null_on_days_with_too_little_data(ctx, world):
     series = daily.daily_series(db.session.get(Experiment, experiment_id), today=date(2030, 1, 1))
     (arm,) = series["cumulative_lift"]["variants"]
     assert arm["lift"][0] is None and arm["ci_low"][0] is None
-    assert arm["lift"][-1] is not None
+    assert arm["lift"][-1] is not None and series["cumulative_lift"]["has_data"]

@@ -133,4 +133,4 @@ def cumulative_lift(variants: list, running_of: dict[int, list[VariantTotals]], 
             high.append(None if comparison is None else round(comparison.ci_high, 6))
         arms.append({"key": v.key, "name": v.name, "lift": lift, "ci_low": low, "ci_high": high})
     return {"metric": metric, "label": METRICS[metric]["label"], "engine": analysis.engine, "alpha": analysis.alpha,
-            "variants": arms}
+            "has_data": any(x is not None for arm in arms for x in arm["lift"]), "variants": arms}
