@@ -6,6 +6,7 @@ from types import SimpleNamespace
 from webapp import authz
 from webapp.extensions import db
 from webapp.models import Experiment, Variant, Workspace, utcnow
+from webapp.services.experiments import analysis
 from webapp.services.workspace import accounts, agents, api_keys
 
 PASSWORD = "correct-horse-battery"
@@ -45,13 +46,17 @@ def world() -> SimpleNamespace:
 
 
 def experiment(agent_id: int, kind: str = "persona", weights=(1, 1), status: str = "draft", name: str = "Exp",
-               configs=None, keys=None, started_at=None) -> int:
-    """An experiment with variants written straight to the tables (tests of other features use it)."""
+               configs=None, keys=None, started_at=None, **settings) -> int:
+    """An experiment with variants written straight to the tables (tests of other features use it).
+
+    Its analysis settings are those of an experiment older than them (fixed horizon, no correction: the §7
+    results), unless `settings` (Settings' field names) say otherwise."""
     keys = list(keys or (["control", "treatment"] + [f"variant-{i}" for i in range(2, len(weights))])[: len(weights)])
     if configs is None:
         configs = [{"persona": {"name": f"Persona {k}", "tone": f"tone {k}"}} if kind == "persona" else {}
                    for k in keys]
-    exp = Experiment(agent_id=agent_id, name=name, kind=kind, status=status, hypothesis="")
+    exp = Experiment(agent_id=agent_id, name=name, kind=kind, status=status, hypothesis="",
+                     **{**analysis.LEGACY.as_dict(), **settings})
     if status in ("running", "stopped"):
         exp.started_at = started_at or utcnow()
     if status == "stopped":

@@ -121,7 +121,7 @@ def test_demo_is_idempotent(runner, app):
         assert email in first.output
     with app.app_context():
         visitors = db.session.scalar(sa.select(sa.func.count()).select_from(ExperimentAssignment))
-    assert visitors == 3000
+    assert visitors == cli.DEMO_VISITORS
     assert runner.invoke(args=["demo"]).exit_code == 0
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 3
@@ -136,6 +136,12 @@ def test_demo_is_idempotent(runner, app):
         # only the simulated effect shows: engagement is not "significantly" different
         assert metrics["messages_per_conversation"]["p_value"] > 0.05
         assert metrics["session_length"]["p_value"] > 0.05
+        # sequential, with a plan its traffic reaches, and a clear call: ship Aria
+        assert exported["analysis"]["engine"] == "sequential" and exported["analysis"]["mde"] == 0.6
+        assert exported["plan"]["baseline"]["source"] == "control" and exported["plan"]["days_remaining"] == 0
+        assert exported["plan"]["visitors_now"] >= exported["plan"]["visitors_needed"]
+        assert exported["variants"][1]["decision"]["call"] == "ship"
+        assert "valid at every look: you can stop now" in exported["variants"][1]["decision"]["reason"]
 
 
 def test_demo_audit_trail_tells_the_same_story_as_its_dates(runner, app):

@@ -13,6 +13,7 @@ PERMISSIONS: dict[str, Role] = {
     "edit_agent": Role.editor,
     "create_agent": Role.admin,
     "manage_experiments": Role.admin,
+    "change_analysis": Role.admin,  # an experiment's analysis settings (SPEC §10.1), in every status
     "manage_api_keys": Role.admin,
     "manage_members": Role.owner,
 }

@@ -222,6 +222,18 @@ class Experiment(db.Model):
     started_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     stopped_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    # Analysis settings (SPEC §10.1; services/experiments/analysis.py validates them). The Python defaults are a new
+    # experiment's; the server defaults what rows older than the settings got: fixed, α 0.05, no correction.
+    primary_metric: Mapped[str] = mapped_column(sa.String(80), default="lead_capture_rate",
+                                                server_default="lead_capture_rate")
+    engine: Mapped[str] = mapped_column(sa.String(16), default="sequential", server_default="fixed")
+    alpha: Mapped[float] = mapped_column(sa.Float, default=0.05, server_default="0.05")
+    sequential_tuning: Mapped[int] = mapped_column(sa.Integer, default=5000, server_default="5000")
+    prior: Mapped[str] = mapped_column(sa.String(16), default="flat", server_default="flat")
+    correction: Mapped[str] = mapped_column(sa.String(16), default="holm", server_default="none")
+    mde: Mapped[float] = mapped_column(sa.Float, default=0.10, server_default="0.1")  # a fraction: 0.1 is 10 %
+    power: Mapped[float] = mapped_column(sa.Float, default=0.80, server_default="0.8")
+    baseline_rate: Mapped[Optional[float]] = mapped_column(sa.Float)  # typed lead capture rate for the plan
     # The recorded outcome of an ended experiment (SPEC §10.6): shipped (outcome_variant_key), kept_control or
     # inconclusive; all null while none is recorded (a resume clears it). services/experiments/outcomes.py.
     outcome_result: Mapped[Optional[str]] = mapped_column(sa.String(16))

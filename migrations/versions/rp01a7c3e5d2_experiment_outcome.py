@@ -3,7 +3,7 @@
 Existing experiments have none recorded (all null).
 
 Revision ID: rp01a7c3e5d2
-Revises: b4e1f0c2d9a7
+Revises: ap01a1b2c3d4
 Create Date: 2026-12-02 03:00:00
 """
 from alembic import op
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 
 revision = 'rp01a7c3e5d2'
-down_revision = 'b4e1f0c2d9a7'
+down_revision = 'ap01a1b2c3d4'
 branch_labels = None
 depends_on = None
 

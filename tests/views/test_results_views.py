@@ -37,7 +37,7 @@ def test_experiment_of_another_agent_is_404(client, auth, app, world, experiment
 def test_json_export_shape(client, auth, world, experiment_id):
     auth.login("editor@acme.test")
     body = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results.json").get_json()
-    assert set(body) == {"experiment", "srm", "variants", "outcome"}
+    assert set(body) == {"experiment", "analysis", "plan", "srm", "variants", "outcome"}
     assert body["outcome"] is None  # running: nothing decided yet
     assert body["experiment"]["name"] == "Persona test" and body["experiment"]["status"] == "running"
     assert set(body["srm"]) == {"p_value", "warning"}
@@ -264,8 +264,8 @@ def test_a_small_significant_lift_is_not_shown_as_0_0_percent(app, client, auth,
         experiment_id = factories.experiment(world.agent_id, status="running")
     real = results_service.results_for
 
-    def huge(actor_id, agent_id, exp_id, with_daily=False):
-        out = real(actor_id, agent_id, exp_id, with_daily)
+    def huge(actor_id, agent_id, exp_id, with_daily=False, engine=None):
+        out = real(actor_id, agent_id, exp_id, with_daily, engine)
         control, treatment = out.variants
         out.totals = {control.id: results_service.VariantTotals(10_000_000, converted=1_000_000),
                       treatment.id: results_service.VariantTotals(10_000_000, converted=1_004_000)}

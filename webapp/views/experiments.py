@@ -13,10 +13,12 @@ from flask import Blueprint, Response, flash, g, make_response, redirect, render
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
+from webapp import authz
 from webapp.errors import error_page
 from webapp.extensions import db
 from webapp.models import EXPERIMENT_KINDS, Experiment
-from webapp.services.experiments import experiments, outcomes
+from webapp.services.experiments import analysis, experiments, metrics, outcomes
+from webapp.services.experiments import results as results_service
 from webapp.services.errors import Conflict, ValidationError
 from webapp.views import agent_view, hx_redirect, is_htmx_fragment_request, render
 
@@ -57,6 +59,7 @@ def _posted(form: MultiDict) -> dict[str, Any]:
     data: dict[str, Any] = {"name": form.get("name", ""), "hypothesis": form.get("hypothesis", "")}
     if "kind" in form:
         data["kind"] = form.get("kind")
+    data.update({name: form.get(name) for name in analysis.FIELDS if name in form})
     rows = _posted_rows(form)
     if rows is not None:
         data["variants"] = rows
@@ -103,11 +106,29 @@ def _form_context(data: dict[str, Any], experiment: Experiment | None = None,
     rows = [r if isinstance(r.get("config"), str) else _row(r) for r in data.get("variants") or []]
     weights = [experiments.typed_weight(str(r["weight"])) for r in rows]  # an invalid one counts as none
     shares = [share if w else None for w, share in zip(weights, experiments.shares(weights))]  # none: no share
+    saved = analysis.settings_of(experiment) if experiment is not None else analysis.DEFAULTS
+    data = {**analysis.form_values(saved), **data}  # the settings as typed, else as saved (new: the defaults)
     return {"data": data, "rows": rows, "shares": shares, "slider_max": _slider_max(weights),
             "errors": errors or {}, "experiment": experiment,
             "kinds": EXPERIMENT_KINDS, "max_variants": experiments.MAX_VARIANTS,
             "min_variants": experiments.MIN_VARIANTS,
-            "arms_editable": experiment is None or experiment.status == "draft"}
+            "arms_editable": experiment is None or experiment.status == "draft",
+            **_analysis_context(experiment, saved),
+            "plan": None, "plan_errors": {}, "plan_url": _plan_url(experiment)}
+
+
+def _analysis_context(experiment: Experiment | None, settings: analysis.Settings) -> dict[str, Any]:
+    """What the Analysis section and the plan fragment show: the choices, labels and whether they are editable."""
+    return {"settings": settings, "metric_choices": metrics.primary_metric_choices(experiment),
+            "plan_metrics": metrics.experiment_metrics(experiment), "engine_choices": analysis.ENGINE_LABELS,
+            "correction_choices": analysis.CORRECTION_LABELS,
+            "analysis_editable": authz.allows(g.get("role"), "change_analysis")}
+
+
+def _plan_url(experiment: Experiment | None) -> str:
+    if experiment is None:
+        return url_for("experiments.plan_preview_new", agent_id=g.agent.id)
+    return url_for("experiments.plan_preview", agent_id=g.agent.id, experiment_id=experiment.id)
 
 
 # --- pages ------------------------------------------------------------------------------------
@@ -179,6 +200,19 @@ def _row_errors(data: dict[str, Any], blank_row: int | None) -> dict[str, str]:
     return {}
 
 
+@bp.route("/<int:agent_id>/experiments/plan", methods=["POST"], endpoint="plan_preview_new")
+@bp.route("/<int:agent_id>/experiments/<int:experiment_id>/plan", methods=["POST"])
+@agent_view()  # the service: the experiment (404), then the role (403)
+def plan_preview(agent_id: int, experiment_id: int | None = None):
+    """The live calculator of the new/edit form: the plan fragment for the settings and weights as typed (422 with
+    the settings' errors); nothing is saved."""
+    experiment, plan, errors = results_service.plan_preview(current_user.id, agent_id, experiment_id,
+                                                            _posted(request.form))
+    return render("experiments/_plan.html", "experiments/_plan.html", status=422 if errors else 200,
+                  plan=plan, plan_errors=errors, experiment=experiment,
+                  plan_metrics=metrics.experiment_metrics(experiment))
+
+
 @bp.route("/<int:agent_id>/experiments/<int:experiment_id>")
 @agent_view()
 def detail(agent_id: int, experiment_id: int):
@@ -198,7 +232,8 @@ def _detail_context(info: experiments.ExperimentDetail, confirm: str | None = No
             "error": error, "errors": errors or {}, "chosen": chosen,
             "outcome_choices": outcomes.choices(info.experiment),
             "posted_outcome": posted.get("outcome", outcomes.SHIPPED_PREFIX + chosen.key if chosen else ""),
-            "posted_note": posted.get("note", "")}
+            "posted_note": posted.get("note", ""),
+            **_analysis_context(info.experiment, analysis.settings_of(info.experiment))}
 
 
 @bp.route("/<int:agent_id>/experiments/<int:experiment_id>/edit", methods=["GET", "POST"])

@@ -266,8 +266,8 @@ def test_a_missing_value_says_why(ctx, world):
     out = totals_results(experiment_id, results.VariantTotals(0), results.VariantTotals(40))
     control, treatment = out.variants
     assert out.metric(control, "lead_capture_rate") == {
-        "value": None, "lift": None, "ci": None, "p_value": None, "enough_data": None,
-        "reason": "Control has no visitors yet."}
+        "value": None, "lift": None, "ci": None, "p_value": None, "p_value_adjusted": None, "chance_to_win": None,
+        "risk": None, "enough_data": None, "reason": "Control has no visitors yet."}
     assert out.metric(treatment, "session_length")["value"] is None
     assert out.metric(control, "session_length")["reason"] == "Control has no visitors yet."
     assert out.metric(treatment, "messages_per_conversation")["reason"].startswith("Control has 0 visitors")

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from webapp.extensions import db
 from webapp.models import Conversation, Experiment, ExperimentAssignment, utcnow
-from webapp.services.experiments import outcomes, stats
+from webapp.services.experiments import analysis as analysis_settings, stats
 from webapp.services.experiments.results import METRICS, VariantTotals
 
 MAX_CALENDAR_DAYS = 1000  # a longer span (history sent back to 2000) keeps only the days with data
@@ -82,14 +82,6 @@ def _rounded(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def analysis_of(experiment: Experiment) -> stats.Analysis:
-    """The engine and its settings the experiment's results are read with (SPEC §10.1)."""
-    return stats.Analysis(engine=getattr(experiment, "engine", None) or "fixed",
-                          alpha=getattr(experiment, "alpha", None) or stats.ALPHA,
-                          sequential_tuning=getattr(experiment, "sequential_tuning", None) or 5000,
-                          prior=getattr(experiment, "prior", None) or "flat")
-
-
 def daily_series(experiment: Experiment, today: date | None = None, metric: str | None = None,
                  analysis: stats.Analysis | None = None) -> dict[str, Any]:
     """Per day and variant: new and cumulative visitors, each metric over that day's cohort of visitors, and the
@@ -112,8 +104,9 @@ def daily_series(experiment: Experiment, today: date | None = None, metric: str 
             digits = 2 if name == "session_length" else 4
             entry[name] = [_rounded(t.value(name), digits) for t in by_day]
         series["variants"].append(entry)
-    series["cumulative_lift"] = cumulative_lift(variants, running_of, metric or outcomes.primary_metric(experiment),
-                                                analysis or analysis_of(experiment))
+    settings = analysis_settings.settings_of(experiment)
+    series["cumulative_lift"] = cumulative_lift(variants, running_of, metric or settings.primary_metric,
+                                                analysis or settings.analysis())
     return series
 
 

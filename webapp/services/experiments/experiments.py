@@ -5,6 +5,7 @@ Input of `create_experiment` / `update_experiment` is a dict with `name`, `kind`
 or a JSON string). Persona experiments may also give `persona_name` / `persona_tone` per variant:
 when non-empty they win over `config["persona"]["name"/"tone"]`, so a form can offer plain fields
 and the raw JSON side by side. Field errors are keyed like the form: `variants-<index>-<field>`.
+The analysis settings (SPEC §10.1) come in the same dict under the names of `analysis.FIELDS`.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from webapp.models import EXPERIMENT_KINDS, Agent, AuditEvent, Experiment, Exper
 from webapp.services.experiments import history, outcomes
 from webapp.services.workspace import audit
 from webapp.services import validation
+from webapp.services.experiments import analysis
 from webapp.services.workspace.agents import PERSONA_NAME_MAX, PERSONA_TONE_MAX, agent_for
 from webapp.services.errors import Conflict, NotFound, ValidationError
 
@@ -353,14 +355,16 @@ def _clean_kind(value: Any, errors: dict[str, str]) -> str:
 
 
 def validate(data: dict[str, Any]) -> dict[str, Any]:
-    """Check a whole experiment (name, kind, hypothesis, variants); ValidationError on any bad field."""
+    """Check a whole new experiment (name, kind, hypothesis, variants, analysis settings over the defaults);
+    ValidationError on any bad field."""
     errors: dict[str, str] = {}
     name, hypothesis = _clean_text(data, None, errors)
     kind = _clean_kind(data.get("kind"), errors)
     variants = _clean_variants(kind, data.get("variants"), errors)
+    settings = analysis.validate(data, analysis.DEFAULTS, None, errors)
     if errors:
         raise ValidationError(errors)
-    return {"name": name, "hypothesis": hypothesis, "kind": kind, "variants": variants}
+    return {"name": name, "hypothesis": hypothesis, "kind": kind, "variants": variants, "analysis": settings}
 
 
 def _arms(experiment: Experiment) -> list[dict[str, Any]]:
@@ -382,11 +386,13 @@ def create_experiment(actor_id: int, agent_id: int, data: dict[str, Any]) -> Exp
     clean = validate(data)
     experiment = Experiment(agent_id=agent_id, name=clean["name"], hypothesis=clean["hypothesis"],
                             kind=clean["kind"], status="draft", created_by_id=actor_id)
+    analysis.apply(experiment, clean["analysis"])
     experiment.variants = [Variant(**v) for v in clean["variants"]]
     db.session.add(experiment)
     db.session.flush()
     audit.record(agent.workspace_id, actor_id, "experiment.created", "experiment", experiment.id,
-                 {"name": experiment.name, "kind": experiment.kind, "arms": _arms(experiment)})
+                 {"name": experiment.name, "kind": experiment.kind, "arms": _arms(experiment),
+                  "analysis": clean["analysis"].as_dict()})
     db.session.commit()
     return experiment
 
@@ -406,8 +412,12 @@ def _hold(experiment: Experiment, statuses: tuple[str, ...]) -> bool:
 
 
 def update_experiment(actor_id: int, agent_id: int, experiment_id: int, data: dict[str, Any]) -> Experiment:
-    """Edit name and hypothesis (always) and, in draft only, kind and variants (absent keys keep their value)."""
+    """Edit name, hypothesis and analysis settings (always) and, in draft only, kind and variants (absent keys keep
+    their value). Changing the analysis settings never touches the arms or the assignments."""
     experiment = experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
+    changes_analysis = analysis.posted(data)
+    if changes_analysis:
+        authz.require(actor_id, experiment.agent.workspace_id, "change_analysis")
     changes_arms = "variants" in data or ("kind" in data and data["kind"] != experiment.kind)
     if changes_arms and not _hold(experiment, ("draft",)):
         raise Conflict("Variants, weights, configs and kind are frozen once an experiment has started; "
@@ -418,6 +428,8 @@ def update_experiment(actor_id: int, agent_id: int, experiment_id: int, data: di
     if changes_arms:
         kind = _clean_kind(data.get("kind", experiment.kind), errors)
         variants = _clean_variants(kind, data["variants"] if "variants" in data else _arms(experiment), errors)
+    current = analysis.settings_of(experiment)
+    settings = analysis.validate(data, current, experiment, errors) if changes_analysis else current
     if errors:
         raise ValidationError(errors)
     changed: dict[str, Any] = {}
@@ -431,6 +443,10 @@ def update_experiment(actor_id: int, agent_id: int, experiment_id: int, data: di
         changed["arms"] = {"from": before, "to": _arms(experiment)}
     if changed:
         audit.record(experiment.agent.workspace_id, actor_id, "experiment.edited", "experiment", experiment.id, changed)
+    settings_changed = analysis.apply(experiment, settings)
+    if settings_changed:
+        audit.record(experiment.agent.workspace_id, actor_id, "experiment.analysis_changed", "experiment",
+                     experiment.id, settings_changed)
     db.session.commit()
     return experiment
 
@@ -531,11 +547,12 @@ def delete_experiment(actor_id: int, agent_id: int, experiment_id: int) -> str:
 
 
 def duplicate_experiment(actor_id: int, agent_id: int, experiment_id: int) -> Experiment:
-    """A new draft with the same kind, hypothesis and arms, named "Copy of …"."""
+    """A new draft with the same kind, hypothesis, arms and analysis settings, named "Copy of …"."""
     source = experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
     name = (DUPLICATE_PREFIX + source.name)[:NAME_MAX]
     copy = Experiment(agent_id=agent_id, name=name, hypothesis=source.hypothesis, kind=source.kind, status="draft",
                       created_by_id=actor_id)
+    analysis.apply(copy, analysis.settings_of(source))
     copy.variants = [Variant(key=v.key, name=v.name, weight=v.weight, config=dict(v.config), position=v.position)
                      for v in source.variants]
     db.session.add(copy)

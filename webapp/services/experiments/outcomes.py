@@ -30,7 +30,7 @@ class Outcome:
 
 def primary_metric(experiment: Experiment) -> str:
     """The metric an outcome's lift is read on: the experiment's primary metric (SPEC §10.1)."""
-    return getattr(experiment, "primary_metric", None) or "lead_capture_rate"
+    return experiment.primary_metric or "lead_capture_rate"
 
 
 def parse(experiment: Experiment, outcome: Any, note: Any) -> Outcome | None:

@@ -1,0 +1,140 @@
+"""The Analysis section of the new and edit forms (SPEC §10.1) over HTTP: defaults, every status, roles, errors."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import csrf_token
+from tests.views.test_experiments import HX, base, form, make
+from webapp.extensions import db
+from webapp.models import AuditEvent, Experiment
+
+
+def settings_of(app, experiment_id):
+    with app.app_context():
+        e = db.session.get(Experiment, experiment_id)
+        out = (e.engine, e.alpha, e.mde, e.power, e.correction, e.primary_metric)
+        db.session.remove()
+        return out
+
+
+def test_the_new_form_has_the_analysis_section_with_the_defaults(client, auth, world):
+    auth.login(world.emails["owner"])
+    html = client.get(base(world) + "/new").get_data(as_text=True)
+    assert '<fieldset id="analysis-settings"' in html
+    assert '<option value="sequential" selected>' in html
+    assert '<option value="holm" selected>' in html
+    assert 'name="mde_percent" value="10"' in html and 'name="power" value="0.80"' in html
+    assert 'id="plan"' in html and 'hx-trigger="load, input delay:400ms' in html  # the calculator loads itself
+
+
+def test_creating_with_settings_stores_them(app, client, auth, world):
+    auth.login(world.emails["owner"])
+    response = auth.post(base(world) + "/new", {**form(), "engine": "fixed", "alpha": "0.01", "mde_percent": "20",
+                                                 "power": "0.9", "correction": "none",
+                                                 "primary_metric": "session_length", "sequential_tuning": "5000",
+                                                 "prior": "flat", "baseline_rate_percent": ""})
+    assert response.status_code == 302
+    with app.app_context():
+        e = db.session.query(Experiment).one()
+        assert (e.engine, e.alpha, e.mde, e.power, e.correction, e.primary_metric) == \
+            ("fixed", 0.01, 0.2, 0.9, "none", "session_length")
+        db.session.remove()
+
+
+@pytest.mark.parametrize("status", ["draft", "running", "stopped"])
+@pytest.mark.parametrize("role", ["owner", "admin"])
+def test_the_settings_are_editable_in_every_status(app, client, auth, world, status, role):
+    experiment_id = make(app, world.agent_id, status=status)
+    auth.login(world.emails[role])
+    url = f"{base(world)}/{experiment_id}/edit"
+    html = client.get(url).get_data(as_text=True)
+    assert '<select id="engine" name="engine"' in html
+    response = auth.post(url, {"name": "Exp", "hypothesis": "", "engine": "bayesian", "mde_percent": "15",
+                               "power": "0.85", "alpha": "0.05", "correction": "bh", "prior": "proper",
+                               "sequential_tuning": "5000", "primary_metric": "lead_capture_rate"})
+    assert response.status_code == 302
+    assert settings_of(app, experiment_id) == ("bayesian", 0.05, 0.15, 0.85, "bh", "lead_capture_rate")
+    with app.app_context():
+        assert db.session.query(AuditEvent).filter_by(action="experiment.analysis_changed").count() == 1
+        db.session.remove()
+
+
+def test_a_bad_setting_comes_back_as_a_422_fragment_on_its_field(app, client, auth, world):
+    experiment_id = make(app, world.agent_id, status="running")
+    auth.login(world.emails["owner"])
+    response = auth.post(f"{base(world)}/{experiment_id}/edit", {"name": "Exp", "mde_percent": "900"}, headers=HX)
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert 'id="mde_percent-error"' in html and "from 0.5% to 500%" in html
+    assert 'value="900"' in html  # as typed
+    assert settings_of(app, experiment_id)[2] == 0.1
+
+
+def test_an_editor_sees_the_settings_read_only_and_a_forged_post_is_403(app, client, auth, world):
+    experiment_id = make(app, world.agent_id, status="running")
+    auth.login(world.emails["editor"])
+    html = client.get(f"{base(world)}/{experiment_id}").get_data(as_text=True)
+    assert 'id="analysis"' in html and "<dd>Fixed horizon</dd>" in html
+    assert "#analysis-settings" not in html  # no Change link
+    response = auth.post(f"{base(world)}/{experiment_id}/edit", {"name": "Exp", "engine": "bayesian"})
+    assert response.status_code == 403
+    assert settings_of(app, experiment_id)[0] == "fixed"
+    assert auth.post(f"{base(world)}/{experiment_id}/plan", {"mde_percent": "5"}).status_code == 403
+
+
+def test_the_experiment_page_names_the_settings_in_force(app, client, auth, world):
+    experiment_id = make(app, world.agent_id, status="running", engine="sequential", sequential_tuning=20000)
+    auth.login(world.emails["admin"])
+    html = client.get(f"{base(world)}/{experiment_id}").get_data(as_text=True)
+    assert "<dd>Sequential</dd>" in html and "20,000" in html and "#analysis-settings" in html
+
+
+def needed(html: str) -> int:
+    match = re.search(r'data-plan="visitors_needed">([\d,]+)<', html)
+    assert match, html
+    return int(match.group(1).replace(",", ""))
+
+
+def test_the_calculator_follows_the_mde_power_engine_and_weights_as_typed(client, auth, world):
+    auth.login(world.emails["owner"])
+    url = base(world) + "/plan"
+    typed = {**form(), "baseline_rate_percent": "10", "mde_percent": "10", "power": "0.80", "engine": "fixed",
+             "alpha": "0.05"}
+    first = client.post(url, data=typed, headers={**HX, "X-CSRFToken": csrf_token(client)})
+    assert first.status_code == 200
+    html = first.get_data(as_text=True)
+    assert needed(html) == 2 * 15612 and "the baseline rate typed in the settings" in html
+    assert "hx-trigger" not in html  # the swapped-in fragment triggers nothing itself
+
+    def post(**changes):
+        return client.post(url, data={**typed, **changes}, headers={**HX, "X-CSRFToken": csrf_token(client)})
+
+    assert needed(post(mde_percent="20").get_data(as_text=True)) < needed(html)
+    assert needed(post(power="0.9").get_data(as_text=True)) > needed(html)
+    assert needed(post(engine="sequential").get_data(as_text=True)) == 2 * 44840
+    assert needed(post(**{"variants-0-weight": "75", "variants-1-weight": "25"}).get_data(as_text=True)) == 4 * 15612
+
+
+def test_the_calculator_shows_a_bad_setting_as_a_422(client, auth, world):
+    auth.login(world.emails["owner"])
+    response = client.post(base(world) + "/plan", data={"mde_percent": "0.1"},
+                           headers={**HX, "X-CSRFToken": csrf_token(client)})
+    assert response.status_code == 422
+    assert "from 0.5% to 500%" in response.get_data(as_text=True)
+
+
+def test_the_calculator_writes_nothing_and_needs_a_token(app, client, auth, world):
+    experiment_id = make(app, world.agent_id, status="running")
+    auth.login(world.emails["owner"])
+    url = f"{base(world)}/{experiment_id}/plan"
+    assert client.post(url, data={"engine": "bayesian"}, headers=HX).status_code == 400  # no CSRF token
+    assert auth.post(url, {"engine": "bayesian", "baseline_rate_percent": "5"}).status_code == 200
+    assert settings_of(app, experiment_id)[0] == "fixed"
+
+
+def test_the_calculator_of_another_agents_experiment_is_404(app, client, auth, world):
+    other = make(app, world.other_agent_id, status="running")
+    auth.login(world.emails["owner"])
+    assert auth.post(f"{base(world)}/{other}/plan", {"mde_percent": "5"}).status_code == 404
