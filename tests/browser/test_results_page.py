@@ -8,6 +8,7 @@ from playwright.sync_api import expect
 from tests import factories
 from tests.services.experiments.test_results import build
 from webapp.extensions import db
+from webapp.models import Experiment
 from webapp.services.runtime import service as runtime
 
 from .conftest import login
@@ -142,3 +143,66 @@ def test_promote_asks_in_the_page_and_records_shipped(sized_page, world, signifi
     expect(page.locator("#status-component #outcome")).to_contain_text("Shipped Treatment")
     expect(page.locator("#flashes")).to_contain_text("Treatment promoted")
     assert dialogs == []  # no browser confirm()
+
+
+CALLS = {  # call: (weights, visitors per arm, lead rates, mde)
+    "ship": ((1, 1), 90, (0.1, 0.5), 0.1),
+    "worse": ((1, 1), 90, (0.5, 0.1), 0.1),
+    "keep_running": ((1, 1), 60, (0.3, 0.32), 0.1),
+    "inconclusive": ((1, 1), 90, (0.3, 0.3), 5.0),
+    "srm": ((1, 9), 90, (0.1, 0.5), 0.1),
+    "not_enough_data": ((1, 1), 10, (0.1, 0.5), 0.1),
+}
+
+
+@pytest.mark.parametrize("call", CALLS)
+def test_the_results_open_on_each_calls_decision_sentence(app, sized_page, world, shot, call):
+    weights, visitors, rates, mde = CALLS[call]
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="running", weights=weights, name=f"Call {call}")
+        experiment = db.session.get(Experiment, experiment_id)
+        experiment.engine, experiment.mde, experiment.sequential_tuning = "sequential", mde, 100
+        db.session.commit()
+        build(world.agent_id, experiment_id, visitors, lead_rates=rates)
+        db.session.remove()
+    page = sized_page
+    login(page, "owner@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments/{experiment_id}/results")
+    decision = page.locator(".decisions li[data-variant=treatment]")
+    expect(decision).to_have_attribute("data-call", call)
+    expect(decision).to_be_in_viewport()  # the first thing the results say
+    sentence = decision.locator(".decision-sentence").inner_text()
+    expected = {"ship": "Treatment beats Control on lead capture rate: +", "worse": "Treatment does worse than Control",
+                "keep_running": "more visitors to the planned sample", "inconclusive": "no lift of ±500% or more",
+                "srm": "Don't trust these results", "not_enough_data": "Control has 10 visitors"}[call]
+    assert expected in sentence, sentence
+    if call == "ship":
+        assert sentence.endswith("valid at every look: you can stop now and promote Treatment."), sentence
+    if call == "srm":
+        expect(page.locator(".srm-banner")).to_be_visible()
+    # Order: the calls, the plan's progress, the primary metric, then the secondary metrics.
+    order = page.evaluate("""() => ['.decisions', '#plan-progress', 'table[data-metric=lead_capture_rate]',
+        '#secondary-title'].map(s => { const e = document.querySelector(s); return e ? e.getBoundingClientRect().top : null; })""")
+    present = [top for top in order if top is not None]
+    assert present == sorted(present) and order[0] is not None and order[2] is not None and order[3] is not None, order
+    shot(page, f"{call}-{page.width_name}")
+    assert_no_horizontal_scroll(page)
+
+
+def test_the_demo_opens_on_a_decision_sentence_above_the_fold(app, sized_page, shot):
+    from webapp.cli import DEMO_PASSWORD, ensure_demo
+
+    with app.app_context():
+        agent, experiment = ensure_demo()
+        agent_id, experiment_id = agent.id, experiment.id
+    page = sized_page
+    login(page, "editor@demo.local", DEMO_PASSWORD)
+    page.goto(f"/agents/{agent_id}/experiments/{experiment_id}")
+    decision = page.locator(".decisions li[data-variant=treatment]")
+    expect(decision).to_have_attribute("data-call", "ship")
+    expect(decision).to_contain_text("Aria beats Sam on lead capture rate")
+    expect(decision).to_contain_text("promote Aria")
+    shot(page, f"demo-{page.width_name}")
+    page.screenshot(path=str(shot(page, f"demo-{page.width_name}").with_name(f"demo-fold-{page.width_name}.png")))
+    box = decision.bounding_box()
+    assert box["y"] < page.viewport_size["height"], box  # above the fold, without scrolling

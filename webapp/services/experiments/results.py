@@ -295,7 +295,8 @@ class Results:
             look = ("valid at every look: you can stop now" if self.engine == "sequential"
                     else "at the planned sample: you can stop now")
             if result["lift"] > 0:
-                return Decision("ship", f"{variant.name} beats {control} on {label}: {figures}, {look}.")
+                return Decision("ship", f"{variant.name} beats {control} on {label}: {figures}, {look}"
+                                        f"{self._and_promote(variant)}.")
             return Decision("worse", f"{variant.name} does worse than {control} on {label}: {figures}, {look}.")
         if plan and plan.reached:
             return Decision("inconclusive", f"The planned sample is reached and no lift of ±{percent(plan.mde)} or "
@@ -308,11 +309,16 @@ class Results:
         figures = (f"{signed_percent(result['lift'])} ({self._interval(variant, self.primary_metric)}), chance to win "
                    f"{chance_text(chance)}, risk of choosing it {risk_text(risk)}")
         if chance >= BAYES_SHIP_CHANCE and risk <= BAYES_SHIP_RISK:
-            return Decision("ship", f"{variant.name} beats {control} on {label}: {figures}: you can stop now.")
+            return Decision("ship", f"{variant.name} beats {control} on {label}: {figures}: you can stop now"
+                                    f"{self._and_promote(variant)}.")
         if chance <= BAYES_WORSE_CHANCE:
             return Decision("worse", f"{variant.name} does worse than {control} on {label}: {figures}.")
         return Decision("keep_running", f"Not decisive on {label} yet ({figures}; ship needs a chance to win of 95% "
                                         f"or more with a risk of 0.25% or less); {self._to_go()}.")
+
+    def _and_promote(self, variant: Variant) -> str:
+        """A persona arm that wins can be promoted in the same step (SPEC §3): the sentence says so."""
+        return f" and promote {variant.name}" if self.experiment.kind == "persona" else ""
 
     def _to_go(self) -> str:
         """How far the plan is: "about D more days (V more visitors) to the planned sample"."""
