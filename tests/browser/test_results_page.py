@@ -178,8 +178,10 @@ def test_the_results_open_on_each_calls_decision_sentence(app, sized_page, world
     assert expected in sentence, sentence
     if call == "ship":
         assert sentence.endswith("valid at every look: you can stop now and promote Treatment."), sentence
-    if call == "srm":
+    if call == "srm":  # the banner overrides: every figure muted, with the reason
         expect(page.locator(".srm-banner")).to_be_visible()
+        expect(page.locator("table.metric-table:not([data-muted])")).to_have_count(0)
+        expect(page.locator("#muted-reason")).to_contain_text("sample ratio mismatch")
     # Order: the calls, the plan's progress, the primary metric, then the secondary metrics.
     order = page.evaluate("""() => ['.decisions', '#plan-progress', 'table[data-metric=lead_capture_rate]',
         '#secondary-title'].map(s => { const e = document.querySelector(s); return e ? e.getBoundingClientRect().top : null; })""")
