@@ -332,7 +332,8 @@ def test_editor_finds_no_control(app, page, world, shot):
     page.click("text=Live test")
     expect(page.locator("#status-component")).to_contain_text("owners and admins")
     expect(page.locator("#status-component button")).to_have_count(0)
-    expect(page.locator("main form:not(#visitor-preview form)")).to_have_count(0)  # the dry-run preview stays
+    # The dry-run preview and the results' one-off engine view stay: both read, neither writes.
+    expect(page.locator("main form:not(#visitor-preview form):not(.engine-switch)")).to_have_count(0)
     shot(page, "editor-detail")
     page.goto(f"/agents/{world.agent_id}/experiments/{exp_id}/edit")
     expect(page.locator(".error-page")).to_contain_text("403")
