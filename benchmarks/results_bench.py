@@ -84,6 +84,16 @@ def seed_experiment() -> tuple[int, int]:
     return agent.id, experiment.id
 
 
+def analyze(engine: str) -> None:
+    """Fresh planner statistics after the bulk build."""
+    if engine == "postgresql":
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("VACUUM ANALYZE"))
+    else:
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("ANALYZE"))
+
+
 def run_engine(engine: str, url: str, visitors: int) -> dict:
     app = create_app(type("BenchConfig", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": url}))
     with app.app_context():
@@ -96,12 +106,7 @@ def run_engine(engine: str, url: str, visitors: int) -> dict:
         simulation.simulate_bulk(agent_id, visitors - quarter, days=28, effects=["treatment=1.2"], seed=2,
                                  batch_size=2000)
         build_s = time.perf_counter() - start
-        if engine == "postgresql":
-            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(sa.text("VACUUM ANALYZE"))
-        else:
-            with db.engine.begin() as conn:
-                conn.execute(sa.text("ANALYZE"))
+        analyze(engine)
         messages = db.session.scalar(sa.text("SELECT COUNT(*) FROM messages"))
 
         def compute():
@@ -139,12 +144,7 @@ def run_lift(engine: str, url: str, visitors: int) -> dict:
         agent_id, experiment_id = seed_experiment()
         simulation.simulate_bulk(agent_id, visitors, days=LIFT_DAYS, effects=["treatment=1.2"], seed=3,
                                  batch_size=2000)
-        if engine == "postgresql":
-            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(sa.text("VACUUM ANALYZE"))
-        else:
-            with db.engine.begin() as conn:
-                conn.execute(sa.text("ANALYZE"))
+        analyze(engine)
 
         def lift():
             db.session.expire_all()
