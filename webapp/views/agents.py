@@ -43,7 +43,7 @@ def _stamped_tab(listing_of, template: str, agent_id: int):
     """A tab listing stamped rows (Conversations, Leads) under the experiment and variant filter."""
     experiment_id, variant_key = _stamp_filter()
     listing = listing_of(current_user.id, agent_id, page_arg(), experiment_id=experiment_id, variant_key=variant_key)
-    return render(template, page=listing.page, labels=listing.labels, options=listing.options,
+    return render(template, page=listing.page, labels=listing.labels, options=listing.options, by_id=listing.by_id,
                   experiment_id=experiment_id, variant_key=variant_key)
 
 

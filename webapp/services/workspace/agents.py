@@ -1,6 +1,7 @@
 """Agents, their settings, and the read-only lists of their conversations and leads."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -136,6 +137,11 @@ class ExperimentOption:
     id: int
     label: str
     variant_keys: list[str]
+    variant_names: dict[str, str] = dataclasses.field(default_factory=dict)  # key -> name, as a person reads it
+
+    def variant_name(self, key: str) -> str:
+        """The arm's name (a stamped key no arm has any more reads as itself)."""
+        return self.variant_names.get(key) or key
 
 
 @dataclass
@@ -145,6 +151,7 @@ class StampedList(Generic[T]):
     page: Page[T]
     labels: dict[int, str]
     options: list[ExperimentOption]
+    by_id: dict[int, ExperimentOption] = dataclasses.field(default_factory=dict)  # each row's experiment, for its arm's name
 
 
 def _experiment_options(agent: Agent) -> list[ExperimentOption]:
@@ -158,17 +165,30 @@ def _experiment_options(agent: Agent) -> list[ExperimentOption]:
     live = sa.select(Variant.experiment_id, Variant.key).join(Experiment).where(Experiment.agent_id == agent_id)
     for experiment_id, key in db.session.execute(stamped.union(live)).all():
         keys.setdefault(experiment_id, set()).add(key)
-    names.update(_deleted_experiment_labels(agent.workspace_id, set(keys) - set(names)))
-    return [ExperimentOption(i, names.get(i, f"deleted experiment #{i}"), sorted(keys[i]))
+    arm_names: dict[int, dict[str, str]] = {}
+    for experiment_id, key, name in db.session.execute(
+            sa.select(Variant.experiment_id, Variant.key, Variant.name).join(Experiment)
+            .where(Experiment.agent_id == agent_id)).all():
+        arm_names.setdefault(experiment_id, {})[key] = name
+    deleted_labels, deleted_arms = _deleted_experiments(agent.workspace_id, set(keys) - set(names))
+    names.update(deleted_labels)
+    arm_names.update(deleted_arms)
+    return [ExperimentOption(i, names.get(i, f"deleted experiment #{i}"), sorted(keys[i]), arm_names.get(i, {}))
             for i in sorted(keys, reverse=True)]
 
 
-def _deleted_experiment_labels(workspace_id: int, experiment_ids: set[int]) -> dict[int, str]:
-    """Labels "<name> (deleted)" for the deleted experiments whose deletion audit row records the name (old ones do not)."""
+def _deleted_experiments(workspace_id: int, experiment_ids: set[int]) -> tuple[dict[int, str], dict[int, dict[str, str]]]:
+    """Labels "<name> (deleted)" and arm names (key -> name) of the deleted experiments, as their deletion audit row
+    recorded them (old rows recorded no name)."""
     if not experiment_ids:
-        return {}
-    events = db.session.scalars(audit.experiment_deletions(workspace_id, AuditEvent.target_id.in_(experiment_ids)))
-    return {e.target_id: f"{audit.deleted_name(e)} (deleted)" for e in events if audit.deleted_name(e)}
+        return {}, {}
+    events = list(db.session.scalars(
+        audit.experiment_deletions(workspace_id, AuditEvent.target_id.in_(experiment_ids))))
+    labels = {e.target_id: f"{audit.deleted_name(e)} (deleted)" for e in events if audit.deleted_name(e)}
+    arms = {e.target_id: {a["key"]: a["name"] for a in e.details.get("arms") or []
+                          if isinstance(a, dict) and isinstance(a.get("key"), str) and isinstance(a.get("name"), str)}
+            for e in events if isinstance(e.details, dict)}
+    return labels, arms
 
 
 def _stamped(model: type[Conversation] | type[Lead], time_column: InstrumentedAttribute, actor_id: int,
@@ -193,7 +213,8 @@ def _stamped(model: type[Conversation] | type[Lead], time_column: InstrumentedAt
     if variant_key:
         query = query.where(model.variant_key == variant_key)
     query = query.order_by(time_column.desc(), model.id.desc())
-    return StampedList(paginate(query, page, per_page), {o.id: o.label for o in options}, options)
+    return StampedList(paginate(query, page, per_page), {o.id: o.label for o in options}, options,
+                       {o.id: o for o in options})
 
 
 def conversations(actor_id: int, agent_id: int, page: int = 1, per_page: int = 50,
