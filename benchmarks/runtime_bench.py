@@ -1,4 +1,4 @@
-"""Benchmark of the runtime API's hot path against a bare Flask baseline (run by `make bench-runtime`).
+"""Benchmark of the runtime API (POST …/messages) against a bare Flask baseline (run by `make bench-runtime`).
 
 Serves each app the same way with gunicorn on 127.0.0.1 (BENCH_WORKERS=2 workers; sync, or gthread with
 BENCH_THREADS threads when above 1), drives it with wrk from a separate process

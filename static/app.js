@@ -31,17 +31,25 @@ function drawResultCharts(root) {
   var daily = JSON.parse(holder.textContent);
   // A few days are a few points: draw them as markers, off the axes (one day would be a dot on the y axis).
   var few = daily.days.length <= 3;
+  // Today is still filling (daily.partial_day): its label says so, its point is hollow and the line into it dashed.
+  var last = daily.days.length - 1;
+  var partial = daily.partial_day && daily.days[last] === daily.partial_day;
+  var labels = daily.days.map(function (day, i) { return partial && i === last ? day + " (today, so far)" : day; });
   root.querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
     var series = canvas.getAttribute("data-chart");
+    if (series === "cumulative_lift") { drawLiftChart(canvas, daily, labels, few); return; }
     var percent = canvas.getAttribute("data-format") === "percent";  // a proportion, in percent as in the tables
     if (canvas._chart) { canvas._chart.destroy(); }
     canvas._chart = new Chart(canvas, {
       type: "line",
       data: {
-        labels: daily.days,
+        labels: labels,
         datasets: daily.variants.map(function (v, i) {
-          return { label: v.name, data: v[series], borderColor: CHART_COLOURS[i % CHART_COLOURS.length],
-                   backgroundColor: CHART_COLOURS[i % CHART_COLOURS.length], tension: 0.2,
+          var colour = CHART_COLOURS[i % CHART_COLOURS.length];
+          return { label: v.name, data: v[series], borderColor: colour, tension: 0.2,
+                   backgroundColor: daily.days.map(function (_, k) { return partial && k === last ? "#fff" : colour; }),
+                   segment: partial ? { borderDash: function (ctx) { return ctx.p1DataIndex === last ? [6, 4] : undefined; } }
+                                    : undefined,
                    cubicInterpolationMode: "monotone",  // smooth, but never above or below the points it joins
                    // A day without conversations has no metric value: the line stops there rather than draw one.
                    spanGaps: false,
@@ -58,6 +66,39 @@ function drawResultCharts(root) {
     });
     canvas.setAttribute("data-drawn", "true");
   });
+}
+// The primary metric's cumulative lift with its interval, per treatment arm: a line for the lift and a band from the
+// interval's low to its high (Chart.js fills the low dataset up to the high one), around a zero line.
+function percentTick(value) { return (value > 0 ? "+" : "") + +(100 * value).toFixed(1) + "%"; }
+function drawLiftChart(canvas, daily, labels, few) {
+  var lift = daily.cumulative_lift;
+  if (!lift) { return; }
+  var datasets = [];
+  lift.variants.forEach(function (v, i) {
+    var colour = CHART_COLOURS[(i + 1) % CHART_COLOURS.length];
+    datasets.push({ label: v.name + " interval (high)", data: v.ci_high, borderWidth: 0, pointRadius: 0,
+                    borderColor: "transparent", backgroundColor: colour + "33", fill: false, spanGaps: false,
+                    interval: true });
+    datasets.push({ label: v.name + " interval (low)", data: v.ci_low, borderWidth: 0, pointRadius: 0,
+                    borderColor: "transparent", backgroundColor: colour + "33", fill: "-1", spanGaps: false,
+                    interval: true });
+    datasets.push({ label: v.name, data: v.lift, borderColor: colour, backgroundColor: colour, tension: 0.2,
+                    spanGaps: false, pointRadius: few ? 5 : 2, pointHoverRadius: few ? 7 : 4 });
+  });
+  if (canvas._chart) { canvas._chart.destroy(); }
+  canvas._chart = new Chart(canvas, {
+    type: "line",
+    data: { labels: labels, datasets: datasets },
+    options: { animation: false, responsive: true, maintainAspectRatio: false,
+               plugins: { legend: { position: "bottom", labels: { filter: function (item, data) {
+                            return !data.datasets[item.datasetIndex].interval; } } },
+                          tooltip: { callbacks: { label: function (item) {
+                            return item.dataset.label + ": " + percentTick(item.parsed.y); } } } },
+               scales: { x: { offset: few },
+                         y: { ticks: { callback: percentTick },
+                              grid: { color: function (ctx) { return ctx.tick.value === 0 ? "#6b7280" : "#e5e7eb"; } } } } }
+  });
+  canvas.setAttribute("data-drawn", "true");
 }
 document.addEventListener("htmx:afterSwap", function (event) { drawResultCharts(event.detail.target); });
 document.addEventListener("DOMContentLoaded", function () { drawResultCharts(document); });
@@ -220,14 +261,24 @@ document.addEventListener("change", function (event) {
   }
 });
 
-// On a narrow screen the agent tabs scroll in their bar (app.css): bring the current one into view.
+// On a narrow screen the agent tabs scroll in their bar (app.css): bring the current one into view, and mark the
+// sides where more tabs hide (data-more="start end"), which the bar fades to show that it scrolls.
+function markTabOverflow(bar) {
+  var more = [];
+  if (bar.scrollLeft > 1) { more.push("start"); }
+  if (bar.scrollLeft + bar.clientWidth < bar.scrollWidth - 1) { more.push("end"); }
+  bar.setAttribute("data-more", more.join(" "));
+}
 document.addEventListener("DOMContentLoaded", function () {
-  var active = document.querySelector("nav.tabs a.active");
-  if (!active) { return; }
-  var bar = active.parentElement;
-  if (bar.scrollWidth > bar.clientWidth) {
+  var bar = document.querySelector("nav.tabs");
+  if (!bar) { return; }
+  var active = bar.querySelector("a.active");
+  if (active && bar.scrollWidth > bar.clientWidth) {
     bar.scrollLeft = active.offsetLeft + active.offsetWidth / 2 - bar.clientWidth / 2;
   }
+  markTabOverflow(bar);
+  bar.addEventListener("scroll", function () { markTabOverflow(bar); }, { passive: true });
+  window.addEventListener("resize", function () { markTabOverflow(bar); });
 });
 
 // A refused form comes back with its fields marked invalid (aria-invalid, the message tied by aria-describedby): the
@@ -336,3 +387,30 @@ document.addEventListener("DOMContentLoaded", function () {
                     deepLinking: false, defaultModelsExpandDepth: 0, docExpansion: "list",
                     onComplete: function () { holder.setAttribute("data-rendered", "true"); } });
 });
+
+// A variant row just added (data-added, from the server) takes the focus on its name, so that keyboard and screen
+// reader users land where they type next rather than on the page's top (the Add button they pressed was replaced).
+document.addEventListener("htmx:afterSettle", function () {
+  var row = document.querySelector(".variant-row[data-added]");
+  if (!row) { return; }
+  row.removeAttribute("data-added");  // once
+  var name = row.querySelector("input[name$='-name']");
+  if (name) { name.focus(); }
+});
+
+// Times: the server writes each moment in UTC (<time datetime="…" title="… UTC">); here it is shown in the viewer's
+// own time zone, its UTC form kept on hover (the title). A date-only <time data-day> shows the local date.
+var TIME_FORMAT = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric",
+                                                      hour: "2-digit", minute: "2-digit" });
+var DAY_FORMAT = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric" });
+function localTimes(root) {
+  if (!root.querySelectorAll) { return; }
+  root.querySelectorAll("time[datetime]:not([data-local])").forEach(function (time) {
+    var moment = new Date(time.getAttribute("datetime"));
+    if (isNaN(moment.getTime())) { return; }
+    time.textContent = (time.hasAttribute("data-day") ? DAY_FORMAT : TIME_FORMAT).format(moment);
+    time.setAttribute("data-local", "");
+  });
+}
+document.addEventListener("DOMContentLoaded", function () { localTimes(document); });
+document.addEventListener("htmx:load", function (event) { localTimes(event.detail.elt.parentElement || document); });

@@ -5,9 +5,9 @@ from webapp.extensions import db
 from webapp.models import (Agent, ApiKey, AuditEvent, Conversation, Experiment, ExperimentAssignment, Membership,
                            User, Workspace)
 from webapp import cli
-from webapp.services.workspace import api_keys
 from webapp.services.experiments import results
 from webapp.services import simulation
+from webapp.services.runtime import service as runtime
 from tests import factories
 
 
@@ -96,7 +96,8 @@ def test_api_key_create_prints_key_last(runner, app):
     assert result.exit_code == 0
     key = result.output.strip().splitlines()[-1]
     with app.app_context():
-        assert api_keys.authenticate(key).name == "widget"
+        access = runtime.authenticate(key)
+        assert db.session.get(ApiKey, access.key.id).name == "widget"
     result = runner.invoke(args=["api-keys", "create", "--workspace", "missing"])
     assert result.exit_code != 0 and "missing" in result.output
     with app.app_context():

@@ -55,11 +55,12 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
 
     app.url_map.converters["int"] = routing.DatabaseIdConverter  # before any route is added
     app.url_map.converters["runtime_id"] = routing.RuntimeIdConverter
-    from webapp import errors, views
-    from webapp.views import auth
+    from webapp import errors
     from webapp.api import bp as api_bp
+    from webapp.views import account, agents, auth, experiments, invitations, preview, results, review, workspace
 
-    views.register(app)
+    for module in (auth, account, invitations, workspace, agents, experiments, preview, results, review):
+        app.register_blueprint(module.bp)
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)  # token-authenticated; every other route keeps CSRF
     errors.register(app)

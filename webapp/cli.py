@@ -164,7 +164,7 @@ def ensure_demo() -> tuple[Agent, Experiment]:
             "hypothesis": "A warm, concise persona (Aria) captures more leads than our default (Sam).",
             **DEMO_ANALYSIS,
             "variants": [
-                {"key": "control", "name": "Sam (default)", "weight": 50,
+                {"key": "control", "name": "Sam", "weight": 50,
                  "config": {"persona": {"name": "Sam", "tone": "friendly and professional"}}},
                 {"key": "treatment", "name": "Aria", "weight": 50,
                  "config": {"persona": {"name": "Aria", "tone": "warm and concise"}}},

@@ -253,6 +253,12 @@ class Experiment(db.Model):
     mde: Mapped[float] = mapped_column(sa.Float, default=0.10, server_default="0.1")  # a fraction: 0.1 is 10 %
     power: Mapped[float] = mapped_column(sa.Float, default=0.80, server_default="0.8")
     baseline_rate: Mapped[Optional[float]] = mapped_column(sa.Float)  # typed lead capture rate for the plan
+    # The recorded outcome of an ended experiment (SPEC §10.6): shipped (outcome_variant_key), kept_control or
+    # inconclusive; all null while none is recorded (a resume clears it). services/experiments/outcomes.py.
+    outcome_result: Mapped[Optional[str]] = mapped_column(sa.String(16))
+    outcome_variant_key: Mapped[Optional[str]] = mapped_column(sa.String(64))
+    outcome_note: Mapped[Optional[str]] = mapped_column(sa.Text)
+    outcome_recorded_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
 
     agent: Mapped[Agent] = relationship()
     variants: Mapped[list["Variant"]] = relationship(

@@ -1,4 +1,5 @@
-"""Jinja helpers every template may use: `json_value`, `can(action)`, `user_workspaces()`."""
+"""Jinja helpers every template may use: `json_value`, `can(action)`, `user_workspaces()`, `is_agent_persona`,
+`outcome_label`."""
 from __future__ import annotations
 
 import json
@@ -19,8 +20,11 @@ def json_value(value, indent: int | None = None) -> str:
 
 def register_template_helpers(app: Flask) -> None:
     from webapp import authz
+    from webapp.services.experiments import outcomes
 
     app.add_template_filter(json_value)
+    app.add_template_global(outcomes.is_agent_persona, "is_agent_persona")
+    app.add_template_global(outcomes.label, "outcome_label")
 
     @app.context_processor
     def inject_helpers():

@@ -1,7 +1,7 @@
 """Visitor feedback and blinded reviews (SPEC §12); indexes for the Conversations tab's filters
 
 Revision ID: tr01c4a8e2f6
-Revises: lg01a7c3e5f2
+Revises: rp01a7c3e5d2
 Create Date: 2026-12-02 03:00:00
 """
 from alembic import op
@@ -11,7 +11,7 @@ import webapp.models
 
 
 revision = 'tr01c4a8e2f6'
-down_revision = 'lg01a7c3e5f2'
+down_revision = 'rp01a7c3e5d2'
 branch_labels = None
 depends_on = None
 

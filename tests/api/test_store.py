@@ -185,6 +185,45 @@ def test_an_assignment_written_between_read_and_write_wins(app, client, world, m
     assert conversation["variant_id"] == winner and [m["variant_id"] for m in messages] == [winner]
 
 
+def test_a_conversation_stamped_with_another_arm_since_the_read_is_decided_again(app, client, world, monkeypatch):
+    """An agent's greeting opened the conversation; the visitor's first message reads it unstamped and decides
+    on its bucket, but before it writes, a concurrent message stamps the conversation with the other arm. The
+    stamp check rolls the write back; the second read finds the stamp and the message follows it."""
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, weights=(1, 1), status="running")
+        variants = {v.key: v for v in db.session.scalars(
+            sa.select(Variant).where(Variant.experiment_id == experiment_id))}
+        db.session.expunge_all()
+        db.session.remove()
+    send = _api(client, world)
+    assert send({"visitor_id": "late", "conversation_id": "greeted", "role": "agent", "text": "Hello!"})[0] == 201
+    real_read = store.Store.read
+    reads = []
+
+    def read_then_someone_stamps(self, kind, caller, agent_id, **lookup):
+        access, state = real_read(self, kind, caller, agent_id, **lookup)
+        reads.append(state.conversation.stamp if state.conversation else None)
+        if len(reads) == 1:
+            mine = rules.bucket(state.options, "late")
+            other = next(v for v in variants.values() if v.id != mine.variant_id)
+            with db.engine.begin() as connection:  # the concurrent message, on a connection of its own
+                connection.execute(sa.text(
+                    "UPDATE conversations SET experiment_id = :e, variant_id = :v, variant_key = :k "
+                    "WHERE external_id = 'greeted'"), {"e": experiment_id, "v": other.id, "k": other.key})
+        return access, state
+
+    monkeypatch.setattr(store.Store, "read", read_then_someone_stamps)
+    status, body = send({"visitor_id": "late", "conversation_id": "greeted", "role": "visitor", "text": "hi"})
+    assert status == 201 and len(reads) == 2 and reads[0] is None and reads[1] is not None
+    conversation, messages = _stored(app, "greeted")
+    assert body["variant"]["id"] == conversation["variant_id"] == reads[1].variant_id
+    assert [m["variant_id"] for m in messages] == [None, conversation["variant_id"]]
+    assert conversation["visitor_messages"] == 1  # counted once: the rolled-back write left nothing
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(ExperimentAssignment)) == 0
+        db.session.remove()  # the stamp came from the conversation (step 1): the rolled-back row is gone too
+
+
 def test_connections_go_back_to_the_pool_as_the_session_expects(database_url, world):
     """The store runs PostgreSQL in autocommit and SQLite outside a transaction between statements; a
     connection it used, taken next by the ORM session, is transactional and clean (one-connection pool)."""

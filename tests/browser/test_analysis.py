@@ -51,7 +51,7 @@ def test_the_results_open_with_the_call_and_the_plan(app, page, world, shot):
     login(page, "editor@acme.test")
     page.goto(f"/agents/{world.agent_id}/experiments/{experiment_id}")
     expect(page.locator("#results .decisions [data-call=ship]")).to_contain_text("valid at every look")
-    expect(page.locator("#results #plan progress")).to_be_visible()
+    expect(page.locator("#results #plan-progress progress")).to_be_visible()  # the detail (#plan) is in a details element
     shot(page, "1-sequential")
     page.select_option("#results-engine", "bayesian")
     expect(page.locator("#results .alternative-note")).to_contain_text("not this experiment’s plan")

@@ -93,8 +93,11 @@ def test_owner_designs_starts_replaces_stops_and_deletes_experiments(app, page, 
     shot(page, "7-list-after-stop-and-start")
 
     page.click("text=Book-a-demo button")
-    page.click("#status-component button:has-text('Stop')")
+    page.click("#status-component a:has-text('Stop…')")  # an in-page confirmation asks for the outcome
+    page.check("#status-component input[name=outcome][value=inconclusive]")
+    page.click("#status-component button:has-text('Stop experiment')")
     expect(page.locator("#status-component [data-status]")).to_have_text("stopped")
+    expect(page.locator("#status-component #outcome")).to_contain_text("Inconclusive")
     expect(page.locator("#experiment-badges [data-active]")).to_have_count(0)
     page.click("text=Delete…")
     expect(page.locator("#status-component .confirm")).to_contain_text("keep their variant stamps")
@@ -267,10 +270,14 @@ def test_keyboard_focus_survives_the_swaps_it_triggers(app, page, world, shot):
     """Start, Stop, Delete…, Cancel and the variant rows' buttons replace the focused element: the focus stays there."""
     open_experiment(app, page, world, name="By keyboard")
     status = page.locator("#status-component")
-    for button, then in (("Start", "running"), ("Stop", "stopped")):
-        status.locator(f"button:has-text('{button}')").press("Enter")
-        expect(status.locator("[data-status]")).to_have_text(then)
-        expect(status).to_be_focused()
+    status.locator("button:has-text('Start')").press("Enter")
+    expect(status.locator("[data-status]")).to_have_text("running")
+    expect(status).to_be_focused()
+    status.locator("a:has-text('Stop…')").press("Enter")  # the confirmation opens on its Stop button
+    expect(status.locator("button:has-text('Stop experiment')")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(status.locator("[data-status]")).to_have_text("stopped")
+    expect(status).to_be_focused()
     status.locator("a:has-text('Delete…')").press("Enter")
     expect(status.locator("button:has-text('Delete experiment')")).to_be_visible()
     expect(status).to_be_focused()
@@ -281,7 +288,7 @@ def test_keyboard_focus_survives_the_swaps_it_triggers(app, page, world, shot):
     page.goto(f"/agents/{world.agent_id}/experiments/new")
     page.locator("#add-variant").press("Enter")
     expect(page.locator(".variant-row")).to_have_count(3)
-    expect(page.locator("#add-variant")).to_be_focused()
+    expect(page.locator("input[name='variants-2-name']")).to_be_focused()  # the new row, where one types next
     # htmx wires swapped-in buttons when the swap settles (20 ms later); a click before that does nothing.
     expect(page.locator("#variant-rows.htmx-added, #variant-rows.htmx-settling")).to_have_count(0)
     page.locator("#remove-variant-2").press("Enter")
@@ -325,7 +332,9 @@ def test_editor_finds_no_control(app, page, world, shot):
     page.click("text=Live test")
     expect(page.locator("#status-component")).to_contain_text("owners and admins")
     expect(page.locator("#status-component button")).to_have_count(0)
-    expect(page.locator("main form:not(#visitor-preview form)")).to_have_count(0)  # the dry-run preview stays
+    # No form that changes anything; the read-only ones stay (the dry-run preview, a one-off analysis engine).
+    expect(page.locator("main form:not([method=get])")).to_have_count(0)
+    expect(page.locator("main form.engine-switch")).to_have_count(1)
     shot(page, "editor-detail")
     page.goto(f"/agents/{world.agent_id}/experiments/{exp_id}/edit")
     expect(page.locator(".error-page")).to_contain_text("403")

@@ -19,7 +19,8 @@ def test_pages_run_under_the_content_security_policy(app, page, world, shot):
     login(page, "owner@acme.test")
     page.goto(f"/agents/{world.agent_id}/experiments/{experiment_id}")
     expect(page.locator("canvas[data-chart][data-drawn=true]").first).to_be_visible()  # Chart.js ran
-    page.click("button:has-text('Stop')")  # an htmx swap
+    page.click("#status-component a:has-text('Stop…')")  # htmx swaps in the in-page confirmation
+    page.click("#status-component button:has-text('Stop experiment')")  # an htmx POST and swap
     expect(page.locator("#status-component")).to_contain_text("stopped")
 
     page.goto("/w/acme/api-keys")

@@ -32,7 +32,7 @@ def end_session_by_logging_out_in_another_tab(page):
 
 @pytest.mark.parametrize("end_session", [end_session_by_clearing_cookies, end_session_by_logging_out_in_another_tab],
                          ids=["cookies-cleared", "logged-out-elsewhere"])
-@pytest.mark.parametrize("control", ["button.refresh", "#status-component button:text('Stop')"],
+@pytest.mark.parametrize("control", ["button.refresh", "#status-component a:text('Stop…')"],
                          ids=["refresh-results", "stop"])
 def test_an_htmx_control_after_the_session_ended_opens_the_login_page(page, world, experiment_page, shot,
                                                                        end_session, control):

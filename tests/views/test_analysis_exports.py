@@ -70,7 +70,7 @@ def test_a_bad_engine_is_a_400_naming_it(client, auth, world, sequential_win, su
 def test_the_csv_has_the_matching_columns(client, auth, world, sequential_win):
     auth.login(world.emails["editor"])
     rows = csv_export(client, world, sequential_win)
-    assert list(rows[0]) == results_service.Results.CSV_HEADER
+    assert list(rows[0]) == results_service.Results.CSV_HEADER + [f"outcome_{k}" for k in results_service.OUTCOME_FIELDS]
     aria = {r["metric"]: r for r in rows if r["variant_key"] == "treatment"}
     assert aria["lead_capture_rate"]["decision"] == "ship" and aria["lead_capture_rate"]["is_primary"] == "True"
     assert float(aria["lead_capture_rate"]["p_value_adjusted"]) >= float(aria["lead_capture_rate"]["p_value"])
@@ -90,7 +90,7 @@ def test_the_page_opens_with_the_calls_and_the_plan_and_offers_another_engine(cl
     assert 'data-call="ship" data-variant="treatment"' in html
     assert 'data-metric="lead_capture_rate"' in html and html.index('data-metric="lead_capture_rate"') < \
         html.index('data-metric="messages_per_conversation"')
-    assert "secondary, unadjusted" in html and "p-value <span class=\"muted\">(adjusted)</span>" in html
+    assert "Secondary metrics" in html and "unadjusted" in html and "p-value <span class=\"muted\">(adjusted)</span>" in html
     assert '<select id="results-engine" name="engine">' in html and "not this experiment’s plan" not in html
     other = client.get(url(world, sequential_win) + "?engine=fixed", headers={"HX-Request": "true"})
     assert "not this experiment’s plan" in other.get_data(as_text=True)

@@ -67,7 +67,7 @@ def test_get_logout_offers_a_log_out_button(client, auth, world):
     response = client.get("/logout")
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and "<title>Log out · Agent Studio</title>" in html
-    form = html.split('<main class="container">')[1].split("<form")[1].split("</form>")[0]
+    form = html.split('<main class="container" id="main" tabindex="-1">')[1].split("<form")[1].split("</form>")[0]
     assert 'method="post" action="/logout"' in form and 'name="csrf_token"' in form and ">Log out</button>" in form
     assert client.get("/w/acme/agents").status_code == 200  # a GET logs nobody out
     assert auth.logout().headers["Location"] == "/login"

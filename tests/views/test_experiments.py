@@ -378,8 +378,14 @@ def test_every_lifecycle_action_is_in_the_audit_trail(app, client, owner, world)
     owner.post(f"{base(world)}/{exp_id}/stop")
     html = client.get(f"{base(world)}/{exp_id}").get_data(as_text=True)
     audit = html[html.index('id="audit-trail"'):]
-    for action in ("created", "started", "edited", "stopped"):
-        assert f'<span class="audit-action">{action}</span>' in audit
+    # Sentences, newest first, naming who did what (SPEC §11: words for people, not "stopped: false").
+    sentences = [re.sub(r"\s+", " ", s) for s in re.findall(r'class="wrap audit-sentence"[^>]*>(.*?)</td>', audit, re.S)]
+    assert sentences == [
+        "owner stopped the experiment.",
+        "owner changed the name from “Warmer greeting” to “Renamed”, the hypothesis.",
+        "owner started the experiment.",
+        "owner created the experiment with variants Control (50), Treatment (50).",
+    ]
     with app.app_context():
         details = db.session.scalar(sa.select(AuditEvent.details).where(AuditEvent.action == "experiment.edited"))
         assert details["name"]["to"] == "Renamed"
@@ -469,9 +475,10 @@ def test_the_list_says_when_each_experiment_stopped(app, client, owner, world):
 
     def cells(exp_id):
         row = html[html.index(f'id="experiment-{exp_id}"'):]
-        return re.findall(r'<td class="nowrap">(.*?)</td>', row[:row.index("</tr>")])
+        return [re.sub(r"<[^>]+>", "", cell)
+                for cell in re.findall(r'<td class="nowrap">(.*?)</td>', row[:row.index("</tr>")])]
 
-    assert cells(stopped)[-1] == when
+    assert cells(stopped)[-1] == when + " UTC"  # app.js shows it in the viewer's time zone
     assert cells(running)[-1] == "—"
 
 

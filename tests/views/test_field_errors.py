@@ -62,7 +62,9 @@ def test_the_visitor_preview_input_names_its_error(app, client, auth, world):
         db.session.remove()
     auth.login(world.emails["editor"])
     page = client.get(f"/agents/{world.agent_id}/experiments/{exp}").get_data(as_text=True)
-    assert described_by(page, "visitor_id") == ["visitor_id-error"]
+    assert described_by(page, "visitor_id") == ["visitor-preview-help"] and 'id="visitor-preview-help"' in page
     fragment = client.get(f"/agents/{world.agent_id}/experiments/{exp}/preview?visitor_id=" + "x" * 300,
                           headers={"HX-Request": "true"}).get_data(as_text=True)
+    # The fragment is the whole preview: its input names the error it comes back with.
+    assert described_by(fragment, "visitor_id") == ["visitor-preview-help", "visitor_id-error"]
     assert "1–200 characters" in error_text(fragment, "visitor_id-error")

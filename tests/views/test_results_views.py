@@ -39,7 +39,9 @@ def test_experiment_of_another_agent_is_404(client, auth, app, world, experiment
 def test_json_export_shape(client, auth, world, experiment_id):
     auth.login("editor@acme.test")
     body = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results.json").get_json()
-    assert set(body) == {"experiment", "analysis", "plan", "srm", "goals", "review", "variants"} and body["goals"] == []
+    assert set(body) == {"experiment", "analysis", "plan", "srm", "goals", "review", "variants", "outcome"}
+    assert body["goals"] == []
+    assert body["outcome"] is None  # running: nothing decided yet
     assert body["experiment"]["name"] == "Persona test" and body["experiment"]["status"] == "running"
     assert set(body["srm"]) == {"p_value", "warning"}
     control, treatment = body["variants"]
@@ -165,7 +167,7 @@ def test_the_ci_column_shows_only_with_an_interval_to_draw(app, client, auth, wo
         build(world.agent_id, exp_id, visitors)
     auth.login("editor@acme.test")
     html = client.get(f"/agents/{world.agent_id}/experiments/{exp_id}/results").get_data(as_text=True)
-    tables = [t.split("</table>")[0] for t in html.split('<table class="table metric-table"')[1:]]
+    tables = [t.split("</table>")[0] for t in html.split('<table class="table metric-table stack-on-phone"')[1:]]
     assert len(tables) == 3
     for table in tables:
         assert ("95% CI" in table) is with_ci and ('class="ci-col"' in table) is with_ci

@@ -1,6 +1,7 @@
 """Conversations and leads show the variant; the visitor preview is a dry run."""
 from __future__ import annotations
 
+import html
 import re
 from datetime import timedelta
 
@@ -60,7 +61,7 @@ def test_a_deleted_experiment_is_labelled_by_the_name_its_deletion_recorded(app,
         assert "<i>Old" not in html
         assert f"deleted experiment #{traffic['gone']}" in html  # deleted without an audit row: its id
     html = client.get(f"/agents/{world.agent_id}/conversations").get_data(as_text=True)
-    assert '<span class="muted">&lt;i&gt;Old &amp; gone&lt;/i&gt; (deleted)</span>' in html
+    assert '<span class="muted">· &lt;i&gt;Old &amp; gone&lt;/i&gt; (deleted)</span>' in html
 
 
 def test_conversations_filter_by_experiment_and_variant(client, auth, world, traffic):
@@ -158,7 +159,17 @@ def test_leads_filter_by_experiment_and_variant(app, client, auth, world, traffi
 def test_leads_show_the_variant(client, auth, world, traffic):
     auth.login(world.emails["editor"])
     html = client.get(f"/agents/{world.agent_id}/leads").get_data(as_text=True)
-    assert "Live test" in html and 'class="badge"' in html
+    # The arm by its name, its key as secondary code text (SPEC §11).
+    assert re.search(r'<span class="variant-name">(Control|Treatment)</span>\s*<code class="muted key">(control|treatment)</code>',
+                     html)
+    assert "Live test" in html
+
+
+def test_the_variant_filter_lists_names_not_keys(client, auth, world, traffic):
+    auth.login(world.emails["editor"])
+    html = client.get(f"/agents/{world.agent_id}/conversations").get_data(as_text=True)
+    assert '<option value="control" >Control</option>' in html and '<option value="treatment" >Treatment</option>' in html
+    assert '>control</option>' not in html
 
 
 def test_a_lead_without_fields_shows_a_dash(client, auth, world, traffic):
@@ -184,6 +195,12 @@ def test_preview_is_a_dry_run_with_bucket_and_ranges(app, client, auth, world):
     html = response.get_data(as_text=True)
     assert str(bucket_value(exp, "visitor-42")) in html
     assert "[0, 4611686018427387904)" in html and "25.0%" in html and "75.0%" in html
+    # In plain words: where the visitor falls, and which variant owns which share of the range.
+    where = re.sub(r"\s+", " ", re.search(r'id="preview-where">(.*?)</p>', html, re.S).group(1))
+    point = f"{100 * bucket_value(exp, 'visitor-42') / 2**64:.1f}%"
+    assert f"This visitor falls at <strong>{point}</strong> of the range." in where
+    assert "Control owns the first 25.0% (0% to 25.0%); Treatment owns the last 75.0% (25.0% to 100%)." in where
+    assert "<details" in html and "Raw bucket values" in html
     assert "You are Persona" in html and "by bucketing" in html
     assert snapshot(app) == before  # not a row anywhere
 
@@ -197,7 +214,7 @@ def test_preview_uses_the_existing_assignment(app, client, auth, world):
         db.session.commit()
     auth.login(world.emails["editor"])
     html = client.get(preview_url(world, exp, "pinned")).get_data(as_text=True)
-    assert '<span class="badge" id="preview-variant">control</span>' in html and "existing assignment" in html
+    assert '<strong id="preview-variant">Control</strong>' in html and "existing assignment" in html
 
 
 def test_preview_htmx_fragment_errors_and_full_page(app, client, auth, world):
@@ -255,7 +272,10 @@ def test_lead_fields_and_other_json_values_read_as_json(app, client, auth, world
     promote = f"/agents/{world.agent_id}/experiments/{persona_id}/promote"
     assert auth.post(promote, {"variant": "treatment"}).status_code == 302
     trail = client.get(f"/agents/{world.agent_id}/experiments/{persona_id}").get_data(as_text=True)
-    assert '<span class="muted">stopped:</span> true</div>' in trail.split('id="audit-trail"')[1]
+    trail = html.unescape(trail.split('id="audit-trail"')[1])
+    assert ("owner promoted Treatment: the agent's persona changed from Sam (friendly) to Persona treatment "
+            "(tone treatment) and the experiment stopped. Outcome: Shipped Treatment.") in trail
+    assert "True" not in trail and "stopped:" not in trail
 
 
 @pytest.mark.parametrize("status", ["draft", "stopped", "running"])

@@ -57,7 +57,7 @@ def test_every_role_reads_the_transcript(client, auth, world, chat, role):
     roles = re.findall(r'<span class="message-role">(\w+)</span>', html)
     assert roles == ["Visitor", "Agent", "Visitor"]
     assert "<bdi><code>c-1</code></bdi>" in html and "<bdi><code>v-1</code></bdi>" in html
-    assert '<time datetime="2026-11-20T09:00:00+00:00">' in html and '<time datetime="2026-11-20T09:00:30+00:00">' in html
+    assert '<time datetime="2026-11-20T09:00:00+00:00"' in html and '<time datetime="2026-11-20T09:00:30+00:00"' in html
     stamp = html[html.index('id="transcript-stamp"'):html.index('id="transcript-persona"')]
     variant_name = chat["variant"]["name"]
     assert "Warmth" in stamp and f"<strong>{variant_name}</strong>" in stamp
@@ -159,7 +159,7 @@ def test_the_filters_exact_visitor_and_conversation_and_variant_by_name(app, cli
     key = chat["variant"]["key"]
     html = tab(client, world, f"?experiment={chat['experiment']}&variant={key}")
     assert str(chat["id"]) in dict(rows(html))
-    assert all(f"<span class=\"badge\">{chat['variant']['name']}</span>" in r for _, r in rows(html))
+    assert all(f"<span class=\"variant-name\">{chat['variant']['name']}</span>" in r for _, r in rows(html))
 
 
 @pytest.mark.parametrize("query,parameter", [("visitor=" + "v" * 201, "visitor"), ("conversation=a%01b", "conversation")])

@@ -1,6 +1,4 @@
-"""The runtime JSON API under /api/v1 (SPEC §6)."""
-from flask import Blueprint
+"""The runtime JSON API under /api/v1 (SPEC §6): the blueprint and its routes are in routes.py."""
+from webapp.api.routes import bp
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
-
-from webapp.api import routes  # noqa: E402,F401  (registers the routes on bp)
+__all__ = ["bp"]

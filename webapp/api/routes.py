@@ -3,14 +3,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from webapp.services.workspace import api_keys
 from webapp.services.runtime import service as runtime
 from webapp.services import validation
-from webapp.api import bp
 from webapp.api.openapi import openapi_document
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
 def json_object() -> dict[str, Any]:

@@ -1,20 +1,15 @@
-"""HTML blueprints by feature, and the helpers they share."""
+"""HTML blueprints by feature (registered by create_app), and the helpers they share."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import wraps
 
-from flask import Flask, Response, abort, g, make_response, redirect, render_template, request
+from flask import Response, abort, g, make_response, redirect, render_template, request
 from flask_login import current_user, login_required
 
 from webapp import authz
-from webapp.services.workspace import agents as agent_service
-
-
-def register(app: Flask) -> None:
-    from webapp.views import account, agents, auth, experiments, invitations, preview, results, review, workspace
-
-    for module in (auth, account, invitations, workspace, agents, experiments, preview, results, review):
-        app.register_blueprint(module.bp)
+from webapp.models import Role
+from webapp.services.workspace import accounts, agents as agent_service
 
 
 def is_htmx_request() -> bool:
@@ -48,23 +43,43 @@ def render(template_name: str, fragment: str | None = None, status: int = 200, *
     return response
 
 
-def agent_view(action: str = "view"):
-    """Load the agent of `agent_id` for the current user: non-member 404, too low a role 403.
+def member_view(path_arg: str, load: Callable[[int, object], Role], action: str = "view"):
+    """The one permission decorator: `load(user_id, view_args[path_arg])` finds what the URL names for the current
+    user (404 for a non-member: ids never leak), sets g for templates and returns the role; too low a role for
+    `action` is a 403 (after g is set: the 403 page keeps the workspace navigation). The services check again.
 
-    Sets g.agent, g.workspace and g.role for templates; the services check again. A route that acts on an
-    experiment id passes no action: the service looks the experiment up under this agent first (404 for every role
-    when it is not there) and then checks the role (403), SPEC §2.
+    A route that acts on an id inside it (an experiment, a member, an API key) passes no action: its service looks
+    the id up first (404 for every role when it is not there) and then checks the role (403), SPEC §2.
     """
     def decorator(view):
         @wraps(view)
         @login_required
-        def wrapper(agent_id: int, *args, **kwargs):
-            agent, role = agent_service.agent_for(current_user.id, agent_id)
-            g.agent, g.workspace, g.role = agent, agent.workspace, role
-            authz.require_role(role, action)  # after g is set: a 403 page keeps the workspace navigation
-            return view(agent_id, *args, **kwargs)
+        def wrapper(**view_args):
+            authz.require_role(load(current_user.id, view_args[path_arg]), action)
+            return view(**view_args)
         return wrapper
     return decorator
+
+
+def _load_agent(user_id: int, agent_id: object) -> Role:
+    agent, role = agent_service.agent_for(user_id, agent_id)
+    g.agent, g.workspace, g.role = agent, agent.workspace, role
+    return role
+
+
+def _load_workspace(user_id: int, slug: object) -> Role:
+    g.workspace, g.role = accounts.workspace_for(user_id, slug)
+    return g.role
+
+
+def agent_view(action: str = "view"):
+    """Pages under /agents/<agent_id>: g.agent, g.workspace and g.role (see member_view)."""
+    return member_view("agent_id", _load_agent, action)
+
+
+def workspace_view(action: str = "view"):
+    """Pages under /w/<slug>: g.workspace and g.role (see member_view)."""
+    return member_view("slug", _load_workspace, action)
 
 
 def page_arg() -> int:

@@ -53,7 +53,7 @@ def _stamped_tab(listing_of, template: str, agent_id: int, **filters):
     experiment_id, variant_key = _stamp_filter()
     listing = listing_of(current_user.id, agent_id, page_arg(), experiment_id=experiment_id, variant_key=variant_key,
                          **filters)
-    return render(template, listing=listing, page=listing.page, labels=listing.labels, options=listing.options,
+    return render(template, listing=listing, page=listing.page, labels=listing.labels, options=listing.options, by_id=listing.by_id,
                   experiment_id=experiment_id, variant_key=variant_key, **filters)
 
 

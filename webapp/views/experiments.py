@@ -17,7 +17,7 @@ from webapp import authz
 from webapp.errors import error_page
 from webapp.extensions import db
 from webapp.models import EXPERIMENT_KINDS, Experiment
-from webapp.services.experiments import analysis, configs, experiments, metrics
+from webapp.services.experiments import analysis, configs, experiments, metrics, outcomes
 from webapp.services.experiments import results as results_service
 from webapp.services.errors import Conflict, ValidationError
 from webapp.views import agent_view, hx_redirect, is_htmx_fragment_request, render
@@ -26,7 +26,7 @@ bp = Blueprint("experiments", __name__, url_prefix="/agents")
 
 TYPED_FIELDS = ("persona_name", "persona_tone", *configs.ALL_FORM_FIELDS)
 VARIANT_FIELD = re.compile(rf"^variants-(\d+)-(key|name|weight|config|{'|'.join(TYPED_FIELDS)})$")
-CONFIRMATIONS = ("start", "delete")
+CONFIRMATIONS = ("start", "delete", "stop", "promote", "outcome")  # in-page confirmations (?confirm=)
 
 
 # --- the form's state: what the user typed, row by row ----------------------------------------
@@ -201,7 +201,7 @@ def form_rows(agent_id: int):
     data["variants"] = rows
     errors = _row_errors(data, added) if request.form.get("save_attempted") else None
     return render("experiments/new.html", "experiments/_variant_rows.html", clear_banner=is_htmx_fragment_request(),
-                  **_form_context(data, errors=errors))
+                  added=added, **_form_context(data, errors=errors))
 
 
 def _row_errors(data: dict[str, Any], blank_row: int | None) -> dict[str, str]:
@@ -233,13 +233,22 @@ def plan_preview(agent_id: int, experiment_id: int | None = None):
 def detail(agent_id: int, experiment_id: int):
     info = experiments.detail(current_user.id, agent_id, experiment_id)
     confirm = request.args.get("confirm") if request.args.get("confirm") in CONFIRMATIONS else None
-    return render("experiments/detail.html", "experiments/_status.html", **_detail_context(info, confirm))
+    return render("experiments/detail.html", "experiments/_status.html",
+                  **_detail_context(info, confirm, posted=request.args))
 
 
-def _detail_context(info: experiments.ExperimentDetail, confirm: str | None = None,
-                    error: str | None = None) -> dict[str, Any]:
+def _detail_context(info: experiments.ExperimentDetail, confirm: str | None = None, error: str | None = None,
+                    errors: dict[str, str] | None = None, posted: Any = None) -> dict[str, Any]:
+    """The experiment page's context; `posted` (form or query) fills a confirmation's fields (variant, outcome,
+    note) and `errors` marks them."""
+    posted = posted or {}
+    chosen = next((v for v in info.variants if v.key == posted.get("variant")), None)
     return {"info": info, "experiment": info.experiment, "variants": info.variants, "confirm": confirm,
-            "error": error, **_analysis_context(info.experiment, analysis.settings_of(info.experiment))}
+            "error": error, "errors": errors or {}, "chosen": chosen,
+            "outcome_choices": outcomes.choices(info.experiment),
+            "posted_outcome": posted.get("outcome", outcomes.SHIPPED_PREFIX + chosen.key if chosen else ""),
+            "posted_note": posted.get("note", ""),
+            **_analysis_context(info.experiment, analysis.settings_of(info.experiment))}
 
 
 @bp.route("/<int:agent_id>/experiments/<int:experiment_id>/edit", methods=["GET", "POST"])
@@ -272,15 +281,21 @@ def edit(agent_id: int, experiment_id: int):
 
 
 def _status_response(agent_id: int, experiment_id: int, status: int = 200, confirm: str | None = None,
-                     error: str | None = None) -> Response:
-    """HTMX: the status component plus out-of-band flash and active badge. Full page: back to the page."""
+                     error: str | None = None, errors: dict[str, str] | None = None) -> Response:
+    """HTMX: the status component plus out-of-band flash and active badge. Full page: back to the page — or, for a
+    confirmation refused on its fields (`errors`), the page with the confirmation open, as typed, and the errors."""
     detail_url = url_for("experiments.detail", agent_id=agent_id, experiment_id=experiment_id)
+    if not is_htmx_fragment_request() and errors:
+        info = experiments.detail(current_user.id, agent_id, experiment_id)
+        return render("experiments/detail.html", status=status,
+                      **_detail_context(info, confirm, errors=errors, posted=request.form))
     if not is_htmx_fragment_request():
         if error:
             flash(error, "error")
         return redirect(detail_url + (f"?confirm={confirm}" if confirm else ""))
     info = experiments.detail(current_user.id, agent_id, experiment_id)
-    html = render_template("experiments/_status.html", **_detail_context(info, confirm, error)) + \
+    html = render_template("experiments/_status.html",
+                           **_detail_context(info, confirm, error, errors, posted=request.form if errors else None)) + \
         render_template("experiments/_oob.html", **_detail_context(info))
     response = make_response(html, status)
     response.vary.add("HX-Request")
@@ -320,11 +335,45 @@ def start(agent_id: int, experiment_id: int):
     return _status_response(agent_id, experiment_id)
 
 
+def _refused_confirmation(agent_id: int, experiment_id: int, confirm: str, error: ValidationError) -> Response:
+    """A confirmation posted with a bad outcome or note: it comes back open, as typed, with the field errors."""
+    db.session.rollback()
+    return _status_response(agent_id, experiment_id, error.status, confirm=confirm, errors=error.fields)
+
+
+def _with_outcome(agent_id: int, experiment_id: int, confirm: str, act) -> Experiment | Response:
+    """Run `act` (stop_experiment, record_outcome) with the posted `outcome` and `note`: the experiment, or the
+    refused confirmation's response."""
+    try:
+        return act(current_user.id, agent_id, experiment_id, request.form.get("outcome"), request.form.get("note"))
+    except ValidationError as error:
+        return _refused_confirmation(agent_id, experiment_id, confirm, error)
+
+
+def _outcome_said(experiment: Experiment) -> str:
+    said = outcomes.label(experiment)
+    return f" Outcome recorded: {said}." if said else ""
+
+
 @bp.route("/<int:agent_id>/experiments/<int:experiment_id>/stop", methods=["POST"])
 @agent_view()  # the service: the experiment (404), then the role (403)
 def stop(agent_id: int, experiment_id: int):
-    experiment = experiments.stop_experiment(current_user.id, agent_id, experiment_id)
-    flash(f"“{experiment.name}” stopped: no new visitors are assigned.", "success")
+    experiment = _with_outcome(agent_id, experiment_id, "stop", experiments.stop_experiment)
+    if isinstance(experiment, Response):
+        return experiment
+    flash(f"“{experiment.name}” stopped: no new visitors are assigned.{_outcome_said(experiment)}", "success")
+    return _status_response(agent_id, experiment_id)
+
+
+@bp.route("/<int:agent_id>/experiments/<int:experiment_id>/outcome", methods=["POST"])
+@agent_view()  # the service: the experiment (404), then the role (403)
+def outcome(agent_id: int, experiment_id: int):
+    experiment = _with_outcome(agent_id, experiment_id, "outcome", experiments.record_outcome)
+    if isinstance(experiment, Response):
+        return experiment
+    said = outcomes.label(experiment)
+    flash(f"Outcome of “{experiment.name}”: {said}." if said else f"“{experiment.name}” has no outcome recorded.",
+          "success")
     return _status_response(agent_id, experiment_id)
 
 
@@ -349,13 +398,21 @@ def duplicate(agent_id: int, experiment_id: int):
 @agent_view()  # the service: the experiment (404), then the role (403)
 def promote(agent_id: int, experiment_id: int):
     variant_key = request.form.get("variant", "")
-    experiments.promote_variant(current_user.id, agent_id, experiment_id, variant_key)
+    try:
+        experiment = experiments.promote_variant(current_user.id, agent_id, experiment_id, variant_key,
+                                                 request.form.get("note"))
+    except ValidationError as error:
+        if "variant" in error.fields:
+            raise
+        return _refused_confirmation(agent_id, experiment_id, "promote", error)
+    promoted = next(v for v in experiment.variants if v.key == variant_key)
     agent = g.agent
     # The active experiment, if a persona one, still decides the persona of the visitors it assigns.
     deciding = experiments.active_experiment(agent_id)
     exception = (f" — visitors in “{deciding.name}” still get its variants"
                  if deciding is not None and deciding.kind == "persona" else "")
-    flash(f"Variant “{variant_key}” promoted: the agent now answers as {agent.persona_name}"
-          f"{' (' + agent.persona_tone + ')' if agent.persona_tone else ''}{exception}. The experiment is stopped.",
+    flash(f"{promoted.name} promoted: the agent now answers as {agent.persona_name}"
+          f"{' (' + agent.persona_tone + ')' if agent.persona_tone else ''}{exception}. The experiment is stopped."
+          f"{_outcome_said(experiment)}",
           "success")
     return _status_response(agent_id, experiment_id)

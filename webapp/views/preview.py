@@ -21,5 +21,5 @@ def preview(agent_id: int, experiment_id: int):
     except ValidationError as error:
         result = previews.preview(current_user.id, agent_id, experiment_id, None)
         errors, status = error.fields, 422
-    return render("experiments/preview.html", "experiments/_preview_result.html", status=status,
+    return render("experiments/preview.html", "experiments/_preview.html", status=status,
                   experiment=result.experiment, preview=result, visitor_id=visitor_id, errors=errors)

@@ -1,8 +1,6 @@
 """Workspace pages: Agents, Members, API keys, and the workspace switcher's landing."""
 from __future__ import annotations
 
-from functools import wraps
-
 from flask import Blueprint, flash, g, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
@@ -12,26 +10,9 @@ from webapp import authz
 from webapp.models import ROLES
 from webapp.services.workspace import accounts, agents, api_keys, audit, invitations
 from webapp.services.errors import Conflict, ValidationError
-from webapp.views import hx_redirect, render
+from webapp.views import hx_redirect, render, workspace_view
 
 bp = Blueprint("workspace", __name__)
-
-
-def workspace_view(action: str = "view"):
-    """Load the workspace of `slug`: non-member 404, too low a role 403.
-
-    A route that acts on an id (a member, an API key) passes no action: its service looks the id up in this
-    workspace first (404 for every role when it is not there) and then checks the role (403), SPEC §2.
-    """
-    def decorator(view):
-        @wraps(view)
-        @login_required
-        def wrapper(slug: str, *args, **kwargs):
-            g.workspace, g.role = accounts.workspace_for(current_user.id, slug)
-            authz.require_role(g.role, action)  # after g is set: a 403 page keeps the workspace navigation
-            return view(slug, *args, **kwargs)
-        return wrapper
-    return decorator
 
 
 def apply_errors(form: FlaskForm, error: ValidationError) -> None:

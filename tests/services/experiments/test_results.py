@@ -8,7 +8,7 @@ import pytest
 
 from webapp.extensions import db
 from webapp.models import Conversation, Experiment, ExperimentAssignment, Lead, Message
-from webapp.services.experiments import results, stats
+from webapp.services.experiments import daily, results, stats
 from webapp.services.errors import NotFound
 from tests import factories
 
@@ -108,7 +108,7 @@ def test_totals_and_statistics_match_an_independent_computation(ctx, world):
     (["2000-01-01", "2026-11-20"], ["2000-01-01", "2026-11-20"]),  # over MAX_CALENDAR_DAYS: only days with data
 ])
 def test_daily_charts_run_on_calendar_days(days_with_data, expected):
-    assert results.calendar_days(days_with_data) == expected
+    assert daily.calendar_days(days_with_data) == expected
 
 
 def test_a_day_without_traffic_is_on_the_axis_flat_or_null(ctx, world, client):

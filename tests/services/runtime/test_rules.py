@@ -85,6 +85,15 @@ def test_step_2_an_unstamped_conversation_is_stamped_by_a_later_visitor_message(
     assert not write.stands_alone  # the store must check that nobody stamped it since the read
 
 
+def test_only_a_write_that_stamps_an_unstamped_conversation_needs_the_stores_check():
+    """A message that leaves an unstamped conversation unstamped stands alone: a concurrent stamp would make it
+    the earlier message. One that stamps it must find it unstamped still (or stamped with the same arm)."""
+    assert rules.decide_message(State(AGENT, OPTIONS, stored(None)), report(role="agent")).stands_alone
+    assert rules.decide_message(State(AGENT, (), stored(None)), report()).stands_alone
+    assert rules.decide_message(State(AGENT, OPTIONS, stored(CONTROL)), report()).stands_alone
+    assert rules.decide_message(State(AGENT, OPTIONS), report()).stands_alone
+
+
 def test_step_3_an_existing_assignment_row_is_reused_with_its_live_fields():
     visitor = visitor_at(0)  # bucketing alone would give the control
     state = State(AGENT, OPTIONS, None, Assigned(TREATMENT.variant_id, "treatment", NOW - timedelta(days=3)))

@@ -4,6 +4,7 @@ import sqlalchemy as sa
 from webapp.extensions import db
 from webapp.models import AuditEvent, Membership, User
 from webapp.services.workspace import accounts, agents, api_keys
+from webapp.services.runtime import service as runtime
 from webapp.services.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationError
 
 
@@ -100,13 +101,14 @@ def test_agent_settings_validation_and_roles(ctx, world):
 def test_api_keys_are_hashed_revocable_and_track_use(ctx, world):
     key, plaintext = api_keys.create_key(world.admin_id, world.workspace_id, "widget")
     assert plaintext not in key.key_hash and key.prefix == plaintext[:10]
-    assert api_keys.authenticate(plaintext).id == key.id
+    assert runtime.authenticate(plaintext).key.id == key.id
+    db.session.refresh(key)
     assert key.last_used_at is not None
     api_keys.revoke_key(world.owner_id, world.workspace_id, key.id)
-    with pytest.raises(Unauthorized):
-        api_keys.authenticate(plaintext)
-    with pytest.raises(Unauthorized):
-        api_keys.authenticate("abx_not-a-key")
+    with pytest.raises(Unauthorized, match="revoked"):
+        runtime.authenticate(plaintext)
+    with pytest.raises(Unauthorized, match="Invalid"):
+        runtime.authenticate("abx_not-a-key")
     with pytest.raises(Forbidden):
         api_keys.create_key(world.editor_id, world.workspace_id, "nope")
     with pytest.raises(NotFound):

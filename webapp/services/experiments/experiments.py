@@ -12,6 +12,7 @@ like the form: `variants-<index>-<field>`. The analysis settings (SPEC §10.1) c
 from __future__ import annotations
 
 import json
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,7 +22,7 @@ import sqlalchemy as sa
 from webapp import authz
 from webapp.extensions import db
 from webapp.models import EXPERIMENT_KINDS, Agent, AuditEvent, Experiment, ExperimentAssignment, Variant, utcnow
-from webapp.services.experiments import configs
+from webapp.services.experiments import configs, history, outcomes
 from webapp.services.workspace import audit
 from webapp.services import validation
 from webapp.services.experiments import analysis
@@ -56,6 +57,8 @@ class ExperimentRow:
     experiment: Experiment
     visitors: int
     is_active: bool
+    outcome: str = ""  # the recorded outcome in words ("Shipped Aria"), "" when none
+    outcome_lift: dict[str, Any] | None = None  # results.outcome_lift: the shipped arm on the primary metric
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,8 @@ class ExperimentDetail:
     active: Experiment | None
     running_others: list[Experiment]
     events: list[AuditEvent]
+    outcome_lift: dict[str, Any] | None = None  # results.outcome_lift of a recorded outcome that ships an arm
+    trail: list[history.TrailEntry] = dataclasses.field(default_factory=list)  # the events as sentences
 
 
 def active_experiment_query(agent_id: int) -> sa.Select:
@@ -119,7 +124,8 @@ def list_for_agent(actor_id: int, agent_id: int) -> list[ExperimentRow]:
         .order_by(Experiment.created_at.desc(), Experiment.id.desc())
     ).all()
     active = active_experiment(agent_id)
-    return [ExperimentRow(e, n, active is not None and e.id == active.id) for e, n in rows]
+    return [ExperimentRow(e, n, active is not None and e.id == active.id, outcomes.label(e), _outcome_lift(e))
+            for e, n in rows]
 
 
 def deleted_for_agent(actor_id: int, agent_id: int, limit: int = 20) -> list[DeletedExperiment]:
@@ -172,6 +178,7 @@ def detail(actor_id: int, agent_id: int, experiment_id: int) -> ExperimentDetail
     experiment = experiment_for(actor_id, agent_id, experiment_id)
     variants = list(experiment.variants)
     active = active_experiment(agent_id)
+    events = audit.events_for("experiment", experiment.id)
     return ExperimentDetail(
         experiment=experiment,
         variants=variants,
@@ -179,8 +186,15 @@ def detail(actor_id: int, agent_id: int, experiment_id: int) -> ExperimentDetail
         is_active=active is not None and active.id == experiment.id,
         active=active,
         running_others=_running_others(experiment),
-        events=audit.events_for("experiment", experiment.id),
+        events=events,
+        outcome_lift=_outcome_lift(experiment),
+        trail=history.trail(experiment, events),
     )
+
+
+def _outcome_lift(experiment: Experiment) -> dict[str, Any] | None:
+    from webapp.services.experiments import results  # results imports this module
+    return results.outcome_lift(experiment) if experiment.outcome_variant_key else None
 
 
 def default_variants(agent_id: int, kind: str) -> list[dict[str, Any]]:
@@ -476,18 +490,47 @@ def start_experiment(actor_id: int, agent_id: int, experiment_id: int, mode: str
     details: dict[str, Any] = {}
     if others:
         details = {"mode": mode, "others": [{"id": o.id, "name": o.name} for o in others]}
+    if outcomes.of(experiment) is not None:  # a resumed experiment has not ended: its outcome goes (SPEC §10.6)
+        details["cleared_outcome"] = outcomes.audit_details(outcomes.of(experiment))["outcome"]
+        outcomes.store(experiment, None, now)
     audit.record(workspace_id, actor_id, action, "experiment", experiment.id, details)
     db.session.commit()
     return experiment
 
 
-def stop_experiment(actor_id: int, agent_id: int, experiment_id: int) -> Experiment:
-    """Stop a running experiment: no new assignments; stamped conversations keep their variant."""
+def stop_experiment(actor_id: int, agent_id: int, experiment_id: int, outcome: Any = None,
+                    note: Any = None) -> Experiment:
+    """Stop a running experiment: no new assignments; stamped conversations keep their variant.
+
+    With `outcome` (`shipped:<key>`, `kept_control`, `inconclusive`) and an optional `note` it records what was
+    decided (SPEC §10.6); without, none. A bad outcome or note is a ValidationError and nothing changes."""
     experiment = experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
+    decided = outcomes.parse(experiment, outcome, note)
     if not _hold(experiment, ("running",)):
         raise Conflict(f"Only a running experiment can be stopped; “{experiment.name}” is {experiment.status}.")
-    experiment.status, experiment.stopped_at = "stopped", utcnow()
-    audit.record(experiment.agent.workspace_id, actor_id, "experiment.stopped", "experiment", experiment.id)
+    now = utcnow()
+    experiment.status, experiment.stopped_at = "stopped", now
+    if decided is not None:
+        outcomes.store(experiment, decided, now)
+    audit.record(experiment.agent.workspace_id, actor_id, "experiment.stopped", "experiment", experiment.id,
+                 outcomes.audit_details(decided))
+    db.session.commit()
+    return experiment
+
+
+def record_outcome(actor_id: int, agent_id: int, experiment_id: int, outcome: Any, note: Any = None) -> Experiment:
+    """Record (or replace, or with a blank `outcome` clear) the outcome of a stopped experiment (SPEC §10.6)."""
+    experiment = experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
+    decided = outcomes.parse(experiment, outcome, note)
+    if not _hold(experiment, ("stopped",)):
+        raise Conflict(f"Only a stopped experiment has an outcome; “{experiment.name}” is {experiment.status}.")
+    before = outcomes.of(experiment)
+    if outcomes.audit_details(before) == outcomes.audit_details(decided):
+        return experiment  # the same outcome and note again: nothing to record
+    outcomes.store(experiment, decided, utcnow())
+    audit.record(experiment.agent.workspace_id, actor_id, "experiment.outcome_recorded", "experiment", experiment.id,
+                 {"outcome": outcomes.audit_details(decided).get("outcome"),
+                  "previous": outcomes.audit_details(before).get("outcome")})
     db.session.commit()
     return experiment
 
@@ -527,8 +570,12 @@ def duplicate_experiment(actor_id: int, agent_id: int, experiment_id: int) -> Ex
     return copy
 
 
-def promote_variant(actor_id: int, agent_id: int, experiment_id: int, variant_key: str) -> Experiment:
-    """Copy a persona variant into the agent's defaults and stop the experiment, in one transaction."""
+def promote_variant(actor_id: int, agent_id: int, experiment_id: int, variant_key: str,
+                    note: Any = None) -> Experiment:
+    """Copy a persona variant into the agent's defaults and stop the experiment, in one transaction.
+
+    Records the outcome (SPEC §10.6): `shipped:<key>`, or `kept_control` when the control is promoted, with the
+    optional `note`."""
     experiment = experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
     if experiment.kind != "persona":
         raise Conflict("Only persona experiments can be promoted: a CTA or trigger variant has no persona to copy.")
@@ -537,6 +584,7 @@ def promote_variant(actor_id: int, agent_id: int, experiment_id: int, variant_ke
     variant = next((v for v in experiment.variants if v.key == variant_key), None)
     if variant is None:
         raise ValidationError({"variant": "Choose one of this experiment's variants."})
+    decided = outcomes.promoted(variant, note)
     persona = variant.config.get("persona") or {}
     if not persona.get("name"):
         raise Conflict(f"Variant “{variant.key}” has no persona name to promote.")
@@ -545,12 +593,14 @@ def promote_variant(actor_id: int, agent_id: int, experiment_id: int, variant_ke
     agent.persona_name = persona["name"]
     if isinstance(persona.get("tone"), str):  # "" too: what its visitors got, no tone
         agent.persona_tone = persona["tone"]  # no tone in the variant: the agent keeps its own (SPEC §3)
-    was_running = experiment.status == "running"
+    was_running, now = experiment.status == "running", utcnow()
     if was_running:
-        experiment.status, experiment.stopped_at = "stopped", utcnow()
+        experiment.status, experiment.stopped_at = "stopped", now
+    outcomes.store(experiment, decided, now)
     after = {"persona_name": agent.persona_name, "persona_tone": agent.persona_tone}
     audit.record(agent.workspace_id, actor_id, "experiment.promoted", "experiment", experiment.id,
-                 {"variant": variant.key, "from": before, "to": after, "stopped": was_running})
+                 {"variant": variant.key, "from": before, "to": after, "stopped": was_running,
+                  **outcomes.audit_details(decided)})
     audit.record(agent.workspace_id, actor_id, "agent.persona_promoted", "agent", agent.id,
                  {"experiment_id": experiment.id, "variant": variant.key, "from": before, "to": after})
     db.session.commit()

@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,13 +19,14 @@ import sqlalchemy as sa
 from webapp.extensions import db
 from webapp.models import (Conversation, Experiment, ExperimentAssignment, Feedback, GoalEvent, Lead, Message, Variant,
                            utcnow)
-from webapp.services.experiments import analysis, plan as plans, review, stats
+from webapp.services.experiments import analysis, outcomes, plan as plans, review, stats
 from webapp.services.experiments.experiments import experiment_for, typed_weight
 from webapp.services.workspace.agents import agent_for
 from webapp.services.experiments.metrics import METRICS, experiment_metrics, goal_name
 # Every metric is non-negative, so a relative change cannot fall below −100%; the normal approximation's lower
 # bound can, and is shown clamped there (the exports keep the computed bound).
 LOWEST_LIFT = -1.0
+OUTCOME_FIELDS = ("result", "variant_key", "note", "recorded_at")  # CSV columns outcome_<field>
 
 
 @dataclass
@@ -349,7 +350,8 @@ class Results:
             look = ("valid at every look: you can stop now" if self.engine == "sequential"
                     else "at the planned sample: you can stop now")
             if result["lift"] > 0:
-                return Decision("ship", f"{variant.name} beats {control} on {label}: {figures}, {look}.")
+                return Decision("ship", f"{variant.name} beats {control} on {label}: {figures}, {look}"
+                                        f"{self._and_promote(variant)}.")
             return Decision("worse", f"{variant.name} does worse than {control} on {label}: {figures}, {look}.")
         if plan and plan.reached:
             return Decision("inconclusive", f"The planned sample is reached and no lift of ±{percent(plan.mde)} or "
@@ -362,11 +364,16 @@ class Results:
         figures = (f"{signed_percent(result['lift'])} ({self._interval(variant, self.primary_metric)}), chance to win "
                    f"{chance_text(chance)}, risk of choosing it {risk_text(risk)}")
         if chance >= BAYES_SHIP_CHANCE and risk <= BAYES_SHIP_RISK:
-            return Decision("ship", f"{variant.name} beats {control} on {label}: {figures}: you can stop now.")
+            return Decision("ship", f"{variant.name} beats {control} on {label}: {figures}: you can stop now"
+                                    f"{self._and_promote(variant)}.")
         if chance <= BAYES_WORSE_CHANCE:
             return Decision("worse", f"{variant.name} does worse than {control} on {label}: {figures}.")
         return Decision("keep_running", f"Not decisive on {label} yet ({figures}; ship needs a chance to win of 95% "
                                         f"or more with a risk of 0.25% or less); {self._to_go()}.")
+
+    def _and_promote(self, variant: Variant) -> str:
+        """A persona arm that wins can be promoted in the same step (SPEC §3): the sentence says so."""
+        return f" and promote {variant.name}" if self.experiment.kind == "persona" else ""
 
     def _to_go(self) -> str:
         """How far the plan is: "about D more days (V more visitors) to the planned sample"."""
@@ -408,6 +415,7 @@ class Results:
             "srm": {"p_value": self.srm_p_value, "warning": self.srm_warning},
             "goals": self.goals,
             "review": {"reviews": sum(t.reviews for t in self.totals.values()), "reviewers": self.review_reviewers},
+            "outcome": outcomes.as_json(e),
             "variants": [{
                 "id": v.id, "key": v.key, "name": v.name, "weight": v.weight, "is_control": v.position == 0,
                 "visitors": self.totals[v.id].n,
@@ -443,6 +451,11 @@ class Results:
                              self.alternative, m == self.primary_metric, r["p_value_adjusted"], r["chance_to_win"],
                              risk[0], risk[1], decision.call if decision else None,
                              decision.reason if decision else None])
+        # The experiment's outcome (SPEC §10.7), the same on every row: the last columns.
+        outcome = outcomes.as_json(self.experiment) or {}
+        rows[0] += [f"outcome_{k}" for k in OUTCOME_FIELDS]
+        for row in rows[1:]:
+            row += [outcome.get(k) for k in OUTCOME_FIELDS]
         return rows
 
 
@@ -601,61 +614,6 @@ def agent_history_totals(agent_id: int, since: datetime, until: datetime) -> Var
     return VariantTotals(int(n or 0), *(float(x or 0) for x in sums), leads=int(lead_count or 0))
 
 
-def _day(value: Any) -> str:
-    return value.isoformat() if isinstance(value, (date, datetime)) else str(value)
-
-
-MAX_CALENDAR_DAYS = 1000  # a longer span (history sent back to 2000) keeps only the days with data
-
-
-def calendar_days(days_with_data: list[str]) -> list[str]:
-    """Every day from the first to the last with data ("YYYY-MM-DD"), so that a chart's x axis is time: a day
-    without traffic is a point on it (visitors flat, metrics null), not a step that silently joins two days."""
-    if len(days_with_data) < 2:
-        return days_with_data
-    first, last = date.fromisoformat(days_with_data[0]), date.fromisoformat(days_with_data[-1])
-    span = (last - first).days + 1
-    if span > MAX_CALENDAR_DAYS:
-        return days_with_data
-    return [(first + timedelta(days=i)).isoformat() for i in range(span)]
-
-
-def daily_series(experiment_id: int, variants: list[Variant]) -> dict[str, Any]:
-    """Per day and variant: cumulative visitors, and each metric over the conversations started that day.
-
-    The daily lead rate is conversations with a lead / conversations started that day (a trend line;
-    the headline lead capture rate is per visitor).
-    """
-    a = ExperimentAssignment
-    visitors = db.session.execute(
-        sa.select(a.variant_id, sa.func.date(a.assigned_at).label("day"), sa.func.count())
-        .where(a.experiment_id == experiment_id).group_by(a.variant_id, "day")).all()
-    new_visitors = {(variant_id, _day(day)): int(n) for variant_id, day, n in visitors}
-    per_day = db.session.execute(
-        sa.select(Conversation.variant_id, sa.func.date(Conversation.started_at).label("day"), sa.func.count(),
-                  sa.func.sum(Conversation.visitor_messages), sa.func.sum(Conversation.session_seconds),
-                  sa.func.sum(sa.case((Conversation.lead_count > 0, 1), else_=0)))
-        .where(Conversation.experiment_id == experiment_id)
-        .group_by(Conversation.variant_id, "day")).all()
-    conv = {(variant_id, _day(day)): (int(n), float(msgs or 0), float(secs or 0), int(leads or 0))
-            for variant_id, day, n, msgs, secs, leads in per_day}
-    days = calendar_days(sorted({day for _, day in new_visitors} | {day for _, day in conv}))
-    series: dict[str, Any] = {"days": days, "variants": []}
-    for v in variants:
-        running, cumulative, mpc, secs, rate = 0, [], [], [], []
-        for d in days:
-            running += new_visitors.get((v.id, d), 0)
-            cumulative.append(running)
-            count, msgs, seconds, with_lead = conv.get((v.id, d), (0, 0, 0, 0))
-            mpc.append(round(msgs / count, 4) if count else None)
-            secs.append(round(seconds / count, 2) if count else None)
-            rate.append(round(with_lead / count, 4) if count else None)
-        series["variants"].append({"key": v.key, "name": v.name, "cumulative_visitors": cumulative,
-                                   "messages_per_conversation": mpc, "session_length": secs,
-                                   "lead_capture_rate": rate})
-    return series
-
-
 def compute(experiment: Experiment, with_daily: bool = False, engine: str | None = None,
             now: datetime | None = None) -> Results:
     """Results of an experiment with its analysis settings (`engine`: a one-off other engine): totals per
@@ -679,8 +637,24 @@ def compute(experiment: Experiment, with_daily: bool = False, engine: str | None
     results.plan = experiment_plan(experiment, settings, [v.weight for v in variants], control,
                                    sum(t.n for t in totals.values()), now or utcnow())
     if with_daily:
-        results.daily = daily_series(experiment.id, variants)
+        from webapp.services.experiments import daily  # daily builds on this module's VariantTotals
+        results.daily = daily.daily_series(experiment, metric=settings.primary_metric, analysis=settings.analysis())
     return results
+
+
+def outcome_lift(experiment: Experiment) -> dict[str, Any] | None:
+    """The shipped arm of a recorded outcome on the primary metric: {metric, label, lift, ci, p_value, text}; None
+    when the outcome ships no arm (or the arm is gone)."""
+    variant = next((v for v in experiment.variants if v.key == experiment.outcome_variant_key), None)
+    if variant is None or variant.position == 0:
+        return None
+    metric = outcomes.primary_metric(experiment)
+    result = compute(experiment).metric(variant, metric)
+    label = METRICS[metric]["label"].lower()
+    text = (f"{table_percent(result['lift'])} {label}" if result["lift"] is not None
+            else f"{label}: not enough data")
+    return {"metric": metric, "label": label, "lift": result["lift"], "ci": result["ci"],
+            "p_value": result["p_value"], "text": text}
 
 
 def experiment_plan(experiment: Experiment | None, settings: analysis.Settings, weights: list[int],

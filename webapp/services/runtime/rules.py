@@ -21,7 +21,7 @@ from webapp.services.runtime.persona import effective_persona, system_prompt
 KEY_TOUCH_INTERVAL = timedelta(minutes=1)  # last_used_at is written at most this often: a write per request costs
 
 
-# --- What the database holds -------------------------------------------------------------------------------------
+# --- What the database holds --------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Arm:
@@ -128,7 +128,7 @@ class State:
     earlier_feedback_id: int | None = None  # the conversation's feedback, which a new one replaces
 
 
-# --- Reports -----------------------------------------------------------------------------------------------------
+# --- Reports ------------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class MessageReport:
@@ -268,7 +268,7 @@ def agent_id_in_range(agent_id: int | None) -> int | None:
     return agent_id if agent_id is not None and 1 <= agent_id <= MAX_DB_ID else None
 
 
-# --- Access --------------------------------------------------------------------------------------------------------
+# --- Access -------------------------------------------------------------------------------------------------------
 
 def missing_key() -> Unauthorized:
     return Unauthorized("Missing API key: send 'Authorization: Bearer <key>'.")
@@ -297,7 +297,7 @@ def key_touch_due(key: Key | None, now: datetime) -> bool:
     return key is not None and (key.last_used_at is None or now - key.last_used_at > KEY_TOUCH_INTERVAL)
 
 
-# --- Assignment (SPEC §5) ------------------------------------------------------------------------------------------
+# --- Assignment (SPEC §5) -----------------------------------------------------------------------------------------
 
 def bucket(options: tuple[Option, ...], visitor_id: str) -> Arm:
     """Step 4: the visitor's bucket among the active experiment's arms (position order)."""
@@ -322,7 +322,7 @@ def choose_arm(state: State, visitor_id: str) -> tuple[Arm | None, bool]:
     return bucket(state.options, visitor_id), True  # step 4
 
 
-# --- Answers -------------------------------------------------------------------------------------------------------
+# --- Answers ------------------------------------------------------------------------------------------------------
 
 def experiment_json(arm: Arm | None) -> dict[str, Any] | None:
     """`{id, name, kind}`; name and kind are null once the experiment has been deleted."""
@@ -369,7 +369,7 @@ def existing_conversation(state: State, external_id: str, visitor_id: str | None
     return state.conversation
 
 
-# --- Decisions ------------------------------------------------------------------------------------------------------
+# --- Decisions ----------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Replay:
@@ -429,10 +429,15 @@ class MessageWrite:
 
     @property
     def stands_alone(self) -> bool:
-        """True when the write is right whatever committed since the read, unless a unique key stops it: a new
-        conversation, or a stamped one. An unstamped conversation may have been stamped meanwhile, so the store
-        checks the stamp its update leaves before committing."""
-        return self.touch is None or self.touch.was_stamped
+        """True when the write is right whatever committed since the read, short of a unique key that stops it.
+
+        A new conversation, or a stamped one (a stamp never changes): yes. An unstamped one that this message
+        leaves unstamped: yes too — if a concurrent message stamped it meanwhile, the outcome is that of this
+        message landing first (no stamp, not counted, the span widened either way). An unstamped one that this
+        message stamps: no — a concurrent message may have stamped it with another arm (the active experiment
+        changed between the two reads), so the store checks the stamp its update leaves before committing.
+        """
+        return self.touch is None or self.touch.was_stamped or self.touch.stamp is None
 
 
 def replay(earlier: EarlierMessage, report: MessageReport) -> Replay:
@@ -455,8 +460,10 @@ def decide_message(state: State, report: MessageReport) -> Replay | MessageWrite
         check_owner(conversation, report.visitor_id, report.external_id)
         if state.earlier_message is not None:
             return replay(state.earlier_message, report)
-    arm, new_assignment = choose_arm(state, report.visitor_id) if report.role == "visitor" else (
-        conversation.stamp if conversation else None, False)  # agent messages never assign: the stamp or none
+    if report.role == "visitor":
+        arm, new_assignment = choose_arm(state, report.visitor_id)
+    else:  # agent messages never assign: they carry the stamp, or none
+        arm, new_assignment = (conversation.stamp if conversation else None), False
     reply = json_text({"conversation_id": report.external_id, "message_id": report.new_message_id,
                        **stamp_json(state.agent, arm)})
     message = NewMessage(report.role, report.text, report.sent_at, arm.variant_id if arm else None,

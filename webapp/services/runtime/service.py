@@ -87,7 +87,7 @@ def _lost_races() -> Conflict:
     return Conflict("Concurrent requests kept changing this conversation: send the request again.")
 
 
-# --- messages: the model of an endpoint ------------------------------------------------------------------------------
+# --- messages: the model of an endpoint ---------------------------------------------------------------------------
 
 def report_message(token: str | None, agent_id: int, data: dict[str, Any]) -> MessageResult:
     """POST …/messages with a bearer token."""
@@ -96,7 +96,7 @@ def report_message(token: str | None, agent_id: int, data: dict[str, Any]) -> Me
 
 def record_message(workspace_id: int, agent_id: int, data: dict[str, Any]) -> MessageResult:
     """POST …/messages for a trusted in-process caller acting for a workspace (tests, CLI)."""
-    return _message(Caller(workspace_id=workspace_id), agent_id, data)
+    return _message(Caller(workspace_id=workspace_id, by_key=False), agent_id, data)
 
 
 def _message(caller: Caller, agent_id: int, data: dict[str, Any]) -> MessageResult:
@@ -114,7 +114,7 @@ def _message(caller: Caller, agent_id: int, data: dict[str, Any]) -> MessageResu
     raise _lost_races()
 
 
-# --- leads -------------------------------------------------------------------------------------------------------------
+# --- leads --------------------------------------------------------------------------------------------------------
 
 def report_lead(token: str | None, agent_id: int, data: dict[str, Any]) -> LeadResult:
     """POST …/leads with a bearer token."""
@@ -123,7 +123,7 @@ def report_lead(token: str | None, agent_id: int, data: dict[str, Any]) -> LeadR
 
 def record_lead(workspace_id: int, agent_id: int, data: dict[str, Any]) -> LeadResult:
     """POST …/leads for a trusted in-process caller acting for a workspace (tests, CLI)."""
-    return _lead(Caller(workspace_id=workspace_id), agent_id, data)
+    return _lead(Caller(workspace_id=workspace_id, by_key=False), agent_id, data)
 
 
 def _lead(caller: Caller, agent_id: int, data: dict[str, Any]) -> LeadResult:
@@ -153,7 +153,7 @@ def report_event(token: str | None, agent_id: int, data: dict[str, Any]) -> Even
 
 def record_event(workspace_id: int, agent_id: int, data: dict[str, Any]) -> EventResult:
     """POST …/events for a trusted in-process caller acting for a workspace (tests, CLI)."""
-    return _event(Caller(workspace_id=workspace_id), agent_id, data)
+    return _event(Caller(workspace_id=workspace_id, by_key=False), agent_id, data)
 
 
 def _event(caller: Caller, agent_id: int, data: dict[str, Any]) -> EventResult:
@@ -187,7 +187,7 @@ def report_feedback(token: str | None, agent_id: int, conversation_id: str, data
 
 def record_feedback(workspace_id: int, agent_id: int, conversation_id: str, data: dict[str, Any]) -> FeedbackResult:
     """POST …/conversations/{conversation_id}/feedback for a trusted in-process caller (tests, CLI)."""
-    return _feedback(Caller(workspace_id=workspace_id), agent_id, conversation_id, data)
+    return _feedback(Caller(workspace_id=workspace_id, by_key=False), agent_id, conversation_id, data)
 
 
 def _feedback(caller: Caller, agent_id: int, conversation_id: str, data: dict[str, Any]) -> FeedbackResult:

@@ -136,7 +136,7 @@ JSON_COLUMNS = {"arm_config", "stamp_config", "earlier_lead_fields"}  # earlier_
 TIME_COLUMNS = {"revoked_at", "last_used_at", "assigned_at", "earlier_event_at"}
 
 
-# --- Writes ---------------------------------------------------------------------------------------------------------
+# --- Writes -------------------------------------------------------------------------------------------------------
 
 ASSIGNMENT_COLUMNS = ["agent_id", "experiment_id", "variant_id", "variant_key", "visitor_id", "assigned_at"]
 CONVERSATION_COLUMNS = ["agent_id", "external_id", "visitor_id", "experiment_id", "variant_id", "variant_key",

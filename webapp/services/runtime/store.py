@@ -14,6 +14,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import cache
 from typing import Any, Iterator
 
 from webapp.extensions import db
@@ -31,10 +32,7 @@ class Caller:
 
     token: str | None = None
     workspace_id: int | None = None
-
-    @property
-    def by_key(self) -> bool:
-        return self.workspace_id is None
+    by_key: bool = True
 
     def params(self) -> dict[str, Any]:
         return {"key_hash": hash_key(self.token)} if self.by_key else {"workspace_id": self.workspace_id}
@@ -43,14 +41,41 @@ class Caller:
 _UTC = UTCDateTime()
 
 
+@cache
+def _conversions(row_type: type) -> tuple[tuple[int, bool], ...]:
+    """The positions of a read's time and JSON columns, and whether each is a time."""
+    return tuple((i, name in statements.TIME_COLUMNS) for i, name in enumerate(row_type._fields)
+                 if name in statements.TIME_COLUMNS or name in statements.JSON_COLUMNS)
+
+
 class Store:
-    """One request's pooled DBAPI connection; use `connect()`."""
+    """One request's pooled DBAPI connection, as a context manager (see `connect()`)."""
 
     def __init__(self, raw: Any):
         self.raw, self.connection = raw, raw.driver_connection
-        self.dialect = db.engine.dialect.name
+        self.engine = db.engine
+        self.dialect = self.engine.dialect.name
         self.postgres = self.dialect == "postgresql"
-        self.cursor = self.connection.cursor()
+
+    def __enter__(self) -> Store:
+        try:
+            if self.postgres:
+                self.connection.autocommit = True  # each statement its own transaction: no BEGIN/COMMIT round trips
+            self.cursor = self.connection.cursor()
+        except BaseException:
+            self.raw.close()
+            raise
+        return self
+
+    def __exit__(self, error_type: Any, error: BaseException | None, _: Any) -> None:
+        try:
+            if isinstance(error, Exception) and self.engine.dialect.is_disconnect(error, self.connection, None):
+                self.raw.invalidate(error)
+                self.engine.dispose(close=False)  # as SQLAlchemy does on a disconnect: the pool's other connections
+        finally:
+            if self.postgres and self.raw.is_valid:
+                self.connection.autocommit = False
+            self.raw.close()
 
     # --- reading -------------------------------------------------------------------------------------------------
 
@@ -60,21 +85,24 @@ class Store:
         compiled = statements.compiled_read(kind, caller.by_key)
         rows = [self._row(compiled.row, raw) for raw in compiled.execute(
             self.cursor, self.dialect, {**caller.params(), "agent_id": agent_id, **lookup}).fetchall()]
-        return _access(rows, caller.by_key), _state(rows)
+        access = _access(rows, caller.by_key)
+        return access, _state(rows, access.agent)
 
     def _row(self, row_type: type, raw: tuple) -> Any:
-        row = row_type(*raw)
-        changes = {}
-        for name in row._fields:
-            value = getattr(row, name)
+        """A row with aware datetimes and parsed JSON (SQLite hands both back as text, psycopg naive datetimes)."""
+        values = None
+        for i, is_time in _conversions(row_type):
+            value = raw[i]
             if value is None:
                 continue
-            if name in statements.TIME_COLUMNS:
-                changes[name] = (datetime.fromisoformat(value) if isinstance(value, str) else value).replace(
+            if values is None:
+                values = list(raw)
+            if is_time:
+                values[i] = (datetime.fromisoformat(value) if isinstance(value, str) else value).replace(
                     tzinfo=timezone.utc)
-            elif name in statements.JSON_COLUMNS and isinstance(value, str):  # SQLite hands JSON back as text
-                changes[name] = json.loads(value)
-        return row._replace(**changes) if changes else row
+            elif isinstance(value, str):
+                values[i] = json.loads(value)
+        return row_type(*(values or raw))
 
     # --- writing -------------------------------------------------------------------------------------------------
 
@@ -84,8 +112,8 @@ class Store:
         return naive if self.postgres else naive.isoformat(" ", "microseconds")
 
     def write_message(self, write: MessageWrite) -> bool:
-        """Apply a message decision; False (nothing written) when a concurrent request won a unique key or stamped
-        the conversation since the read."""
+        """Apply a message decision; False (nothing written) when a concurrent request won a unique key, or stamped
+        the conversation with another arm than this message would (see MessageWrite.stands_alone)."""
         params = self._message_params(write)
         if self.postgres:
             statement = statements.compiled_message_cte(write.conversation is not None, write.assignment is not None)
@@ -107,8 +135,8 @@ class Store:
                 return False
             if write.touch is not None:
                 stamp = statements.COMPILED_TOUCH.execute(self.cursor, self.dialect, params).fetchone()[0]
-                if stamp != write.message.variant_id:
-                    return step.abandon()
+                if not write.stands_alone and stamp != write.message.variant_id:
+                    return step.abandon()  # stamped with another arm since the read: decide again
         return True
 
     def _message_params(self, write: MessageWrite) -> dict[str, Any]:
@@ -212,34 +240,41 @@ class Store:
         finally:
             self.connection.autocommit = True
 
-    @contextmanager
-    def _sqlite_transaction(self) -> Iterator["_Steps"]:
-        """`BEGIN IMMEDIATE` (the write lock up front: no deadlock-prone upgrade from a read) … `COMMIT`, queued on
-        the writer lock; a step that inserts nothing, or `abandon()`, rolls it all back."""
-        database = db.engine.url.database
-        checkpointer = _checkpointer(self.raw, database)
-        steps = _Steps(self.cursor, self.dialect)
-        with SqliteWriter(database):
+    def _sqlite_transaction(self) -> "_SqliteTransaction":
+        return _SqliteTransaction(self)
+
+
+class _SqliteTransaction:
+    """`BEGIN IMMEDIATE` (the write lock up front: no deadlock-prone upgrade from a read) … `COMMIT`, queued on the
+    writer lock. `step(name, params)` runs an insert and answers its new id, or None — a unique key was taken —
+    after which the transaction rolls back, as it does after `abandon()`."""
+
+    def __init__(self, store: Store):
+        self.cursor, self.dialect, self.connection = store.cursor, store.dialect, store.connection
+        self.database = db.engine.url.database
+        self.checkpointer = _checkpointer(store.raw, self.database)
+        self.writer = SqliteWriter(self.database)
+        self.lost = False
+
+    def __enter__(self) -> "_SqliteTransaction":
+        self.writer.__enter__()
+        try:
             self.cursor.execute("BEGIN IMMEDIATE")
-            try:
-                yield steps
-            except BaseException:
+        except BaseException:
+            self.writer.__exit__()
+            raise
+        return self
+
+    def __exit__(self, error_type: Any, *_: Any) -> None:
+        try:
+            if error_type is not None or self.lost:
                 self.connection.rollback()
-                raise
-            if steps.lost:
-                self.connection.rollback()
-                return
-            self.connection.commit()
-        if checkpointer is not None:
-            checkpointer.wake.set()
-
-
-class _Steps:
-    """The inserts of one SQLite transaction: `steps(name, params)` answers the new id, or None — a unique key
-    was taken — after which the transaction rolls back."""
-
-    def __init__(self, cursor: Any, dialect: str):
-        self.cursor, self.dialect, self.lost = cursor, dialect, False
+            else:
+                self.connection.commit()
+        finally:
+            self.writer.__exit__()
+        if error_type is None and not self.lost and self.checkpointer is not None:
+            self.checkpointer.wake.set()
 
     def __call__(self, name: str, params: dict[str, Any]) -> int | None:
         row = statements.SQLITE_INSERTS[name].execute(self.cursor, self.dialect, params).fetchone()
@@ -258,29 +293,13 @@ def _stamp_params(arm: Arm | None) -> dict[str, Any]:
             "variant_key": arm.variant_key if arm else None}
 
 
-@contextmanager
-def connect() -> Iterator[Store]:
-    """A Store on a pooled connection, given back as the ORM session expects it (transactional, clean)."""
-    engine = db.engine
-    raw = engine.raw_connection()
-    connection = raw.driver_connection
-    postgres = engine.dialect.name == "postgresql"
-    try:
-        if postgres:
-            connection.autocommit = True  # each statement its own transaction: no BEGIN/COMMIT round trips
-        yield Store(raw)
-    except Exception as error:
-        if engine.dialect.is_disconnect(error, connection, None):
-            raw.invalidate(error)
-            engine.dispose(close=False)  # as SQLAlchemy does on a disconnect: the pool's other connections too
-        raise
-    finally:
-        if postgres and raw.is_valid:
-            connection.autocommit = False
-        raw.close()
+def connect() -> Store:
+    """A Store on a pooled connection (`with connect() as db:`), given back as the ORM session expects it:
+    transactional, clean."""
+    return Store(db.engine.raw_connection())
 
 
-# --- rows → rules' dataclasses ---------------------------------------------------------------------------------------
+# --- rows → rules' dataclasses ------------------------------------------------------------------------------------
 
 def _access(rows: list[Any], by_key: bool) -> Access:
     if not rows:
@@ -294,8 +313,8 @@ def _access(rows: list[Any], by_key: bool) -> Access:
     return Access(first.workspace_id, agent, key, by_key)
 
 
-def _state(rows: list[Any]) -> State | None:
-    if not rows or rows[0].agent_id is None:
+def _state(rows: list[Any], agent: Agent | None) -> State | None:
+    if agent is None:
         return None
     first = rows[0]
     fields = first._fields
@@ -315,7 +334,6 @@ def _state(rows: list[Any]) -> State | None:
         earlier_event = EarlierEvent(first.earlier_event_name, first.earlier_event_at,
                                      first.earlier_event_variant_id is not None)
     earlier_feedback_id = first.earlier_feedback_id if "earlier_feedback_id" in fields else None
-    agent = Agent(first.agent_id, first.persona_name, first.persona_tone, first.instructions, first.workspace_name)
     return State(agent, options, conversation, assigned, earlier_message, earlier_lead, earlier_event,
                  earlier_feedback_id)
 
@@ -331,7 +349,7 @@ def _stamp(row: Any) -> Arm | None:
                row.stamp_kind, row.stamp_variant_name, row.stamp_config)
 
 
-# --- SQLite: the writer lock and the WAL checkpointer ------------------------------------------------------------------
+# --- SQLite: the writer lock and the WAL checkpointer -------------------------------------------------------------
 
 def _checkpointer(raw: Any, database: str | None) -> wal_checkpoint.Checkpointer | None:
     """This process's WAL checkpointer for a database file, with the connection's automatic checkpoint turned

@@ -1,7 +1,8 @@
 """Agents, their settings, and the read-only lists of their conversations and leads."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field as dataclass_field
+import dataclasses
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
@@ -137,10 +138,11 @@ class ExperimentOption:
     id: int
     label: str
     variant_keys: list[str]
-    variant_names: dict[str, str] = dataclass_field(default_factory=dict)
+    variant_names: dict[str, str] = dataclasses.field(default_factory=dict)  # key -> name, as a person reads it
 
-    def variant_label(self, key: str) -> str:
-        return self.variant_names.get(key, key)
+    def variant_name(self, key: str) -> str:
+        """The arm's name (a stamped key no arm has any more reads as itself)."""
+        return self.variant_names.get(key) or key
 
 
 @dataclass
@@ -150,11 +152,7 @@ class StampedList(Generic[T]):
     page: Page[T]
     labels: dict[int, str]
     options: list[ExperimentOption]
-
-    def variant_label(self, experiment_id: int | None, key: str | None) -> str:
-        """A stamp's variant as people read it: the live variant's name, else (a deleted experiment) its key."""
-        option = next((o for o in self.options if o.id == experiment_id), None)
-        return option.variant_label(key or "") if option else (key or "")
+    by_id: dict[int, ExperimentOption] = dataclasses.field(default_factory=dict)  # each row's experiment, for its arm's name
 
 
 def _experiment_options(agent: Agent) -> list[ExperimentOption]:
@@ -163,54 +161,40 @@ def _experiment_options(agent: Agent) -> list[ExperimentOption]:
     names = dict(db.session.execute(
         sa.select(Experiment.id, Experiment.name).where(Experiment.agent_id == agent_id)).all())
     keys: dict[int, set[str]] = {experiment_id: set() for experiment_id in names}
-    variant_names: dict[int, dict[str, str]] = {}
+    stamped = sa.select(Conversation.experiment_id, Conversation.variant_key).where(
+        Conversation.agent_id == agent_id, Conversation.experiment_id.is_not(None)).distinct()
+    live = sa.select(Variant.experiment_id, Variant.key).join(Experiment).where(Experiment.agent_id == agent_id)
+    for experiment_id, key in db.session.execute(stamped.union(live)).all():
+        keys.setdefault(experiment_id, set()).add(key)
+    arm_names: dict[int, dict[str, str]] = {}
     for experiment_id, key, name in db.session.execute(
             sa.select(Variant.experiment_id, Variant.key, Variant.name).join(Experiment)
-            .where(Experiment.agent_id == agent_id)):
-        keys[experiment_id].add(key)
-        variant_names.setdefault(experiment_id, {})[key] = name
-    # A started experiment's arms are frozen: its stamps carry only its variants' keys. A deleted one is known by
-    # its stamps alone.
-    for experiment_id in _stamped_experiments(agent_id):
-        if experiment_id not in names:
-            keys[experiment_id] = set(_stamped_keys(agent_id, experiment_id))
-    names.update(deleted_experiment_labels(agent.workspace_id, set(keys) - set(names)))
-    return [ExperimentOption(i, names.get(i, f"deleted experiment #{i}"), sorted(keys[i]), variant_names.get(i, {}))
+            .where(Experiment.agent_id == agent_id)).all():
+        arm_names.setdefault(experiment_id, {})[key] = name
+    deleted_labels, deleted_arms = _deleted_experiments(agent.workspace_id, set(keys) - set(names))
+    names.update(deleted_labels)
+    arm_names.update(deleted_arms)
+    return [ExperimentOption(i, names.get(i, f"deleted experiment #{i}"), sorted(keys[i]), arm_names.get(i, {}))
             for i in sorted(keys, reverse=True)]
 
 
-def _next_stamp(column: InstrumentedAttribute, after: Any, *where: Any) -> Any:
-    """The smallest value of `column` above `after` among the conversations matching `where`: one seek in the
-    (agent_id, experiment_id, variant_key, …) index, so that walking the distinct values costs one seek each
-    instead of a scan of every conversation (a loose index scan)."""
-    return db.session.scalar(sa.select(column).where(*where, column > after).order_by(column).limit(1))
-
-
-def _stamped_experiments(agent_id: int) -> list[int]:
-    """The distinct experiment ids on the agent's conversations."""
-    found, current = [], _next_stamp(Conversation.experiment_id, 0, Conversation.agent_id == agent_id)
-    while current is not None:
-        found.append(current)
-        current = _next_stamp(Conversation.experiment_id, current, Conversation.agent_id == agent_id)
-    return found
-
-
-def _stamped_keys(agent_id: int, experiment_id: int) -> list[str]:
-    """The distinct variant keys on the agent's conversations of one experiment."""
-    where = (Conversation.agent_id == agent_id, Conversation.experiment_id == experiment_id)
-    found, current = [], _next_stamp(Conversation.variant_key, "", *where)
-    while current is not None:
-        found.append(current)
-        current = _next_stamp(Conversation.variant_key, current, *where)
-    return found
-
-
 def deleted_experiment_labels(workspace_id: int, experiment_ids: set[int]) -> dict[int, str]:
-    """Labels "<name> (deleted)" for the deleted experiments whose deletion audit row records the name (old ones do not)."""
+    """Labels "<name> (deleted)" of the deleted experiments whose deletion audit row records the name."""
+    return _deleted_experiments(workspace_id, experiment_ids)[0]
+
+
+def _deleted_experiments(workspace_id: int, experiment_ids: set[int]) -> tuple[dict[int, str], dict[int, dict[str, str]]]:
+    """Labels "<name> (deleted)" and arm names (key -> name) of the deleted experiments, as their deletion audit row
+    recorded them (old rows recorded no name)."""
     if not experiment_ids:
-        return {}
-    events = db.session.scalars(audit.experiment_deletions(workspace_id, AuditEvent.target_id.in_(experiment_ids)))
-    return {e.target_id: f"{audit.deleted_name(e)} (deleted)" for e in events if audit.deleted_name(e)}
+        return {}, {}
+    events = list(db.session.scalars(
+        audit.experiment_deletions(workspace_id, AuditEvent.target_id.in_(experiment_ids))))
+    labels = {e.target_id: f"{audit.deleted_name(e)} (deleted)" for e in events if audit.deleted_name(e)}
+    arms = {e.target_id: {a["key"]: a["name"] for a in e.details.get("arms") or []
+                          if isinstance(a, dict) and isinstance(a.get("key"), str) and isinstance(a.get("name"), str)}
+            for e in events if isinstance(e.details, dict)}
+    return labels, arms
 
 
 def stamped_list(model: type[Conversation] | type[Lead], time_column: InstrumentedAttribute, actor_id: int,
@@ -236,7 +220,8 @@ def stamped_list(model: type[Conversation] | type[Lead], time_column: Instrument
     if variant_key:
         query = query.where(model.variant_key == variant_key)
     query = query.where(*where).order_by(time_column.desc(), model.id.desc())
-    return StampedList(paginate(query, page, per_page), {o.id: o.label for o in options}, options)
+    return StampedList(paginate(query, page, per_page), {o.id: o.label for o in options}, options,
+                       {o.id: o for o in options})
 
 
 def leads(actor_id: int, agent_id: int, page: int = 1, per_page: int = 50,

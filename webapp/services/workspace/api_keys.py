@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from datetime import datetime
 
 import sqlalchemy as sa
 
@@ -16,8 +15,7 @@ from webapp.services import validation
 from webapp.services.errors import NotFound, Unauthorized, ValidationError
 
 KEY_PREFIX = "abx_"
-# Built once: authentication runs on every runtime request.
-KEY_BY_HASH = sa.select(ApiKey).where(ApiKey.key_hash == sa.bindparam("key_hash"))
+# Written at most once a minute (runtime.rules.key_touch_due) by the runtime's store, which authenticates keys.
 TOUCH = (sa.update(ApiKey.__table__).where(ApiKey.__table__.c.id == sa.bindparam("key_id"))
          .values(last_used_at=sa.bindparam("now", type_=ApiKey.__table__.c.last_used_at.type)))
 
@@ -83,28 +81,3 @@ def bearer_token(header: str) -> str | None:
     if not AUTH_SCHEME_RE.fullmatch(scheme):
         raise Unauthorized("Unsupported authorization scheme: send 'Authorization: Bearer <key>'.")
     raise Unauthorized(f"Unsupported authorization scheme '{scheme}': send 'Authorization: Bearer <key>'.")
-
-
-def authenticate(token: str | None) -> ApiKey:
-    """The live key for a bearer token; Unauthorized if missing, unknown or revoked."""
-    if not token:
-        raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>'.")
-    key = db.session.scalar(KEY_BY_HASH, {"key_hash": hash_key(token)})
-    if key is None:
-        raise Unauthorized("Invalid API key.")
-    if key.revoked_at is not None:
-        raise Unauthorized("This API key has been revoked.")
-    touch(key.id, key.last_used_at)
-    return key
-
-
-def touch(key_id: int, last_used_at: datetime | None) -> None:
-    """Keep last_used_at, written at most once a minute: a write per request would serialise the hot path."""
-    if touch_due(last_used_at):
-        db.session.execute(TOUCH, {"key_id": key_id, "now": utcnow()})
-        db.session.commit()
-
-
-def touch_due(last_used_at: datetime | None) -> bool:
-    """True when last_used_at is unset or over a minute old (the runtime's hot path asks the same)."""
-    return last_used_at is None or (utcnow() - last_used_at).total_seconds() > 60
