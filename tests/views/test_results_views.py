@@ -368,14 +368,14 @@ def test_goals_section_lists_each_goal_with_its_counts(app, client, auth, world,
     auth.login("editor@acme.test")
     url = f"/agents/{world.agent_id}/experiments/{experiment_id}/results"
     empty = client.get(url).get_data(as_text=True)
-    assert "<h2 class=\"goals-title\">Goals</h2>" in empty and "No goal events yet." in empty
+    assert '<h3 class="goals-title">Goals</h3>' in empty and "No goal events yet." in empty
     with app.app_context():
         truth = add_events(world.agent_id, experiment_id, {"booked_demo": (0.2, 0.6)})
         variant_ids = [v.id for v in db.session.get(Experiment, experiment_id).variants]
         db.session.remove()
     text = client.get(url).get_data(as_text=True)
     goals = text[text.index('class="goals-title"'):]
-    assert '<h3 class="metric-title">“booked_demo” goal rate <span class="muted">· secondary' in goals and 'data-metric="goal:booked_demo"' in goals
+    assert '<h4 class="metric-title secondary">“booked_demo” goal rate</h4>' in goals and 'data-metric="goal:booked_demo"' in goals
     counts = re.findall(r'title="visitors with the event / visitors">(\d+) / (\d+)<', goals)
     assert counts == [(str(truth["booked_demo"][v]), "40") for v in variant_ids]
     exported = client.get(url + ".csv").get_data(as_text=True)

@@ -152,7 +152,7 @@ def _plan_url(experiment: Experiment | None) -> str:
 @bp.route("/<int:agent_id>/experiments")
 @agent_view()
 def index(agent_id: int):
-    rows = experiments.list_for_agent(current_user.id, agent_id)
+    rows = experiments.list_for_agent(current_user.id, agent_id, results_service.outcome_lift)
     deleted = experiments.deleted_for_agent(current_user.id, agent_id)
     return render("experiments/index.html", rows=rows, deleted=deleted)
 
@@ -231,7 +231,7 @@ def plan_preview(agent_id: int, experiment_id: int | None = None):
 @bp.route("/<int:agent_id>/experiments/<int:experiment_id>")
 @agent_view()
 def detail(agent_id: int, experiment_id: int):
-    info = experiments.detail(current_user.id, agent_id, experiment_id)
+    info = experiments.detail(current_user.id, agent_id, experiment_id, results_service.outcome_lift)
     confirm = request.args.get("confirm") if request.args.get("confirm") in CONFIRMATIONS else None
     return render("experiments/detail.html", "experiments/_status.html",
                   **_detail_context(info, confirm, posted=request.args))
@@ -286,14 +286,14 @@ def _status_response(agent_id: int, experiment_id: int, status: int = 200, confi
     confirmation refused on its fields (`errors`), the page with the confirmation open, as typed, and the errors."""
     detail_url = url_for("experiments.detail", agent_id=agent_id, experiment_id=experiment_id)
     if not is_htmx_fragment_request() and errors:
-        info = experiments.detail(current_user.id, agent_id, experiment_id)
+        info = experiments.detail(current_user.id, agent_id, experiment_id, results_service.outcome_lift)
         return render("experiments/detail.html", status=status,
                       **_detail_context(info, confirm, errors=errors, posted=request.form))
     if not is_htmx_fragment_request():
         if error:
             flash(error, "error")
         return redirect(detail_url + (f"?confirm={confirm}" if confirm else ""))
-    info = experiments.detail(current_user.id, agent_id, experiment_id)
+    info = experiments.detail(current_user.id, agent_id, experiment_id, results_service.outcome_lift)
     html = render_template("experiments/_status.html",
                            **_detail_context(info, confirm, error, errors, posted=request.form if errors else None)) + \
         render_template("experiments/_oob.html", **_detail_context(info))

@@ -144,11 +144,12 @@ def test_the_list_and_the_page_show_the_shipped_arms_lift_on_the_primary_metric(
     experiments.stop_experiment(world.owner_id, world.agent_id, exp_id, "shipped:treatment")
     e = db.session.get(Experiment, exp_id)
     expected = results.compute(e).metric(e.variants[1], "lead_capture_rate")
-    row = next(r for r in experiments.list_for_agent(world.owner_id, world.agent_id) if r.experiment.id == exp_id)
+    row = next(r for r in experiments.list_for_agent(world.owner_id, world.agent_id, results.outcome_lift)
+               if r.experiment.id == exp_id)
     assert row.outcome == "Shipped Treatment"
     assert row.outcome_lift["lift"] == pytest.approx(expected["lift"]) and row.outcome_lift["lift"] > 0
     assert row.outcome_lift["text"] == f"{results.table_percent(expected['lift'])} lead capture rate"
-    assert experiments.detail(world.owner_id, world.agent_id, exp_id).outcome_lift == row.outcome_lift
+    assert experiments.detail(world.owner_id, world.agent_id, exp_id, results.outcome_lift).outcome_lift == row.outcome_lift
 
 
 def test_the_exports_carry_the_outcome(ctx, world):

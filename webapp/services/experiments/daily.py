@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from webapp.extensions import db
 from webapp.models import Conversation, Experiment, ExperimentAssignment, utcnow
 from webapp.services.experiments import analysis as analysis_settings, stats
-from webapp.services.experiments.results import METRICS, VariantTotals
+from webapp.services.experiments.metrics import METRICS, VariantTotals
 
 MAX_CALENDAR_DAYS = 1000  # a longer span (history sent back to 2000) keeps only the days with data
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -111,8 +112,16 @@ def shares(weights: list[int]) -> list[float]:
     return [100.0 * w / total if total else 0.0 for w in weights]
 
 
-def list_for_agent(actor_id: int, agent_id: int) -> list[ExperimentRow]:
-    """The agent's experiments, newest first, with visitors so far and the active flag."""
+OutcomeLift = Callable[[Experiment], "dict[str, Any] | None"]  # results.outcome_lift (results imports this module)
+
+
+def _lift_of(experiment: Experiment, outcome_lift: OutcomeLift | None) -> dict[str, Any] | None:
+    return outcome_lift(experiment) if outcome_lift and experiment.outcome_variant_key else None
+
+
+def list_for_agent(actor_id: int, agent_id: int, outcome_lift: OutcomeLift | None = None) -> list[ExperimentRow]:
+    """The agent's experiments, newest first, with visitors so far and the active flag (and, given `outcome_lift`,
+    the primary metric's lift of each shipped arm)."""
     agent_for(actor_id, agent_id)
     visitors = (sa.select(ExperimentAssignment.experiment_id, sa.func.count().label("n"))
                 .where(ExperimentAssignment.agent_id == agent_id)
@@ -124,7 +133,7 @@ def list_for_agent(actor_id: int, agent_id: int) -> list[ExperimentRow]:
         .order_by(Experiment.created_at.desc(), Experiment.id.desc())
     ).all()
     active = active_experiment(agent_id)
-    return [ExperimentRow(e, n, active is not None and e.id == active.id, outcomes.label(e), _outcome_lift(e))
+    return [ExperimentRow(e, n, active is not None and e.id == active.id, outcomes.label(e), _lift_of(e, outcome_lift))
             for e, n in rows]
 
 
@@ -173,8 +182,9 @@ def _running_others(experiment: Experiment) -> list[Experiment]:
     ))
 
 
-def detail(actor_id: int, agent_id: int, experiment_id: int) -> ExperimentDetail:
-    """Everything the experiment page shows: arms and shares, active state, other runs, audit trail."""
+def detail(actor_id: int, agent_id: int, experiment_id: int, outcome_lift: OutcomeLift | None = None) -> ExperimentDetail:
+    """Everything the experiment page shows: arms and shares, active state, other runs, audit trail (and, given
+    `outcome_lift`, the shipped arm's lift)."""
     experiment = experiment_for(actor_id, agent_id, experiment_id)
     variants = list(experiment.variants)
     active = active_experiment(agent_id)
@@ -187,14 +197,9 @@ def detail(actor_id: int, agent_id: int, experiment_id: int) -> ExperimentDetail
         active=active,
         running_others=_running_others(experiment),
         events=events,
-        outcome_lift=_outcome_lift(experiment),
+        outcome_lift=_lift_of(experiment, outcome_lift),
         trail=history.trail(experiment, events),
     )
-
-
-def _outcome_lift(experiment: Experiment) -> dict[str, Any] | None:
-    from webapp.services.experiments import results  # results imports this module
-    return results.outcome_lift(experiment) if experiment.outcome_variant_key else None
 
 
 def default_variants(agent_id: int, kind: str) -> list[dict[str, Any]]:

@@ -6,12 +6,14 @@ Each metric has a `label`, a `kind` ("proportion" or "ratio": how its sufficient
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
 from webapp.extensions import db
 from webapp.models import Feedback, GoalEvent
+from webapp.services.experiments import stats
 
 METRICS: dict[str, dict[str, Any]] = {
     "messages_per_conversation": {"label": "Visitor messages per conversation", "kind": "ratio", "unit": ""},
@@ -94,3 +96,63 @@ def primary_metric_choices(experiment: Any | None = None) -> dict[str, str]:
         for name in agent_goals(experiment.agent_id):
             metrics.setdefault(GOAL_PREFIX + name, goal_metric(name))
     return {key: meta["label"] for key, meta in metrics.items() if meta.get("section") is None}
+
+
+@dataclass
+class VariantTotals:
+    """Sufficient statistics of one variant, straight from SQL."""
+
+    n: int = 0
+    conversations: float = 0
+    conversations_sq: float = 0
+    messages: float = 0
+    messages_sq: float = 0
+    messages_x_conversations: float = 0
+    seconds: float = 0
+    seconds_sq: float = 0
+    seconds_x_conversations: float = 0
+    converted: float = 0
+    leads: int = 0
+    goals: dict[str, int] = field(default_factory=dict)  # event name → visitors with ≥ 1 such event (SPEC §13)
+    # positive_feedback_rate, per visitor: m = conversations rated up, d = conversations rated (SPEC §12)
+    feedback_up: float = 0
+    feedback_up_sq: float = 0
+    feedback_rated: float = 0
+    feedback_rated_sq: float = 0
+    feedback_up_x_rated: float = 0
+    # review_good_rate, per review (SPEC §12)
+    reviews: int = 0
+    reviews_good: int = 0
+    reviewers: int = 0
+
+    def reached(self, metric: str) -> int:
+        """A proportion metric's numerator: visitors with a lead, or with the goal's event."""
+        goal = goal_name(metric)
+        return self.goals.get(goal, 0) if goal else int(self.converted)
+
+    def stat(self, metric: str) -> stats.Stat:
+        if goal_name(metric):
+            return stats.ProportionStat(self.n, self.reached(metric))
+        if metric == "messages_per_conversation":
+            return stats.RatioStat(self.n, self.messages, self.messages_sq, self.conversations,
+                                   self.conversations_sq, self.messages_x_conversations)
+        if metric == "session_length":
+            return stats.RatioStat(self.n, self.seconds, self.seconds_sq, self.conversations,
+                                   self.conversations_sq, self.seconds_x_conversations)
+        if metric == "positive_feedback_rate":
+            return stats.RatioStat(self.n, self.feedback_up, self.feedback_up_sq, self.feedback_rated,
+                                   self.feedback_rated_sq, self.feedback_up_x_rated)
+        if metric == "review_good_rate":
+            return stats.ProportionStat(self.reviews, self.reviews_good)
+        return stats.ProportionStat(self.n, self.converted)
+
+    def value(self, metric: str) -> float | None:
+        if metric == "lead_capture_rate" or goal_name(metric):
+            return self.reached(metric) / self.n if self.n else None
+        if metric == "positive_feedback_rate":
+            return self.feedback_up / self.feedback_rated if self.feedback_rated else None
+        if metric == "review_good_rate":
+            return self.reviews_good / self.reviews if self.reviews else None
+        denominator = self.conversations
+        numerator = self.messages if metric == "messages_per_conversation" else self.seconds
+        return numerator / denominator if denominator else None

@@ -19,74 +19,14 @@ import sqlalchemy as sa
 from webapp.extensions import db
 from webapp.models import (Conversation, Experiment, ExperimentAssignment, Feedback, GoalEvent, Lead, Message, Variant,
                            utcnow)
-from webapp.services.experiments import analysis, outcomes, plan as plans, review, stats
+from webapp.services.experiments import analysis, daily, outcomes, plan as plans, review, stats
 from webapp.services.experiments.experiments import experiment_for, typed_weight
 from webapp.services.workspace.agents import agent_for
-from webapp.services.experiments.metrics import METRICS, experiment_metrics, goal_name
+from webapp.services.experiments.metrics import METRICS, VariantTotals, experiment_metrics, goal_name
 # Every metric is non-negative, so a relative change cannot fall below −100%; the normal approximation's lower
 # bound can, and is shown clamped there (the exports keep the computed bound).
 LOWEST_LIFT = -1.0
 OUTCOME_FIELDS = ("result", "variant_key", "note", "recorded_at")  # CSV columns outcome_<field>
-
-
-@dataclass
-class VariantTotals:
-    """Sufficient statistics of one variant, straight from SQL."""
-
-    n: int = 0
-    conversations: float = 0
-    conversations_sq: float = 0
-    messages: float = 0
-    messages_sq: float = 0
-    messages_x_conversations: float = 0
-    seconds: float = 0
-    seconds_sq: float = 0
-    seconds_x_conversations: float = 0
-    converted: float = 0
-    leads: int = 0
-    goals: dict[str, int] = field(default_factory=dict)  # event name → visitors with ≥ 1 such event (SPEC §13)
-    # positive_feedback_rate, per visitor: m = conversations rated up, d = conversations rated (SPEC §12)
-    feedback_up: float = 0
-    feedback_up_sq: float = 0
-    feedback_rated: float = 0
-    feedback_rated_sq: float = 0
-    feedback_up_x_rated: float = 0
-    # review_good_rate, per review (SPEC §12)
-    reviews: int = 0
-    reviews_good: int = 0
-    reviewers: int = 0
-
-    def reached(self, metric: str) -> int:
-        """A proportion metric's numerator: visitors with a lead, or with the goal's event."""
-        goal = goal_name(metric)
-        return self.goals.get(goal, 0) if goal else int(self.converted)
-
-    def stat(self, metric: str) -> stats.Stat:
-        if goal_name(metric):
-            return stats.ProportionStat(self.n, self.reached(metric))
-        if metric == "messages_per_conversation":
-            return stats.RatioStat(self.n, self.messages, self.messages_sq, self.conversations,
-                                   self.conversations_sq, self.messages_x_conversations)
-        if metric == "session_length":
-            return stats.RatioStat(self.n, self.seconds, self.seconds_sq, self.conversations,
-                                   self.conversations_sq, self.seconds_x_conversations)
-        if metric == "positive_feedback_rate":
-            return stats.RatioStat(self.n, self.feedback_up, self.feedback_up_sq, self.feedback_rated,
-                                   self.feedback_rated_sq, self.feedback_up_x_rated)
-        if metric == "review_good_rate":
-            return stats.ProportionStat(self.reviews, self.reviews_good)
-        return stats.ProportionStat(self.n, self.converted)
-
-    def value(self, metric: str) -> float | None:
-        if metric == "lead_capture_rate" or goal_name(metric):
-            return self.reached(metric) / self.n if self.n else None
-        if metric == "positive_feedback_rate":
-            return self.feedback_up / self.feedback_rated if self.feedback_rated else None
-        if metric == "review_good_rate":
-            return self.reviews_good / self.reviews if self.reviews else None
-        denominator = self.conversations
-        numerator = self.messages if metric == "messages_per_conversation" else self.seconds
-        return numerator / denominator if denominator else None
 
 
 @dataclass(frozen=True)
@@ -637,7 +577,6 @@ def compute(experiment: Experiment, with_daily: bool = False, engine: str | None
     results.plan = experiment_plan(experiment, settings, [v.weight for v in variants], control,
                                    sum(t.n for t in totals.values()), now or utcnow())
     if with_daily:
-        from webapp.services.experiments import daily  # daily builds on this module's VariantTotals
         results.daily = daily.daily_series(experiment, metric=settings.primary_metric, analysis=settings.analysis())
     return results
 
