@@ -1,6 +1,7 @@
 """SPEC §13 in Chromium: a CTA variant's fields fill its config JSON as they are typed (and the JSON fills them); the
 Connect page renders its API reference (vendored Swagger UI) with no Content-Security-Policy violation."""
 import json
+import re
 
 from playwright.sync_api import expect
 
@@ -45,7 +46,7 @@ def test_cta_fields_and_the_config_json_follow_each_other(app, page, world, shot
     expect(page.locator("input[name='variants-1-cta_url']")).to_be_focused()
     page.fill("input[name='variants-1-cta_url']", "https://acme.test/sales")
     page.click("text=Create draft")
-    page.wait_for_url("**/experiments/*")
+    page.wait_for_url(re.compile(r"/experiments/\d+$"))  # the new draft's page, not the form's own URL
     with app.app_context():
         stored = db.session.query(Variant).filter_by(key="treatment").one().config
         db.session.remove()
