@@ -66,3 +66,11 @@ def login(page, email: str, password: str = "correct-horse-battery") -> None:
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_url("**/w/**")
+
+
+def settled(page) -> None:
+    """Wait until htmx has settled every swap: it wires the swapped-in forms and buttons at settle (20 ms after the
+    swap), so a key pressed before that submits the plain HTML way (a full page load) instead of by htmx."""
+    from playwright.sync_api import expect
+
+    expect(page.locator(".htmx-added, .htmx-settling, .htmx-swapping, .htmx-request")).to_have_count(0)
