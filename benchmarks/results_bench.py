@@ -130,7 +130,8 @@ def run_engine(engine: str, url: str, visitors: int) -> dict:
         db.engine.dispose()
     return {"engine": engine, "visitors": visitors, "messages": messages, "build_s": build_s,
             "results_s": results_s, "baseline_s": baseline_s, "charts_s": charts_s, "small_peak": small_peak, "full_peak": full_peak,
-            "lead_lift": out["variants"][1]["metrics"]["lead_capture_rate"]["lift"]}
+            "lead_lift": out["variants"][1]["metrics"]["lead_capture_rate"]["lift"],
+            "plan": out["plan"], "decision": out["variants"][1]["decision"]}
 
 
 LIFT_DAYS = 14
@@ -180,14 +181,17 @@ def main() -> None:
                 drop()
         r = rows[-1]
         print(f"\n[{engine}] {r['visitors']:,} visitors, {r['messages']:,} messages (built in {r['build_s']:.1f} s)")
-        print(f"  results computation (totals, 3 metrics' stats, SRM): {r['results_s'] * 1000:8.1f} ms")
-        print(f"  baseline hand-written aggregate query:               {r['baseline_s'] * 1000:8.1f} ms")
+        print(f"  results computation (totals, stats, SRM, plan, decisions): {r['results_s'] * 1000:8.1f} ms")
+        print(f"  baseline hand-written aggregate query:                     {r['baseline_s'] * 1000:8.1f} ms")
         print(f"  ratio results / baseline: {r['results_s'] / r['baseline_s']:.2f}x   (goal ≤ 2x; SQLite goal < 1 s)")
-        print(f"  daily chart series (separate, for the page):         {r['charts_s'] * 1000:8.1f} ms"
+        print(f"  daily chart series (separate, for the page):               {r['charts_s'] * 1000:8.1f} ms"
               f"  ({r['charts_s'] / r['baseline_s']:.2f}x baseline)")
         print(f"  peak Python memory of the computation: {r['small_peak'] / 1024:.0f} KiB at "
               f"{args.visitors // 4:,} visitors, {r['full_peak'] / 1024:.0f} KiB at {args.visitors:,} visitors")
         print(f"  lead capture lift of treatment (simulated ×1.2): {r['lead_lift']:+.3f}")
+        plan = r["plan"] or {}
+        print(f"  in it: the plan ({plan.get('visitors_needed')} visitors needed, {plan.get('progress') or 0:.0%} of the way) and "
+              f"the treatment's decision: {(r['decision'] or {}).get('call')}")
         with tempfile.TemporaryDirectory() as tmp:
             url, drop = sqlite_url(tmp) if engine == "sqlite" else scratch_postgres(PG_ADMIN, "bench_lift")
             try:
