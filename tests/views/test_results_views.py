@@ -380,3 +380,33 @@ def test_goals_section_lists_each_goal_with_its_counts(app, client, auth, world,
     assert counts == [(str(truth["booked_demo"][v]), "40") for v in variant_ids]
     exported = client.get(url + ".csv").get_data(as_text=True)
     assert exported.count(",goal:booked_demo,") == 2
+
+
+@pytest.mark.parametrize("metric,label", [("goal:booked_demo", "“booked_demo” goal rate"),
+                                          ("positive_feedback_rate", "Positive feedback rate")])
+def test_a_goal_or_feedback_primary_metric_leads_the_page_its_lift_chart_and_the_shipped_outcome(
+        app, client, auth, world, metric, label):
+    """The page, its cumulative lift chart and a shipped outcome's lift all read the chosen metric."""
+    from tests.services.experiments.test_goals import add_events
+
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="running")
+        experiment, _ = traffic(world, experiment_id, visitors=120, seed=5)
+        add_events(world.agent_id, experiment_id, {"booked_demo": (0.2, 0.6)})
+        experiment.primary_metric = metric
+        experiment.status, experiment.stopped_at = "stopped", experiment.started_at
+        experiment.outcome_result, experiment.outcome_variant_key = "shipped", "treatment"
+        experiment.outcome_recorded_at = experiment.started_at
+        db.session.commit()
+        db.session.remove()
+    auth.login(world.emails["editor"])
+    base = f"/agents/{world.agent_id}/experiments/{experiment_id}"
+    page = client.get(base + "/results")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert f'<h3 class="metric-title primary-title">{label} <span class="badge">primary metric</span>' in html
+    assert f"<figcaption>{label}: cumulative lift vs Control, with its" in html
+    for url, closing in ((base, "</span>"), (f"/agents/{world.agent_id}/experiments", "</small>")):
+        shown = client.get(url)
+        assert shown.status_code == 200
+        assert re.search(r"[+−-]\d[\d.,]*% " + re.escape(label.lower()) + closing, shown.get_data(as_text=True))

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import random
+
 import pytest
+import sqlalchemy as sa
 
 from tests import factories
+from tests.services.experiments.test_goals import add_events
 from tests.services.experiments.test_results import T0, build
 from webapp.extensions import db
-from webapp.models import Conversation, Experiment, ExperimentAssignment
+from webapp.models import Conversation, Experiment, ExperimentAssignment, Feedback
 from webapp.services.experiments import daily, results, stats
 
 
@@ -42,6 +46,51 @@ def test_the_days_add_up_to_the_tables_totals(ctx, world):
         summed = daily.cumulate([by_day[(variant_id, d)] for d in days])[-1]
         for name in totals.__dataclass_fields__:
             assert getattr(summed, name) == pytest.approx(getattr(totals, name)), name
+
+
+def rate_and_reach(world, experiment_id: int, seed: int = 11) -> None:
+    """Feedback on some of the experiment's stamped conversations (up more often in the treatment), and "signup" and
+    "demo" goal events."""
+    rng = random.Random(seed)
+    for c in db.session.scalars(sa.select(Conversation).where(Conversation.experiment_id == experiment_id)):
+        if rng.random() < 0.5:
+            up = rng.random() < (0.5 if c.variant_key == "control" else 0.8)
+            db.session.add(Feedback(agent_id=world.agent_id, conversation_id=c.id, visitor_id=c.visitor_id,
+                                    rating="up" if up else "down", experiment_id=experiment_id,
+                                    variant_id=c.variant_id, variant_key=c.variant_key))
+    db.session.commit()
+    add_events(world.agent_id, experiment_id, {"signup": (0.25, 0.5), "demo": (0.2, 0.2)}, seed=seed)
+
+
+def test_feedback_and_goals_count_on_their_visitors_day_and_add_up_to_the_tables_totals(ctx, world):
+    experiment_id = factories.experiment(world.agent_id, status="running")
+    build(world.agent_id, experiment_id, 45)
+    rate_and_reach(world, experiment_id)
+    by_day = daily.cohort_totals(experiment_id)
+    overall = results.per_variant_totals(experiment_id)
+    assert all(t.goals and t.feedback_rated for t in overall.values())
+    assert sum(len(t.goals) for t in by_day.values()) > len(overall)  # the goals spread over the days
+    for variant_id, totals in overall.items():
+        summed = daily.cumulate([by_day[(variant_id, d)] for d in sorted(d for v, d in by_day if v == variant_id)])
+        for name in ("goals", "feedback_up", "feedback_up_sq", "feedback_rated", "feedback_rated_sq",
+                     "feedback_up_x_rated"):
+            assert getattr(summed[-1], name) == pytest.approx(getattr(totals, name)), name
+
+
+@pytest.mark.parametrize("metric", ["goal:signup", "positive_feedback_rate"])
+def test_a_goal_or_feedback_primary_metric_has_its_cumulative_lift(ctx, world, metric):
+    """The lift chart of a goal or feedback primary metric: its last point is the results table's figure."""
+    experiment_id = factories.experiment(world.agent_id, status="running")
+    build(world.agent_id, experiment_id, 60)
+    rate_and_reach(world, experiment_id)
+    experiment = db.session.get(Experiment, experiment_id)
+    analysis = stats.Analysis(engine="fixed")
+    lift = daily.daily_series(experiment, today=date(2030, 1, 1), metric=metric, analysis=analysis)["cumulative_lift"]
+    (arm,) = lift["variants"]
+    assert lift["has_data"] and all(x is not None for x in arm["lift"][1:])
+    final = results.compute(experiment).metric(experiment.variants[1], metric)
+    assert arm["lift"][-1] == pytest.approx(final["lift"], abs=1e-6)
+    assert [arm["ci_low"][-1], arm["ci_high"][-1]] == pytest.approx(final["ci"], abs=1e-6)
 
 
 def test_a_lead_counts_on_the_day_its_visitor_was_assigned(ctx, world):

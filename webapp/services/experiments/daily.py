@@ -1,4 +1,4 @@
-"""The results page's series by day (SPEC §7, §11), in one SQL statement per experiment.
+"""The results page's series by day (SPEC §7, §11), in three SQL statements per experiment (counters, feedback, goals).
 
 Visitors are grouped by the UTC day they were assigned (their cohort). Each day's figure of a metric is the table's
 own per-visitor metric over that day's cohort: the lead capture rate is the cohort's visitors with a lead / the
@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from webapp.extensions import db
 from webapp.models import Conversation, Experiment, ExperimentAssignment, utcnow
 from webapp.services.experiments import analysis as analysis_settings, stats
-from webapp.services.experiments.metrics import METRICS, VariantTotals
+from webapp.services.experiments.metrics import (METRICS, VariantTotals, feedback_per_visitor, feedback_sums,
+                                                 goal_reachers, metric_meta, set_feedback)
 
 MAX_CALENDAR_DAYS = 1000  # a longer span (history sent back to 2000) keeps only the days with data
 
@@ -64,8 +65,38 @@ def cohort_totals(experiment_id: int) -> dict[tuple[int, str], VariantTotals]:
                                         per_visitor.c.visitor_id == a.visitor_id))
         .where(a.experiment_id == experiment_id)
         .group_by(a.variant_id, day)).all()
-    return {(variant_id, _day(d)): VariantTotals(int(n), *(float(x or 0) for x in sums), leads=int(leads or 0))
-            for variant_id, d, n, *sums, leads in rows}
+    totals = {(variant_id, _day(d)): VariantTotals(int(n), *(float(x or 0) for x in sums), leads=int(leads or 0))
+              for variant_id, d, n, *sums, leads in rows}
+    _add_cohort_feedback(experiment_id, totals)
+    _add_cohort_goals(experiment_id, totals)
+    return totals
+
+
+def _assigned(per_visitor: sa.Subquery, experiment_id: int) -> sa.Select:
+    """Per (variant, assignment day): a select from `per_visitor` joined to its visitors' assignment rows."""
+    a = ExperimentAssignment
+    return (sa.select(a.variant_id, sa.func.date(a.assigned_at))
+            .select_from(a)
+            .join(per_visitor, sa.and_(per_visitor.c.variant_id == a.variant_id,
+                                       per_visitor.c.visitor_id == a.visitor_id))
+            .where(a.experiment_id == experiment_id)
+            .group_by(a.variant_id, sa.func.date(a.assigned_at)))
+
+
+def _add_cohort_feedback(experiment_id: int, totals: dict[tuple[int, str], VariantTotals]) -> None:
+    """positive_feedback_rate's sums per (variant, day), as the results sum them per variant."""
+    per_visitor = feedback_per_visitor(experiment_id)
+    for variant_id, d, *sums in db.session.execute(
+            _assigned(per_visitor, experiment_id).add_columns(*feedback_sums(per_visitor))):
+        set_feedback(totals.setdefault((variant_id, _day(d)), VariantTotals()), sums)
+
+
+def _add_cohort_goals(experiment_id: int, totals: dict[tuple[int, str], VariantTotals]) -> None:
+    """Per (variant, day) and event name: the cohort's visitors with at least one such event (SPEC §13)."""
+    reachers = goal_reachers(experiment_id)
+    query = _assigned(reachers, experiment_id).add_columns(reachers.c.name, sa.func.count()).group_by(reachers.c.name)
+    for variant_id, d, name, visitors in db.session.execute(query):
+        totals.setdefault((variant_id, _day(d)), VariantTotals()).goals[name] = int(visitors)
 
 
 def _plus(a: Any, b: Any) -> Any:
@@ -132,5 +163,5 @@ def cumulative_lift(variants: list, running_of: dict[int, list[VariantTotals]], 
             low.append(None if comparison is None else round(comparison.ci_low, 6))
             high.append(None if comparison is None else round(comparison.ci_high, 6))
         arms.append({"key": v.key, "name": v.name, "lift": lift, "ci_low": low, "ci_high": high})
-    return {"metric": metric, "label": METRICS[metric]["label"], "engine": analysis.engine, "alpha": analysis.alpha,
+    return {"metric": metric, "label": metric_meta(metric)["label"], "engine": analysis.engine, "alpha": analysis.alpha,
             "has_data": any(x is not None for arm in arms for x in arm["lift"]), "variants": arms}

@@ -50,6 +50,12 @@ def goal_name(metric: str) -> str | None:
     return metric[len(GOAL_PREFIX):] if metric.startswith(GOAL_PREFIX) else None
 
 
+def metric_meta(metric: str) -> dict[str, Any]:
+    """Any metric's entry (label, kind, unit) by its key, a goal's included; KeyError for an unknown key."""
+    goal = goal_name(metric)
+    return goal_metric(goal) if goal else {**METRICS, **FEEDBACK_METRICS, **REVIEW_METRICS}[metric]
+
+
 def experiment_goals(experiment_id: int) -> list[str]:
     """The event names seen in the experiment's stamped conversations (index ix_goal_events_experiment_name)."""
     return list(db.session.scalars(
@@ -156,3 +162,32 @@ class VariantTotals:
         denominator = self.conversations
         numerator = self.messages if metric == "messages_per_conversation" else self.seconds
         return numerator / denominator if denominator else None
+
+
+def feedback_per_visitor(experiment_id: int) -> sa.Subquery:
+    """positive_feedback_rate per stamped visitor: m = their conversations rated up, d = their conversations rated
+    (index ix_feedback_experiment_variant_visitor). The results sum it per variant, the daily series per day."""
+    up = sa.func.sum(sa.case((Feedback.rating == "up", 1), else_=0))
+    return (sa.select(Feedback.variant_id.label("variant_id"), Feedback.visitor_id.label("visitor_id"),
+                      up.label("m"), sa.func.count().label("d"))
+            .where(Feedback.experiment_id == experiment_id, Feedback.variant_id.is_not(None))
+            .group_by(Feedback.variant_id, Feedback.visitor_id).subquery("feedback_per_visitor"))
+
+
+def feedback_sums(per_visitor: sa.Subquery) -> list[Any]:
+    """The sums of feedback_per_visitor that VariantTotals' feedback fields take, in their order."""
+    m, d = per_visitor.c.m, per_visitor.c.d
+    return [sa.func.sum(m), sa.func.sum(m * m), sa.func.sum(d), sa.func.sum(d * d), sa.func.sum(m * d)]
+
+
+def set_feedback(totals: VariantTotals, sums: Any) -> None:
+    (totals.feedback_up, totals.feedback_up_sq, totals.feedback_rated, totals.feedback_rated_sq,
+     totals.feedback_up_x_rated) = (float(x or 0) for x in sums)
+
+
+def goal_reachers(experiment_id: int) -> sa.Subquery:
+    """Each (variant, visitor, event name) with at least one such event in a stamped conversation."""
+    return (sa.select(GoalEvent.variant_id.label("variant_id"), GoalEvent.visitor_id.label("visitor_id"),
+                      GoalEvent.name.label("name"))
+            .where(GoalEvent.experiment_id == experiment_id, GoalEvent.variant_id.is_not(None))
+            .distinct().subquery("goal_reachers"))

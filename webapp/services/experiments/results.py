@@ -17,12 +17,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from webapp.extensions import db
-from webapp.models import (Conversation, Experiment, ExperimentAssignment, Feedback, GoalEvent, Lead, Message, Variant,
+from webapp.models import (Conversation, Experiment, ExperimentAssignment, GoalEvent, Lead, Message, Variant,
                            utcnow)
 from webapp.services.experiments import analysis, daily, outcomes, plan as plans, review, stats
 from webapp.services.experiments.experiments import experiment_for, typed_weight
 from webapp.services.workspace.agents import agent_for
-from webapp.services.experiments.metrics import METRICS, VariantTotals, experiment_metrics, goal_name
+from webapp.services.experiments.metrics import (METRICS, VariantTotals, experiment_metrics, feedback_per_visitor,
+                                                 feedback_sums, goal_name, metric_meta, set_feedback)
 # Every metric is non-negative, so a relative change cannot fall below −100%; the normal approximation's lower
 # bound can, and is shown clamped there (the exports keep the computed bound).
 LOWEST_LIFT = -1.0
@@ -490,20 +491,12 @@ def per_variant_totals(experiment_id: int) -> dict[int, VariantTotals]:
 
 
 def _add_feedback(experiment_id: int, totals: dict[int, VariantTotals]) -> None:
-    """positive_feedback_rate's sums: per visitor (m = conversations rated up, d = conversations rated), then per
-    variant, from the feedback rows' own stamp through their (experiment_id, variant_id, visitor_id) index. A
-    visitor without feedback adds 0 to every sum but counts in n (every assigned visitor is a unit)."""
-    up = sa.func.sum(sa.case((Feedback.rating == "up", 1), else_=0))
-    per_visitor = (sa.select(Feedback.variant_id.label("variant_id"), up.label("m"), sa.func.count().label("d"))
-                   .where(Feedback.experiment_id == experiment_id)
-                   .group_by(Feedback.variant_id, Feedback.visitor_id).subquery("feedback_per_visitor"))
-    m, d = per_visitor.c.m, per_visitor.c.d
+    """positive_feedback_rate's sums per variant, from the feedback rows' own stamp. A visitor without feedback adds
+    0 to every sum but counts in n (every assigned visitor is a unit)."""
+    per_visitor = feedback_per_visitor(experiment_id)
     for variant_id, *sums in db.session.execute(
-            sa.select(per_visitor.c.variant_id, sa.func.sum(m), sa.func.sum(m * m), sa.func.sum(d),
-                      sa.func.sum(d * d), sa.func.sum(m * d)).group_by(per_visitor.c.variant_id)):
-        t = totals.setdefault(variant_id, VariantTotals())
-        (t.feedback_up, t.feedback_up_sq, t.feedback_rated, t.feedback_rated_sq,
-         t.feedback_up_x_rated) = (float(x or 0) for x in sums)
+            sa.select(per_visitor.c.variant_id, *feedback_sums(per_visitor)).group_by(per_visitor.c.variant_id)):
+        set_feedback(totals.setdefault(variant_id, VariantTotals()), sums)
 
 
 def goal_visitors(experiment_id: int) -> dict[int, dict[str, int]]:
@@ -589,7 +582,7 @@ def outcome_lift(experiment: Experiment) -> dict[str, Any] | None:
         return None
     metric = outcomes.primary_metric(experiment)
     result = compute(experiment).metric(variant, metric)
-    label = METRICS[metric]["label"].lower()
+    label = metric_meta(metric)["label"].lower()
     text = (f"{table_percent(result['lift'])} {label}" if result["lift"] is not None
             else f"{label}: not enough data")
     return {"metric": metric, "label": label, "lift": result["lift"], "ci": result["ci"],
