@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from tests import factories
 from webapp.extensions import db
 from webapp.models import Conversation, Experiment, ExperimentAssignment, Lead, Message, Variant, utcnow
+from webapp.services.errors import Conflict
 from webapp.services.runtime import service as runtime, store
 from webapp.services.runtime.bucketing import assign_position
 
@@ -237,3 +238,21 @@ def test_an_assignment_inserted_between_lookup_and_write_wins(rt, world, monkeyp
     assert (stamped.variant_id, stamped.visitor_messages, stamped.session_seconds) == (treatment.id, 1, 0.0)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Message)
                              .where(Message.conversation_id == stamped.id, Message.variant_id == treatment.id)) == 1
+
+
+@pytest.mark.parametrize("endpoint,write", [("message", "write_message"), ("lead", "write_lead"),
+                                            ("event", "write_event"), ("feedback", "write_feedback")])
+def test_a_write_that_keeps_losing_its_race_ends_in_409_after_a_bounded_number_of_rounds(
+        ctx, world, rt, monkeypatch, endpoint, write):
+    """Each lost race reads again and decides again; after service.ROUNDS of them the caller is told to retry."""
+    rt.message("c-race")
+    rounds = []
+    monkeypatch.setattr(store.Store, write, lambda self, decision: rounds.append(decision) and None)
+    call = {"message": lambda: rt.message("c-race"), "lead": lambda: rt.lead("c-race"),
+            "event": lambda: runtime.record_event(world.workspace_id, world.agent_id,
+                                                  {"conversation_id": "c-race", "visitor_id": "v1", "name": "signup"}),
+            "feedback": lambda: runtime.record_feedback(world.workspace_id, world.agent_id, "c-race",
+                                                        {"visitor_id": "v1", "rating": "up"})}[endpoint]
+    with pytest.raises(Conflict, match="send the request again"):
+        call()
+    assert len(rounds) == runtime.ROUNDS

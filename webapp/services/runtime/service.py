@@ -2,8 +2,8 @@
 
 Every endpoint has the same shape (`record_message` is the model): `rules.parse_*` validates the body, the store
 reads the state in one round trip, `rules.decide_*` says what to write and answer, the store writes it. A write
-that meets a unique key a concurrent request took first writes nothing; the loop reads the winner's rows and
-decides again (the retry then replays, reuses the assignment, or follows up in the conversation).
+that meets a unique key a concurrent request took first writes nothing; `_until_written` reads the winner's rows
+and the endpoint decides again (the retry then replays, reuses the assignment, or follows up in the conversation).
 
 Errors come in one order on every endpoint: a bad key (401), then bad input (400/422), then an agent the key's
 workspace does not own (404), then the rules' conflicts (409).
@@ -83,8 +83,16 @@ def _parsed(caller: Caller, agent_id: int, parse: Callable[[], T]) -> T:
         raise
 
 
-def _lost_races() -> Conflict:
-    return Conflict("Concurrent requests kept changing this conversation: send the request again.")
+def _until_written(caller: Caller, agent_id: int, kind: str, attempt: Callable[[Store, State], T | None],
+                   **lookup: Any) -> T:
+    """Read, then `attempt(db, state)`: decide and write, the answer; None when a concurrent request took a unique key
+    first, so the next round reads the winner's rows and decides again (409 after ROUNDS lost races)."""
+    with store.connect() as db:
+        for _ in range(ROUNDS):
+            answer = attempt(db, _read(db, kind, caller, agent_id, **lookup))
+            if answer is not None:
+                return answer
+    raise Conflict("Concurrent requests kept changing this conversation: send the request again.")
 
 
 # --- messages: the model of an endpoint ---------------------------------------------------------------------------
@@ -102,16 +110,15 @@ def record_message(workspace_id: int, agent_id: int, data: dict[str, Any]) -> Me
 def _message(caller: Caller, agent_id: int, data: dict[str, Any]) -> MessageResult:
     """Record one message (SPEC §5–§6): visitor messages assign; a replayed message_id answers the first reply."""
     report = _parsed(caller, agent_id, lambda: rules.parse_message(data, utcnow()))
-    with store.connect() as db:
-        for _ in range(ROUNDS):
-            state = _read(db, "message", caller, agent_id, external_id=report.external_id,
+
+    def attempt(db: Store, state: State) -> MessageResult | None:
+        decision = rules.decide_message(state, report)
+        if isinstance(decision, Replay):
+            return MessageResult(decision.reply, True)
+        return MessageResult(decision.message.reply, False) if db.write_message(decision) else None
+
+    return _until_written(caller, agent_id, "message", attempt, external_id=report.external_id,
                           message_id=report.message_id, visitor_id=report.visitor_id)
-            decision = rules.decide_message(state, report)
-            if isinstance(decision, Replay):
-                return MessageResult(decision.reply, True)
-            if db.write_message(decision):
-                return MessageResult(decision.message.reply, False)
-    raise _lost_races()
 
 
 # --- leads --------------------------------------------------------------------------------------------------------
@@ -130,18 +137,17 @@ def _lead(caller: Caller, agent_id: int, data: dict[str, Any]) -> LeadResult:
     """Record a lead of an existing conversation of the visitor; it carries the conversation's stamp. With an
     `idempotency_key`, a retry of the same lead answers the first one and writes nothing."""
     report = _parsed(caller, agent_id, lambda: rules.parse_lead(data, utcnow()))
-    with store.connect() as db:
-        for _ in range(ROUNDS):
-            state = _read(db, "lead", caller, agent_id, external_id=report.external_id,
+
+    def attempt(db: Store, state: State) -> LeadResult | None:
+        decision = rules.decide_lead(state, report)
+        stamp = state.conversation.stamp
+        if isinstance(decision, LeadReplay):
+            return LeadResult(rules.lead_json(decision.lead_id, stamp), True)
+        lead_id = db.write_lead(decision)
+        return None if lead_id is None else LeadResult(rules.lead_json(lead_id, stamp), False)
+
+    return _until_written(caller, agent_id, "lead", attempt, external_id=report.external_id,
                           idempotency_key=report.idempotency_key)
-            decision = rules.decide_lead(state, report)
-            stamp = state.conversation.stamp
-            if isinstance(decision, LeadReplay):
-                return LeadResult(rules.lead_json(decision.lead_id, stamp), True)
-            lead_id = db.write_lead(decision)
-            if lead_id is not None:
-                return LeadResult(rules.lead_json(lead_id, stamp), False)
-    raise _lost_races()
 
 
 # --- goal events (SPEC §13) -------------------------------------------------------------------------------------------
@@ -160,16 +166,18 @@ def _event(caller: Caller, agent_id: int, data: dict[str, Any]) -> EventResult:
     """Record a goal event of an existing conversation of the visitor; it carries the conversation's stamp. With an
     `event_id`, a retry of the same goal answers the first event and writes nothing."""
     report = _parsed(caller, agent_id, lambda: rules.parse_event(data, utcnow()))
-    with store.connect() as db:
-        for _ in range(ROUNDS):
-            state = _read(db, "event", caller, agent_id, external_id=report.external_id, event_id=report.event_id)
-            decision = rules.decide_event(state, report)
-            if isinstance(decision, EventReplay):
-                return EventResult(decision.answer, True)
-            if db.write_event(decision) is not None:
-                return EventResult(rules.event_json(report.external_id, decision.event_id, decision.name,
-                                                    decision.occurred_at, decision.stamp), False)
-    raise _lost_races()
+
+    def attempt(db: Store, state: State) -> EventResult | None:
+        decision = rules.decide_event(state, report)
+        if isinstance(decision, EventReplay):
+            return EventResult(decision.answer, True)
+        if db.write_event(decision) is None:
+            return None
+        return EventResult(rules.event_json(report.external_id, decision.event_id, decision.name,
+                                            decision.occurred_at, decision.stamp), False)
+
+    return _until_written(caller, agent_id, "event", attempt, external_id=report.external_id,
+                          event_id=report.event_id)
 
 
 # --- visitor feedback (SPEC §12) --------------------------------------------------------------------------------------
@@ -194,15 +202,15 @@ def _feedback(caller: Caller, agent_id: int, conversation_id: str, data: dict[st
     """Record (or replace) the visitor's feedback on their existing conversation; it carries the conversation's
     stamp as it is now, as a lead does. One feedback per conversation: a later one replaces it (200)."""
     report = _parsed(caller, agent_id, lambda: rules.parse_feedback(conversation_id, data, utcnow()))
-    with store.connect() as db:
-        for _ in range(ROUNDS):
-            state = _read(db, "feedback", caller, agent_id, external_id=report.external_id)
-            decision = rules.decide_feedback(state, report)
-            feedback_id = db.write_feedback(decision)
-            if feedback_id is not None:
-                return FeedbackResult(rules.feedback_json(feedback_id, report.external_id, decision),
-                                      decision.replaces is None)
-    raise _lost_races()
+
+    def attempt(db: Store, state: State) -> FeedbackResult | None:
+        decision = rules.decide_feedback(state, report)
+        feedback_id = db.write_feedback(decision)
+        if feedback_id is None:
+            return None
+        return FeedbackResult(rules.feedback_json(feedback_id, report.external_id, decision), decision.replaces is None)
+
+    return _until_written(caller, agent_id, "feedback", attempt, external_id=report.external_id)
 
 
 # --- read-only lookups -----------------------------------------------------------------------------------------------
