@@ -2,7 +2,11 @@
 pool's pre-ping default. The outage of a real PostgreSQL server is in test_database_outage.py."""
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -11,6 +15,7 @@ from psycopg import errors as pg_errors
 
 from tests import factories
 from tests.conftest import csrf_token
+from tests.servers import ROOT, free_port
 from webapp import create_app, database
 from webapp.config import TestConfig
 from webapp.extensions import db
@@ -94,12 +99,47 @@ def test_a_database_error_that_is_no_outage_stays_a_500(database_url):
     assert response.status_code == 500 and "Retry-After" not in response.headers
 
 
-def test_the_cli_says_so_in_one_line(unreachable_app):
+def test_the_cli_says_so_in_one_line(unreachable_app, tmp_path):
     done = unreachable_app.test_cli_runner().invoke(args=[
         "users", "create", "new@acme.test", "--password", "long-enough-1", "--workspace", "acme", "--role", "owner"])
     assert done.exit_code == 1
     assert done.output == ("Error: the database cannot be reached (unable to open database file). Check "
-                           "DATABASE_URL, and that the database is up and reachable.\n")
+                           f"DATABASE_URL (sqlite:///{tmp_path / 'missing' / 'app.db'}), and that the database is up "
+                           "and reachable.\n")
+
+
+# Every command that opens the database, Flask-Migrate's `db upgrade` included.
+COMMANDS = [["db", "upgrade"], ["db", "current"], ["demo"],
+            ["users", "create", "new@acme.test", "--password", "quartz-lantern-meadow", "--workspace", "acme",
+             "--role", "owner"]]
+
+
+@pytest.fixture
+def refused_url():
+    """A PostgreSQL URL, with a password, on a port of this machine where nothing listens."""
+    return f"postgresql+psycopg://root:s3cret-pw@127.0.0.1:{free_port()}/nope?password=s3cret-pw"
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda args: " ".join(args[:2]))
+def test_every_command_names_a_refused_database_in_one_line_with_the_password_masked(refused_url, args):
+    app = create_app(type("Refused", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": refused_url}))
+    done = app.test_cli_runner().invoke(args=args)
+    port = refused_url.split(":")[3].split("/")[0]
+    assert (done.exit_code, done.exception.__class__) == (1, SystemExit)
+    assert done.output.startswith('Error: the database cannot be reached (connection failed: connection to server '
+                                  f'at "127.0.0.1", port {port} failed: Connection refused). Check DATABASE_URL '
+                                  f'(postgresql+psycopg://root:***@127.0.0.1:{port}/nope), and that the database is '
+                                  'up and reachable.\n'), done.output
+    assert len(done.output.splitlines()) == 1 and "s3cret-pw" not in done.output
+
+
+def test_flask_db_upgrade_prints_no_traceback(refused_url):
+    done = subprocess.run([str(Path(sys.executable).parent / "flask"), "--app", "wsgi", "db", "upgrade"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "DATABASE_URL": refused_url, "SECRET_KEY": "x"})
+    assert done.returncode == 1
+    assert done.stdout == "" and done.stderr.startswith("Error: the database cannot be reached (")
+    assert len(done.stderr.splitlines()) == 1 and "s3cret-pw" not in done.stderr
 
 
 def pool_options(url: str, **config) -> tuple[bool, dict]:

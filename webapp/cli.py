@@ -366,14 +366,18 @@ def _database_errors_in_one_line(command: click.Command) -> None:
         except Exception as error:
             if not database.unreachable(error):
                 raise
+            url = database.shown_url(current_app.config["SQLALCHEMY_DATABASE_URI"])
             raise click.ClickException(f"the database cannot be reached ({database.describe(error)}). Check "
-                                       "DATABASE_URL, and that the database is up and reachable.") from None
+                                       f"DATABASE_URL ({url}), and that the database is up and reachable.") from None
 
     run.reports_database_errors = True
     command.callback = run
 
 
 def register(app: Flask) -> None:
+    """Our commands, and every command already on the app (Flask-Migrate's `db` group: `flask db upgrade`), end
+    with one line when the database cannot be reached."""
     for command in (users_cli, keys_cli, agents_cli, demo, simulate):
-        _database_errors_in_one_line(command)
         app.cli.add_command(command)
+    for command in app.cli.commands.values():
+        _database_errors_in_one_line(command)

@@ -40,7 +40,8 @@ def seconds(name: str, value) -> int:
 
 
 def proxy_count(name: str, value) -> int:
-    """How many proxies in front of the app set X-Forwarded-For: a whole number from 0 (none: the default) to 10."""
+    """How many proxies in front of the app set X-Forwarded-For, -Proto and -Host: a whole number from 0 (none: the
+    default) to 10."""
     text = str(0 if value is None else value).strip()
     if isinstance(value, bool) or not (text.isascii() and text.isdigit()) or int(text) > 10:
         raise ConfigError(f"{name} must be the number of proxies in front of the app, from 0 (none) to 10; "
@@ -149,8 +150,9 @@ class Config:
     # SQLite only: after a checkpoint lets the write-ahead log start over, SQLite truncates the -wal file to this
     # size, so one large transaction (a bulk simulation, an import) does not leave a file that size behind.
     SQLITE_WAL_SIZE_LIMIT = 64 * 1024 * 1024
-    # The number of proxies in front of the app that append to X-Forwarded-For (0: none, the client's address is
-    # the connection's). Only then is the header trusted, for the login throttle's client address.
+    # The number of proxies in front of the app that append to X-Forwarded-For and set X-Forwarded-Proto and
+    # X-Forwarded-Host (0: none, the client's address, scheme and host are the connection's). Only then are the
+    # headers trusted: for the login throttle's client address, and the scheme and host of the invitation links.
     TRUSTED_PROXIES = os.environ.get("TRUSTED_PROXIES", "0")
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

@@ -50,6 +50,12 @@ def describe(error: BaseException) -> str:
     return lines[0][:300] if lines else type(error).__name__
 
 
+def shown_url(url: str) -> str:
+    """The database URL to show an operator: its password masked and its query left out (either may hold a
+    secret: psycopg takes `?password=`)."""
+    return sa.engine.make_url(url).set(query={}).render_as_string(hide_password=True)
+
+
 def configure_secret_key(app: Flask) -> None:
     if app.config.get("SECRET_KEY"):
         return

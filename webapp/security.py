@@ -59,9 +59,12 @@ def reject_nul_bytes() -> None:
 
 
 def trust_proxies(app: Flask) -> None:
-    """With TRUSTED_PROXIES = n > 0, the client's address (request.remote_addr) is the one the n-th proxy from the
-    app appended to X-Forwarded-For; with 0 (the default) the header is ignored, so no client can choose it."""
+    """With TRUSTED_PROXIES = n > 0, the request is the one the client sent to the n-th proxy from the app: the
+    client's address (request.remote_addr) from X-Forwarded-For, the scheme from X-Forwarded-Proto and the host from
+    X-Forwarded-Host, each the value that proxy set; so the links the app builds (an invitation's) read https://
+    and the public host behind a proxy that terminates TLS. With 0 (the default) the headers are ignored, so no client
+    can choose them."""
     count = settings.proxy_count("TRUSTED_PROXIES", app.config.get("TRUSTED_PROXIES"))
     app.config["TRUSTED_PROXIES"] = count
     if count:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=0, x_host=0, x_port=0, x_prefix=0)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_port=0, x_prefix=0)

@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import CSRF_META, csrf_token
+from tests.conftest import CSRF_META, AuthActions, csrf_token
 from tests.smtp_server import SmtpServer
-from webapp import authz
-from webapp.config import smtp
+from webapp import authz, create_app
+from webapp.config import TestConfig, smtp
 from webapp.extensions import db
 from webapp.models import AuditEvent, Invitation, Membership, User, UserSession, utcnow
 
@@ -261,6 +261,46 @@ def test_the_invitation_is_emailed_with_its_link_through_a_real_smtp_server(app,
     assert client.get(url).status_code == 200  # the emailed link is the link
 
 
+# What nginx terminating TLS for https://ab.example.com sends the app, and the Referer of a browser on that site
+# (over HTTPS Flask-WTF refuses a form whose Referer is not the request's own host).
+BEHIND_TLS_PROXY = {"HTTP_X_FORWARDED_PROTO": "https", "HTTP_X_FORWARDED_HOST": "ab.example.com",
+                    "HTTP_X_FORWARDED_FOR": "203.0.113.7", "HTTP_REFERER": "https://ab.example.com/w/acme/members"}
+ANY_LINK = re.compile(r'<code id="invitation-link">([^<]+)</code>')
+
+
+@pytest.fixture
+def proxied_app(app):
+    """The suite's database, one trusted proxy in front (TRUSTED_PROXIES=1)."""
+    proxied = create_app(type("ProxiedConfig", (TestConfig,), {
+        "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"], "TRUSTED_PROXIES": "1"}))
+    yield proxied
+    with proxied.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_behind_a_trusted_tls_proxy_the_link_and_its_email_are_https_on_the_public_host(
+        app, proxied_app, world, smtp_server, monkeypatch):
+    monkeypatch.setitem(proxied_app.config, "SMTP", app.config["SMTP"])
+    client = proxied_app.test_client()
+    client.environ_base.update(BEHIND_TLS_PROXY)
+    auth = AuthActions(client)
+    assert auth.login(world.emails["owner"]).status_code == 302
+    answer = invite(auth, "proxied@example.test")
+    assert answer.status_code == 201
+    url = ANY_LINK.search(answer.get_data(as_text=True)).group(1)
+    assert url.startswith("https://ab.example.com/invitations/")
+    assert url in smtp_server.inbox.messages[0].get_content()
+
+
+def test_without_trusted_proxies_the_forwarded_scheme_and_host_are_ignored(client, auth, world):
+    client.environ_base.update(BEHIND_TLS_PROXY)
+    auth.login(world.emails["owner"])
+    answer = invite(auth, "direct@example.test")
+    assert answer.status_code == 201
+    assert ANY_LINK.search(answer.get_data(as_text=True)).group(1).startswith("http://localhost/invitations/")
+
+
 def test_an_email_that_cannot_be_sent_still_shows_the_link(app, client, auth, world, monkeypatch):
     monkeypatch.setitem(app.config, "SMTP", smtp(f"smtp://127.0.0.1:{_closed_port()}", "studio@example.test"))
     auth.login(world.emails["owner"])
@@ -278,7 +318,6 @@ def _closed_port() -> int:
 
 def test_a_member_the_owner_removes_loses_the_workspace_at_once(app, world):
     editor, owner = app.test_client(), app.test_client()
-    from tests.conftest import AuthActions
     AuthActions(editor).login(world.emails["editor"])
     owner_auth = AuthActions(owner)
     owner_auth.login(world.emails["owner"])

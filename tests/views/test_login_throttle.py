@@ -1,15 +1,16 @@
-"""The login page under the throttle (SPEC §14): 429 with Retry-After, the wait in plain words, the client address."""
+"""The login page under the throttle (SPEC §14): 429 with Retry-After, the wait in plain words, the client address;
+and the account page's current password, counted with the logins of the account's email."""
 from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
 
 from tests import factories
-from tests.conftest import csrf_token
+from tests.conftest import AuthActions, csrf_token
 from webapp import create_app
 from webapp.config import ConfigError, TestConfig
 from webapp.extensions import db
-from webapp.models import AuditEvent
+from webapp.models import AuditEvent, LoginFailure, User
 
 
 def post_login(client, email: str, password: str = "wrong-password", headers: dict | None = None):
@@ -86,3 +87,86 @@ def test_twenty_failures_from_one_address_lock_it(client, world):
 def test_a_bad_trusted_proxies_setting_is_refused(value):
     with pytest.raises(ConfigError, match="TRUSTED_PROXIES"):
         create_app(type("C", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": "sqlite://", "TRUSTED_PROXIES": value}))
+
+
+# The account page's current password (SPEC §14): behind the same throttle, on the account's email.
+NEW_PASSWORD = "orchid-tundra-violin"
+
+
+def change_password(auth, current: str):
+    return auth.post("/account/password", {"current_password": current, "new_password": NEW_PASSWORD,
+                                           "confirm": NEW_PASSWORD})
+
+
+def throttle_rows(app) -> dict[str, list]:
+    """The owner's password hash, the throttle's rows and the audit rows: what a refused change must not touch."""
+    with app.app_context():
+        found = {"hash": list(db.session.scalars(sa.select(User.password_hash).where(User.email == "owner@acme.test"))),
+                 "failures": [tuple(r) for r in db.session.execute(sa.select(LoginFailure.__table__)).all()],
+                 "audit": [tuple(r) for r in db.session.execute(sa.select(AuditEvent.__table__)).all()]}
+        db.session.remove()
+    return found
+
+
+def test_the_sixth_wrong_current_password_answers_429_and_even_the_right_one_then_writes_nothing(
+        app, client, auth, world):
+    auth.login("owner@acme.test")
+    for _ in range(5):
+        response = change_password(auth, "wrong-password-here")
+        assert response.status_code == 422 and "That is not your current password." in response.get_data(as_text=True)
+    before = throttle_rows(app)
+    for current in ("wrong-password-here", factories.PASSWORD):  # the right one is not even checked
+        response = change_password(auth, current)
+        assert response.status_code == 429
+        assert response.headers["Retry-After"] == "60"
+        html = response.get_data(as_text=True)
+        assert "<html" in html and "Change your password" in html  # the account page, with the wait
+        assert "Too many wrong passwords for this account (at login or here). Try again in 1 minute." in html
+    assert throttle_rows(app) == before
+    assert client.get("/account").status_code == 200  # this session stays logged in
+
+
+def test_wrong_current_passwords_are_audited_as_failed_logins_of_the_account(app, client, auth, world):
+    auth.login("owner@acme.test")
+    change_password(auth, "wrong-password-here")
+    with app.app_context():
+        event = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "login.failed"))
+        assert (event.workspace_id, event.actor_id, event.target_type, event.target_id) == (
+            None, world.owner_id, "user", world.owner_id)
+        assert event.details == {"email": "owner@acme.test", "address": "127.0.0.1",
+                                 "locked_seconds": {"email": 0, "address": 0}, "via": "account_page"}
+        db.session.remove()
+
+
+def test_the_account_page_and_the_login_page_share_the_email_count(app, client, auth, world):
+    auth.login("owner@acme.test")
+    for _ in range(3):
+        assert change_password(auth, "wrong-password-here").status_code == 422
+    elsewhere = app.test_client()
+    for _ in range(2):
+        assert post_login(elsewhere, "owner@acme.test").status_code == 401
+    response = post_login(elsewhere, "owner@acme.test", factories.PASSWORD)  # the 6th: locked for that email
+    assert response.status_code == 429 and response.headers["Retry-After"] == "60"
+    assert "Too many failed logins for this email." in response.get_data(as_text=True)
+    assert change_password(auth, factories.PASSWORD).status_code == 429
+
+
+def test_the_right_current_password_still_changes_it_and_clears_the_count(app, client, auth, world):
+    auth.login("owner@acme.test")
+    for _ in range(4):
+        assert change_password(auth, "wrong-password-here").status_code == 422
+    assert change_password(auth, factories.PASSWORD).status_code == 302
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(LoginFailure).where(
+            LoginFailure.scope == "email")) == 0
+        db.session.remove()
+    for _ in range(5):  # a fresh count: five more failures before a lock
+        assert post_login(app.test_client(), "owner@acme.test").status_code == 401
+    assert AuthActions(app.test_client()).login("owner@acme.test", NEW_PASSWORD).status_code == 429
+
+
+def test_an_empty_current_password_is_no_guess_and_is_not_counted(app, client, auth, world):
+    auth.login("owner@acme.test")
+    response = change_password(auth, "")
+    assert response.status_code == 422 and "Type your current password." in response.get_data(as_text=True)
+    assert throttle_rows(app)["failures"] == []

@@ -1,12 +1,12 @@
 """The account page (SPEC §14): every user's own password and logins."""
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, url_for
+from flask import Blueprint, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import PasswordField
 
-from webapp.services.workspace import accounts, sessions as user_sessions
+from webapp.services.workspace import login_throttle, password_change, sessions as user_sessions
 from webapp.services.errors import ValidationError
 from webapp.views import render
 from webapp.views.workspace import apply_errors
@@ -36,8 +36,13 @@ def index():
 def change_password():
     form = PasswordForm()
     try:
-        ended = accounts.change_password(current_user.id, form.current_password.data, form.new_password.data,
-                                         form.confirm.data, current_user.session_token)
+        ended = password_change.change_password(current_user.id, form.current_password.data, form.new_password.data,
+                                                form.confirm.data, current_user.session_token, request.remote_addr)
+    except login_throttle.Throttled as throttled:
+        form.current_password.errors = [throttled.message]
+        response = _page(form, 429)
+        response.headers["Retry-After"] = str(throttled.retry_after)
+        return response
     except ValidationError as error:
         apply_errors(form, error)
         return _page(form, 422)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from tests import factories
 from tests.databases import app_on_own_database
 from webapp.extensions import db
-from webapp.models import AuditEvent, LoginFailure
+from webapp.models import AuditEvent, LoginFailure, User
 from webapp.services.workspace import accounts, login_throttle
 from webapp.services.workspace.login_throttle import Throttled
 
@@ -122,6 +122,38 @@ def test_a_success_clears_the_emails_count(owner, clock):
     assert attempt(owner, factories.PASSWORD).email == owner
     assert db.session.scalar(sa.select(sa.func.count()).select_from(LoginFailure)
                              .where(LoginFailure.scope == "email")) == 0
+
+
+def check_current(email: str, password: str = "wrong-password", address: str = ADDRESS):
+    """The account page's check of a logged-in user's password: True, False, or the Throttled error."""
+    try:
+        return login_throttle.check_password(accounts.find_user_by_email(email), password, address)
+    except Throttled as throttled:
+        return throttled
+
+
+def test_a_wrong_current_password_counts_as_a_failed_login_of_the_email(owner, clock, monkeypatch):
+    fail(3, owner)
+    assert check_current(owner) is False
+    assert check_current(owner) is False  # the 5th failure of the email: locked for 1 minute
+    assert isinstance(attempt(owner, factories.PASSWORD), Throttled)
+    hashed = []
+    with monkeypatch.context() as patch:
+        patch.setattr(User, "check_password", lambda user, password: hashed.append(password))
+        refused = check_current(owner, factories.PASSWORD)
+    assert (refused.status, refused.scope, refused.retry_after) == (429, "email", 60)
+    assert refused.message == "Too many wrong passwords for this account (at login or here). Try again in 1 minute."
+    assert hashed == []  # refused before any hash, as a login is
+    clock.advance(60)
+    assert check_current(owner) is False  # the 6th: locked for 2 minutes, the doubling goes on
+    assert attempt(owner, factories.PASSWORD).retry_after == 120
+
+
+def test_a_right_current_password_clears_the_emails_count_as_a_login_does(owner, clock):
+    fail(4, owner)
+    assert check_current(owner, factories.PASSWORD) is True
+    fail(4, owner)
+    assert attempt(owner, factories.PASSWORD).email == owner
 
 
 def test_twenty_failures_from_one_address_lock_it_for_every_email(owner, clock):

@@ -231,27 +231,3 @@ def remove_member(actor_id: int, workspace_id: int, membership_id: int) -> None:
                  {"email": membership.user.email, "role": membership.role})
     db.session.delete(membership)
     db.session.commit()
-
-
-def change_password(user_id: int, current_password: str, new_password: str, confirm: str,
-                    keep_token: str | None) -> int:
-    """The account page's password change (SPEC §14): the current password is required and the new one must pass
-    the policy. Every other login of the account ends (that of `keep_token` stays); returns how many ended."""
-    user = db.session.get(User, user_id)
-    if user is None:
-        raise NotFound("No such user.")
-    errors: dict[str, str] = {}
-    if not isinstance(current_password, str) or not user.check_password(current_password):
-        errors["current_password"] = "That is not your current password."
-    if problem := passwords.problem(new_password, (user.email, user.name)):
-        errors["new_password"] = problem
-    elif "current_password" not in errors and new_password == current_password:
-        errors["new_password"] = "The new password is your current one: choose another."
-    elif confirm != new_password:
-        errors["confirm"] = "The two passwords differ: type the same new password twice."
-    if errors:
-        raise ValidationError(errors)
-    user.set_password(new_password)
-    ended = sessions.end_others(user.id, keep_token, commit=False)
-    db.session.commit()
-    return ended

@@ -6,7 +6,8 @@ minutes, itself included, or, while the key is in a lockout (its latest failure 
 most 15 minutes ago), the latest failure's level + 1. A failure whose level reaches the limit (5 for an email, 20
 for an address) locks the key for 1 minute, doubled per level above the limit, at most 15 minutes; a locked key's
 attempts are refused before any password hash, and neither count nor write anything. A success deletes the
-email's failures. docs/operations.md has the rules in full.
+email's failures. The account page's current password is checked behind the same counts (check_password): a wrong
+one is a failed login of the account's email. docs/operations.md has the rules in full.
 
 Race-safety: an attempt is admitted and counted as a failure in one transaction that holds the keys' locks
 (PostgreSQL: transaction-level advisory locks; SQLite: the database's write lock, taken by the first statement);
@@ -37,17 +38,23 @@ KEEP = WINDOW + LONGEST_LOCK
 UNKNOWN_ADDRESS = "unknown"
 
 
+# What a refusal says, by where the password was typed and the key that is locked.
+TOO_MANY = {("login", "email"): "Too many failed logins for this email",
+            ("login", "address"): "Too many failed logins from your network address",
+            ("account", "email"): "Too many wrong passwords for this account (at login or here)",
+            ("account", "address"): "Too many wrong passwords from your network address"}
+
+
 class Throttled(DomainError):
     """Too many failed logins for the email or from the address: wait `retry_after` seconds."""
 
     status = 429
     code = "too_many_requests"
 
-    def __init__(self, scope: str, retry_after: int):
+    def __init__(self, scope: str, retry_after: int, where: str = "login"):
         self.scope = scope
         self.retry_after = retry_after
-        whose = "for this email" if scope == "email" else "from your network address"
-        super().__init__(f"Too many failed logins {whose}. Try again in {wait_in_words(retry_after)}.")
+        super().__init__(f"{TOO_MANY[where, scope]}. Try again in {wait_in_words(retry_after)}.")
 
 
 @dataclass(frozen=True)
@@ -68,16 +75,27 @@ def authenticate(email: str, password: str, address: str | None) -> User | None:
     reservation = _admit(email_key(email), address_key(address))
     user = accounts.authenticate(email, password)
     if user is not None:
-        db.session.execute(sa.delete(LoginFailure).where(
-            sa.or_(sa.and_(LoginFailure.scope == "email", LoginFailure.key == reservation.email_key),
-                   LoginFailure.id == reservation.address_row_id)))
+        _clear(reservation)
     else:
         known = accounts.find_user_by_email(reservation.email_key)  # for every email alike: one query
-        audit.record(None, None, "login.failed", "user", known.id if known else None,
-                     {"email": reservation.email_key, "address": reservation.address_key,
-                      "locked_seconds": reservation.locks})
+        _record_failure(reservation, None, known.id if known else None, {})
     db.session.commit()
     return user
+
+
+def check_password(user: User, password: str, address: str | None) -> bool:
+    """A logged-in user's password (the account page's current one) behind the login throttle: Throttled while the
+    account's email or the address is locked (the password unchecked, nothing written); a wrong password counts
+    as a failed login of that email and is audited as one (actor: the user, `via: account_page`), a right one
+    clears the email's failures as a login does."""
+    reservation = _admit(email_key(user.email), address_key(address), where="account")
+    matches = user.check_password(password)
+    if matches:
+        _clear(reservation)
+    else:
+        _record_failure(reservation, user.id, user.id, {"via": "account_page"})
+    db.session.commit()
+    return matches
 
 
 def email_key(email: str | None) -> str:
@@ -113,7 +131,7 @@ def wait_in_words(seconds: int) -> str:
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
-def _admit(email: str, address: str) -> _Reservation:
+def _admit(email: str, address: str, where: str = "login") -> _Reservation:
     """Refuse a locked key's attempt (Throttled), or count the attempt as a failure of both keys, and commit."""
     keys = {"email": email, "address": address}
     _lock_keys(keys)
@@ -124,7 +142,7 @@ def _admit(email: str, address: str) -> _Reservation:
     if waits:
         db.session.rollback()
         scope = max(waits, key=waits.get)
-        raise Throttled(scope, math.ceil(waits[scope].total_seconds()))
+        raise Throttled(scope, math.ceil(waits[scope].total_seconds()), where)
     rows, locks = {}, {}
     for scope, key in keys.items():
         level = _level(scope, key, latest[scope], now)
@@ -133,6 +151,20 @@ def _admit(email: str, address: str) -> _Reservation:
     db.session.add_all(rows.values())
     db.session.commit()
     return _Reservation(email, address, rows["address"].id, locks)
+
+
+def _clear(reservation: _Reservation) -> None:
+    """A success: the email's failures go, and this attempt's row of the address (it was no failure)."""
+    db.session.execute(sa.delete(LoginFailure).where(
+        sa.or_(sa.and_(LoginFailure.scope == "email", LoginFailure.key == reservation.email_key),
+               LoginFailure.id == reservation.address_row_id)))
+
+
+def _record_failure(reservation: _Reservation, actor_id: int | None, user_id: int | None, details: dict) -> None:
+    """A failure stays counted (its rows were written on admission) and is audited, without a workspace."""
+    audit.record(None, actor_id, "login.failed", "user", user_id,
+                 {"email": reservation.email_key, "address": reservation.address_key,
+                  "locked_seconds": reservation.locks, **details})
 
 
 def _lock_keys(keys: dict[str, str]) -> None:
