@@ -6,6 +6,7 @@ session creates its own database from that server and drops it at the end.
 from __future__ import annotations
 
 import os
+import time
 import re
 import threading
 
@@ -59,15 +60,29 @@ def _clean_tables(request):
     with app.app_context():
         db.session.remove()
         tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+        if db.engine.dialect.name == "postgresql":
+            _truncate(tables)
+            return
         with db.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
+            for table in tables:
+                conn.execute(sa.text(f"DELETE FROM {table}"))
+            # AUTOINCREMENT tables keep counting otherwise: ids (and so bucketing) would depend on test order.
+            if conn.execute(sa.text("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'")).first():
+                conn.execute(sa.text("DELETE FROM sqlite_sequence"))
+
+
+def _truncate(tables: list[str], attempts: int = 5) -> None:
+    """TRUNCATE takes an exclusive lock on every table; a browser test's last request, still being served by the
+    live server's thread, may hold a share lock that PostgreSQL then breaks as a deadlock: wait and try again."""
+    for attempt in range(attempts):
+        try:
+            with db.engine.begin() as conn:
                 conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-            else:
-                for table in tables:
-                    conn.execute(sa.text(f"DELETE FROM {table}"))
-                # AUTOINCREMENT tables keep counting otherwise: ids (and so bucketing) would depend on test order.
-                if conn.execute(sa.text("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'")).first():
-                    conn.execute(sa.text("DELETE FROM sqlite_sequence"))
+            return
+        except sa.exc.OperationalError as error:
+            if "deadlock detected" not in str(error) or attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 @pytest.fixture(scope="session")
