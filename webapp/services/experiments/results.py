@@ -606,7 +606,7 @@ def experiment_plan(experiment: Experiment | None, settings: analysis.Settings, 
     baseline = plans.choose_baseline(metric, meta["kind"], control.stat(metric) if control else None, history,
                                      settings.baseline_rate)
     end = experiment.stopped_at if experiment is not None and experiment.status == "stopped" else now
-    traffic = plans.traffic(experiment.id if experiment is not None else None, agent_id, started, end or now, now)
+    traffic = plans.traffic(experiment.id if experiment is not None else None, agent_id, end or now, now)
     reason = ""
     if baseline is None:
         typed = (" and no baseline rate is typed in the analysis settings" if metric == "lead_capture_rate"
