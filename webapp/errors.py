@@ -32,13 +32,27 @@ UNAVAILABLE = "The database cannot be reached right now. Try again in a moment."
 WORKSPACE_URL = re.compile(r"^/(?:w/(?P<slug>[^/]+)|agents/(?P<agent_id>\d{1,12}))(?:/|$)")
 
 
-def wants_json() -> bool:
-    return request.path.startswith("/api/")
+def answer_format() -> str:
+    """How an error answers: "json" under /api/ and for a JSON export (`….json`: the SPEC's error shape), "text" for
+    a CSV export (`….csv`: a plain-text line), else "html" (the error page, or its HTMX fragment)."""
+    if request.path.startswith("/api/") or request.path.endswith(".json"):
+        return "json"
+    return "text" if request.path.endswith(".csv") else "html"
 
 
 def json_error(status: int, message: str, fields: dict | None = None, code: str | None = None):
     body = {"error": {"code": code or CODES.get(status, "error"), "message": message, "fields": fields or {}}}
     return jsonify(body), status
+
+
+def error_answer(status: int, message: str, fields: dict | None = None, code: str | None = None):
+    """The error in the request's format (answer_format)."""
+    kind = answer_format()
+    if kind == "json":
+        return json_error(status, message, fields, code)
+    if kind == "text":
+        return make_response(message + "\n", status, {"Content-Type": "text/plain; charset=utf-8"})
+    return error_page(status, message)
 
 
 def error_page(status: int, message: str, title: str | None = None):
@@ -78,7 +92,7 @@ def database_unavailable():
     with suppress(Exception):  # the connection is gone: SQLAlchemy invalidates it while rolling back
         db.session.rollback()
     g._login_user = login_manager.anonymous_user()  # Flask-Login's user of this request
-    response = make_response(json_error(503, UNAVAILABLE) if wants_json() else error_page(503, UNAVAILABLE))
+    response = make_response(error_answer(503, UNAVAILABLE))
     response.headers["Retry-After"] = "1"
     return response
 
@@ -97,9 +111,7 @@ def register(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError):
         db.session.rollback()
-        if wants_json():
-            return json_error(error.status, error.message, error.fields, error.code)
-        return error_page(error.status, error.message)
+        return error_answer(error.status, error.message, error.fields, error.code)
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
@@ -116,18 +128,18 @@ def register(app: Flask) -> None:
             app.logger.warning("Database unavailable: %s", database.describe(original))
             return database_unavailable()
         status = error.code or 500
-        if wants_json():
-            body, status = json_error(status, error.description or error.name)
-        else:
-            body, status = error_page(status, error.description or "")
+        # The page says its title when there is no description; a JSON or text answer says the name instead.
+        message = error.description or (error.name if answer_format() != "html" else "")
+        body = make_response(error_answer(status, message))
         # A 405 names the methods the resource takes (RFC 9110 §15.5.6), as werkzeug's own answer does.
         allow = dict(error.get_headers()).get("Allow")
-        return (body, status, {"Allow": allow}) if allow else (body, status)
+        if allow:
+            body.headers["Allow"] = allow
+        return body
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
         db.session.rollback()
         app.logger.exception("Unhandled error")
-        if wants_json():
-            return json_error(500, "Internal server error.")
-        return error_page(500, InternalServerError.description)
+        return error_answer(500, "Internal server error." if answer_format() != "html"
+                            else InternalServerError.description)

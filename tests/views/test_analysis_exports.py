@@ -67,6 +67,30 @@ def test_a_bad_engine_is_a_400_naming_it(client, auth, world, sequential_win, su
     assert "frequentist" in response.get_data(as_text=True) and "engine" in response.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("suffix, content_type", [("", "text/html"), (".json", "application/json"),
+                                                  (".csv", "text/plain")])
+def test_a_bad_engine_answers_in_the_exports_own_format(client, auth, world, sequential_win, suffix, content_type):
+    """The JSON export answers the API's error shape naming `engine`, the CSV export a plain-text line, the page
+    its HTML error page."""
+    auth.login(world.emails["editor"])
+    response = client.get(url(world, sequential_win, f"{suffix}?engine=bogus"))
+    assert response.status_code == 400 and response.mimetype == content_type
+    if suffix == ".json":
+        error = response.get_json()["error"]
+        assert error["code"] == "bad_request" and "bogus" in error["message"]
+        assert error["fields"] == {"engine": "Engine must be one of: sequential, fixed, bayesian."}
+    elif suffix == ".csv":
+        assert response.get_data(as_text=True) == (
+            "engine must be one of sequential, fixed, bayesian (got “bogus”).\n")
+
+
+def test_an_unknown_experiments_json_export_is_a_json_404(client, auth, world):
+    auth.login(world.emails["editor"])
+    response = client.get(url(world, 999_999, ".json"))
+    assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"
+    assert client.get(url(world, 999_999, ".csv")).mimetype == "text/plain"
+
+
 def test_the_csv_has_the_matching_columns(client, auth, world, sequential_win):
     auth.login(world.emails["editor"])
     rows = csv_export(client, world, sequential_win)

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 
 from tests.conftest import csrf_token
 from tests.views.test_experiments import HX, base, form, make
 from webapp.extensions import db
-from webapp.models import AuditEvent, Experiment
+from webapp.models import AuditEvent, Conversation, Experiment, utcnow
 
 
 def settings_of(app, experiment_id):
@@ -115,6 +116,21 @@ def test_the_calculator_follows_the_mde_power_engine_and_weights_as_typed(client
     assert needed(post(power="0.9").get_data(as_text=True)) > needed(html)
     assert needed(post(engine="sequential").get_data(as_text=True)) == 2 * 44840
     assert needed(post(**{"variants-0-weight": "75", "variants-1-weight": "25"}).get_data(as_text=True)) == 4 * 15612
+
+
+def test_the_calculator_names_the_days_a_young_agents_traffic_is_measured_over(app, client, auth, world):
+    with app.app_context():
+        at = utcnow() - timedelta(days=14)
+        for i in range(140):  # the agent's first visitors, 14 days ago: 10 a day, not 140 / 28
+            db.session.add(Conversation(agent_id=world.agent_id, external_id=f"c-{i}", visitor_id=f"v-{i}",
+                                        started_at=at, last_message_at=at))
+        db.session.commit()
+        db.session.remove()
+    auth.login(world.emails["owner"])
+    html = client.post(base(world) + "/plan", data={**form(), "baseline_rate_percent": "10", "mde_percent": "10"},
+                       headers={**HX, "X-CSRFToken": csrf_token(client)}).get_data(as_text=True)
+    assert "at 10.0 visitors a day" in html
+    assert "(the agent&#39;s new visitors a day over the last 14 days)" in html
 
 
 def test_the_calculator_shows_a_bad_setting_as_a_422(client, auth, world):

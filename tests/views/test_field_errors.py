@@ -43,6 +43,18 @@ def test_experiment_form_errors_are_the_fields_description(app, client, owner, w
     assert described_by(html, "hypothesis") == []  # a valid field names nothing
 
 
+@pytest.mark.parametrize("url_field", [{}, {"variants-1-cta_url": ""}])
+def test_a_missing_cta_url_is_the_url_fields_error(client, owner, world, url_field):  # noqa: F811
+    """SPEC §3: the URL field, left out of the post or left blank, says it is required; the JSON field says nothing."""
+    data = {**form(kind="cta"), "variants-1-cta_label": "Go", **url_field}
+    response = owner.post(base(world) + "/new", data)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert described_by(html, "variants-1-cta_url") == ["variants-1-cta_url-error"]
+    assert error_text(html, "variants-1-cta_url-error") == "CTA URL is required."
+    assert described_by(html, "variants-1-config") == []
+
+
 def test_wtforms_fields_name_their_help_and_their_error(client, auth, world):
     auth.login(world.emails["owner"])
     response = auth.post("/w/acme/agents", {"name": ""})

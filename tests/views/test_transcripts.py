@@ -188,6 +188,22 @@ def test_the_tab_pages_50_with_the_total(app, client, auth, world):
     assert len(rows(filtered)) == 1 and "1 conversation match this filter" in filtered
 
 
+@pytest.mark.parametrize("page", ["0", "-1", "abc", "1.5", "", "%2B2", "%D9%A3"])
+def test_a_page_that_is_not_a_positive_whole_number_is_the_same_400(client, auth, world, page):
+    """docs/conversations.md: 0 and negatives are refused as `abc` is, not read as page 1."""
+    auth.login(world.emails["editor"])
+    response = client.get(f"/agents/{world.agent_id}/conversations?page={page}")
+    assert response.status_code == 400
+    assert "page must be a positive whole number." in response.get_data(as_text=True)
+
+
+def test_a_page_past_the_last_shows_the_last(client, auth, world):
+    auth.login(world.emails["editor"])
+    first = tab(client, world, "?page=1")
+    assert tab(client, world, "?page=7") == tab(client, world, "?page=" + "9" * 40) == tab(client, world, "?page=01")
+    assert tab(client, world, "?page=7") == first
+
+
 def test_leads_link_to_their_transcript(client, auth, world, chat):
     auth.login(world.emails["editor"])
     html = client.get(f"/agents/{world.agent_id}/leads").get_data(as_text=True)

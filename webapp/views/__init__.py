@@ -83,7 +83,13 @@ def workspace_view(action: str = "view"):
 
 
 def page_arg() -> int:
-    try:
-        return max(1, int(request.args.get("page", 1)))
-    except ValueError:
+    """`?page=`: absent is 1; a positive whole number (digits only) is that page, one past the last showing the last
+    (services' paginate); anything else — 0, -1, abc, 1.5, blank — is the same 400 naming `page`."""
+    raw = request.args.get("page")
+    if raw is None:
+        return 1
+    text = raw.strip()
+    number = text.lstrip("0")
+    if not (text.isascii() and text.isdigit() and number):
         abort(400, "page must be a positive whole number.")
+    return int(number) if len(number) <= 18 else 10**18  # past the last page either way

@@ -141,7 +141,8 @@ def test_the_cumulative_lift_is_the_engines_comparison_of_everyone_assigned_so_f
         t = daily.cumulate([totals[(treatment.id, d)] for d in upto])[-1]
         expected = stats.compare(c.stat("lead_capture_rate"), t.stat("lead_capture_rate"), analysis=analysis)
         assert arm["lift"][k] == pytest.approx(expected.lift, abs=1e-6)
-        assert [arm["ci_low"][k], arm["ci_high"][k]] == pytest.approx([expected.ci_low, expected.ci_high], abs=1e-6)
+        assert [arm["ci_low"][k], arm["ci_high"][k]] == pytest.approx(  # drawn from −100% (docs/rules.md)
+            [stats.shown_lift(expected.ci_low), expected.ci_high], abs=1e-6)
     # The last day's point is the results table's own figure.
     final = results.compute(experiment).metric(treatment, "lead_capture_rate")
     if engine == "fixed":
@@ -156,3 +157,31 @@ def test_the_cumulative_lift_is_null_on_days_with_too_little_data(ctx, world):
     (arm,) = series["cumulative_lift"]["variants"]
     assert arm["lift"][0] is None and arm["ci_low"][0] is None
     assert arm["lift"][-1] is not None and series["cumulative_lift"]["has_data"]
+
+
+def test_the_cumulative_lift_is_drawn_from_minus_100_percent_as_the_table_shows_it(ctx, world):
+    """Thin data (30 an arm, 6 leads vs 2) under the sequential engine: the computed lower bound is about −283%;
+    the chart's series starts at −100% (docs/rules.md), the upper bound and the lift stay as computed."""
+    experiment_id = factories.experiment(world.agent_id, status="running")
+    experiment = db.session.get(Experiment, experiment_id)
+    for variant, leads in zip(experiment.variants, (6, 2)):
+        for i in range(30):
+            visitor = f"{variant.key}-{i}"
+            db.session.add(ExperimentAssignment(agent_id=world.agent_id, experiment_id=experiment_id,
+                                                variant_id=variant.id, variant_key=variant.key, visitor_id=visitor,
+                                                assigned_at=T0))
+            db.session.add(Conversation(agent_id=world.agent_id, external_id=f"{visitor}-c", visitor_id=visitor,
+                                        experiment_id=experiment_id, variant_id=variant.id, variant_key=variant.key,
+                                        started_at=T0, last_message_at=T0, visitor_messages=1,
+                                        lead_count=int(i < leads)))
+    db.session.commit()
+    analysis = stats.Analysis(engine="sequential")
+    computed = stats.compare(stats.ProportionStat(30, 6), stats.ProportionStat(30, 2), analysis=analysis)
+    assert computed.ci_low < -2
+    series = daily.daily_series(experiment, today=date(2030, 1, 1), metric="lead_capture_rate", analysis=analysis)
+    (arm,) = series["cumulative_lift"]["variants"]
+    assert arm["ci_low"] == [-1.0]
+    assert arm["lift"] == [pytest.approx(computed.lift, abs=1e-6)]
+    assert arm["ci_high"] == [pytest.approx(computed.ci_high, abs=1e-6)]
+    shown = results.compute(experiment, engine="sequential").shown_ci(experiment.variants[1], "lead_capture_rate")
+    assert shown == (-1.0, pytest.approx(computed.ci_high))

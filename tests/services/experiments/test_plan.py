@@ -8,8 +8,8 @@ import pytest
 
 from tests import factories
 from webapp.extensions import db
-from webapp.models import Conversation, Experiment, ExperimentAssignment, Lead, Message
-from webapp.services.experiments import analysis, plan as plans, results
+from webapp.models import Conversation, Experiment, ExperimentAssignment, Lead, Message, utcnow
+from webapp.services.experiments import analysis, experiments, plan as plans, results
 
 NOW = datetime(2026, 12, 2, 15, 30, tzinfo=timezone.utc)
 
@@ -134,6 +134,19 @@ def test_a_draft_takes_the_agents_new_visitors_of_the_last_28_days(ctx, world):
     assert plan.days_remaining == math.ceil(plan.visitors_needed / (26 / 28))
 
 
+def test_an_agent_younger_than_28_days_divides_its_new_visitors_by_its_own_days(ctx, world):
+    history(world, 140, 7, NOW - timedelta(days=14))  # the agent's first conversations, 14 days ago
+    plan = plan_of(factories.experiment(world.agent_id, baseline_rate=0.10, mde=0.10))
+    assert plan.traffic_source == "agent" and plan.traffic_days == pytest.approx(14)
+    assert plan.visitors_per_day == pytest.approx(140 / 14)
+
+
+def test_an_agent_a_few_hours_old_counts_at_least_one_day(ctx, world):
+    history(world, 12, 0, NOW - timedelta(hours=3))
+    plan = plan_of(factories.experiment(world.agent_id, baseline_rate=0.10))
+    assert plan.traffic_days == 1 and plan.visitors_per_day == pytest.approx(12)
+
+
 def test_a_running_experiment_takes_its_last_full_days(ctx, world):
     start = NOW - timedelta(days=10)
     experiment_id = factories.experiment(world.agent_id, status="running", started_at=start, baseline_rate=0.10,
@@ -176,3 +189,26 @@ def test_the_planned_sample_reached_gives_0_days(ctx, world):
 ])
 def test_full_days(start, end, days):
     assert plans.full_days(start, end)[1] == days
+
+
+def test_a_stopped_and_resumed_experiment_keeps_its_own_traffic(ctx, world):
+    """The full days count from its first assignment, not from its latest start (which a resume moves to now)."""
+    now = utcnow()
+    experiment_id = factories.experiment(world.agent_id, status="running", started_at=now - timedelta(days=14),
+                                         baseline_rate=0.10, mde=0.10)
+    experiment = db.session.get(Experiment, experiment_id)
+    for day in range(1, 15):
+        assign_day = now.replace(hour=12, minute=0) - timedelta(days=day)
+        for variant in experiment.variants:
+            for i in range(5):
+                db.session.add(ExperimentAssignment(agent_id=world.agent_id, experiment_id=experiment_id,
+                                                    variant_id=variant.id, variant_key=variant.key,
+                                                    visitor_id=f"{variant.key}-{day}-{i}", assigned_at=assign_day))
+    db.session.commit()
+    before = plan_of(experiment_id, now)
+    assert (before.traffic_source, before.visitors_per_day) == ("experiment", pytest.approx(10))
+    experiments.stop_experiment(world.owner_id, world.agent_id, experiment_id)
+    experiments.start_experiment(world.owner_id, world.agent_id, experiment_id)
+    after = plan_of(experiment_id, utcnow())
+    assert db.session.get(Experiment, experiment_id).started_at >= now
+    assert (after.traffic_source, after.visitors_per_day) == ("experiment", pytest.approx(10))

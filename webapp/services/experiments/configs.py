@@ -57,8 +57,8 @@ def clean_typed_block(kind: str, config: dict[str, Any], variant: dict[str, Any]
                       errors: dict[str, str]) -> None:
     """Fold the posted fields into config[kind] (cta or trigger) and check it field by field (SPEC §13).
 
-    Errors go where the user typed: `<prefix>-<kind>_<key>` when the form posted that field, else the JSON's
-    `<prefix>-config`."""
+    Errors go where the user typed: `<prefix>-<kind>_<key>` when the form posted that field, or posted another of
+    the block's fields and the key is missing altogether; else the JSON's `<prefix>-config`."""
     if kind not in BLOCK_KEYS:
         return
     block = merged_block(kind, config, variant)
@@ -74,8 +74,13 @@ def clean_typed_block(kind: str, config: dict[str, Any], variant: dict[str, Any]
                                 f"its keys are {_keys(kind)}.")
         return
 
+    uses_fields = any(variant.get(name) is not None for name in form_fields(kind))
+
     def field(key: str) -> str:
-        return f"{prefix}-{kind}_{key}" if variant.get(f"{kind}_{key}") is not None else config_field
+        """The posted field of `key`; a key missing from the block too when the form posted any of the block's
+        fields (the user typed there: "CTA URL is required." belongs on the URL field); else the JSON's."""
+        posted = variant.get(f"{kind}_{key}") is not None
+        return f"{prefix}-{kind}_{key}" if posted or (uses_fields and block.get(key) is None) else config_field
 
     clean = _clean_cta(block, field, errors) if kind == "cta" else _clean_trigger(block, field, errors)
     config[kind] = clean

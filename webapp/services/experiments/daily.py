@@ -152,16 +152,17 @@ def cumulative_lift(variants: list, running_of: dict[int, list[VariantTotals]], 
                     analysis: stats.Analysis) -> dict[str, Any]:
     """Each treatment arm's relative lift on `metric` over everyone assigned up to each day, with its interval (the
     confidence interval, the sequence valid at every look, or the credible interval, by the engine); None on a day
-    with too little data (SPEC §7)."""
+    with too little data (SPEC §7). Drawn from −100% as the table shows them (docs/rules.md): a bound below it is
+    clamped there."""
     control = running_of[variants[0].id] if variants else []
     arms = []
     for v in variants[1:]:
         lift, low, high = [], [], []
         for c, t in zip(control, running_of[v.id]):
             comparison = stats.compare(c.stat(metric), t.stat(metric), analysis=analysis)
-            lift.append(None if comparison is None else round(comparison.lift, 6))
-            low.append(None if comparison is None else round(comparison.ci_low, 6))
-            high.append(None if comparison is None else round(comparison.ci_high, 6))
+            for out, value in ((lift, comparison and comparison.lift), (low, comparison and comparison.ci_low),
+                               (high, comparison and comparison.ci_high)):
+                out.append(None if comparison is None else round(stats.shown_lift(value), 6))
         arms.append({"key": v.key, "name": v.name, "lift": lift, "ci_low": low, "ci_high": high})
     return {"metric": metric, "label": metric_meta(metric)["label"], "engine": analysis.engine, "alpha": analysis.alpha,
             "has_data": any(x is not None for arm in arms for x in arm["lift"]), "variants": arms}

@@ -40,8 +40,8 @@ class Baseline:
 @dataclass(frozen=True)
 class Traffic:
     visitors_per_day: float
-    source: str  # "experiment": its last full days; "agent": the agent's new visitors of the last 28 days
-    days: int  # how many days the rate is measured over
+    source: str  # "experiment": its last full days; "agent": the agent's new visitors of (at most) the last 28 days
+    days: float  # how many days the rate is measured over (the agent's: a fraction when it is younger than 28 days)
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,7 @@ class Plan:
     days_remaining: int | None
     mde_reachable: dict[int, float | None]  # days of traffic → the smallest MDE detectable with it (fixed formula)
     reason: str | None  # why there is no plan (or no figure of it)
+    traffic_days: float | None = None  # the days visitors_per_day is measured over (shown, not exported)
 
     @property
     def reached(self) -> bool:
@@ -120,6 +121,7 @@ def make_plan(settings: Settings, weights: list[int], baseline: Baseline | None,
     common = {"metric": settings.primary_metric, "engine": settings.engine, "mde": settings.mde,
               "power": settings.power, "alpha": settings.alpha, "visitors_now": visitors_now}
     per_day = traffic.visitors_per_day if traffic else None
+    common["traffic_days"] = traffic.days if traffic else None
     if baseline is None:
         return Plan(**common, baseline=None, visitors_per_arm=None, visitors_needed=None, progress=None,
                     visitors_per_day=per_day, traffic_source=traffic.source if traffic else None,
@@ -158,8 +160,8 @@ def _midnight(moment: datetime) -> datetime:
 
 
 def full_days(started_at: datetime | None, end: datetime) -> tuple[datetime, int]:
-    """The end (a UTC midnight) and the number, at most TRAFFIC_DAYS, of the whole UTC days the experiment ran
-    between `started_at` and `end`: the days its traffic is measured over (0: not a full day yet)."""
+    """The end (a UTC midnight) and the number, at most TRAFFIC_DAYS, of the whole UTC days between `started_at`
+    (the experiment's first assignment) and `end`: the days its traffic is measured over (0: not a full day yet)."""
     last_midnight = _midnight(end)
     if started_at is None:
         return last_midnight, 0
@@ -167,14 +169,16 @@ def full_days(started_at: datetime | None, end: datetime) -> tuple[datetime, int
     return last_midnight, max(0, min(TRAFFIC_DAYS, (last_midnight - first_midnight).days))
 
 
-def traffic(experiment_id: int | None, agent_id: int, started_at: datetime | None, end: datetime,
-            now: datetime) -> Traffic:
-    """Visitors a day: those assigned to the experiment in its last full UTC days (at most 7, once it has run a
-    whole day), else the agent's distinct new visitors (first conversation) a day over its last 28 days."""
+def traffic(experiment_id: int | None, agent_id: int, end: datetime, now: datetime) -> Traffic:
+    """Visitors a day: those assigned to the experiment in its last full UTC days (at most 7, counted from its first
+    assignment, so a resume keeps them, up to `end`), once it has a whole one; else the agent's distinct new visitors
+    (first conversation) a day over its last 28 days, or over the days since its first conversation if it is younger
+    (at least 1 day)."""
     if experiment_id is not None:
-        until, days = full_days(started_at, end)
+        a = ExperimentAssignment
+        first = db.session.scalar(sa.select(sa.func.min(a.assigned_at)).where(a.experiment_id == experiment_id))
+        until, days = full_days(first, end)
         if days:
-            a = ExperimentAssignment
             count = db.session.scalar(sa.select(sa.func.count()).select_from(a).where(
                 a.experiment_id == experiment_id, a.assigned_at >= until - timedelta(days=days),
                 a.assigned_at < until))
@@ -187,4 +191,14 @@ def traffic(experiment_id: int | None, agent_id: int, started_at: datetime | Non
                                   sa.func.min(Conversation.started_at) < now))
                   .subquery())
     new_visitors = db.session.scalar(sa.select(sa.func.count()).select_from(first_seen))
-    return Traffic(new_visitors / HISTORY_DAYS, "agent", HISTORY_DAYS)
+    days = agent_days(agent_id, now)
+    return Traffic(new_visitors / days, "agent", days)
+
+
+def agent_days(agent_id: int, now: datetime) -> float:
+    """The days the agent's traffic is measured over: since its first conversation, from 1 to HISTORY_DAYS (28)."""
+    first = db.session.scalar(sa.select(sa.func.min(Conversation.started_at)).where(
+        Conversation.agent_id == agent_id, Conversation.started_at < now))
+    if first is None:
+        return float(HISTORY_DAYS)
+    return min(float(HISTORY_DAYS), max(1.0, (now - first).total_seconds() / 86400))

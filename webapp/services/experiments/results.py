@@ -24,9 +24,6 @@ from webapp.services.experiments.experiments import experiment_for, typed_weight
 from webapp.services.workspace.agents import agent_for
 from webapp.services.experiments.metrics import (METRICS, VariantTotals, experiment_metrics, feedback_per_visitor,
                                                  feedback_sums, goal_name, metric_meta, set_feedback)
-# Every metric is non-negative, so a relative change cannot fall below −100%; the normal approximation's lower
-# bound can, and is shown clamped there (the exports keep the computed bound).
-LOWEST_LIFT = -1.0
 OUTCOME_FIELDS = ("result", "variant_key", "note", "recorded_at")  # CSV columns outcome_<field>
 
 
@@ -224,7 +221,7 @@ class Results:
     def shown_ci(self, variant: Variant, metric: str) -> tuple[float, float] | None:
         """The confidence interval as the page shows it: the lower bound no lower than −100%."""
         ci = self.metric(variant, metric)["ci"]
-        return (max(ci[0], LOWEST_LIFT), ci[1]) if ci else None
+        return (stats.shown_lift(ci[0]), ci[1]) if ci else None
 
     def ci_scale(self, metric: str) -> float:
         """Half-width of the lift axis the CI bars of a metric share (at least ±5%)."""
@@ -606,7 +603,7 @@ def experiment_plan(experiment: Experiment | None, settings: analysis.Settings, 
     baseline = plans.choose_baseline(metric, meta["kind"], control.stat(metric) if control else None, history,
                                      settings.baseline_rate)
     end = experiment.stopped_at if experiment is not None and experiment.status == "stopped" else now
-    traffic = plans.traffic(experiment.id if experiment is not None else None, agent_id, started, end or now, now)
+    traffic = plans.traffic(experiment.id if experiment is not None else None, agent_id, end or now, now)
     reason = ""
     if baseline is None:
         typed = (" and no baseline rate is typed in the analysis settings" if metric == "lead_capture_rate"

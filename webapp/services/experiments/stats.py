@@ -24,6 +24,9 @@ from scipy.special import ndtr, ndtri
 ALPHA = 0.05
 MIN_UNITS = 30  # fewer visitors than this in an arm: "not enough data"
 SRM_THRESHOLD = 0.001
+# Every metric is non-negative, so a relative change cannot fall below −100%; the normal approximation's lower
+# bound can, and is shown and drawn clamped there (the exports keep the computed bound).
+LOWEST_LIFT = -1.0
 # A variance this small relative to the squared mean is floating-point residue, not variation: the sums of squares
 # cancel to ~1e-16 of the mean² when every unit has the same value (e.g. exactly one visitor message in every
 # conversation), while the smallest real variation of count data is ~1/n of it (1e-8 at 10 million visitors).
@@ -200,6 +203,11 @@ class Comparison:
         """Truthy when p < 0.05; `significant(alpha)` for another level. For `sequential` the p-value (and so the
         verdict) is computed for the comparison's own `alpha`, so read it at that level."""
         return Significance(self.p_value)
+
+
+def shown_lift(value: float) -> float:
+    """A lift or an interval bound as the page shows and draws it: no lower than −100% (LOWEST_LIFT)."""
+    return max(value, LOWEST_LIFT)
 
 
 def enough_data(stat: Stat, min_units: int = MIN_UNITS) -> bool:
