@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from flask import render_template
 
-from webapp.services.experiments import plan as plans
+from tests import factories
+from tests.services.experiments.test_results import build
+from webapp.services.experiments import plan as plans, results
 from webapp.services.workspace import agents
 
 
@@ -28,3 +30,14 @@ def test_the_plans_days_have_thousands_separators(app):
         html = render_template("experiments/_plan.html", plan=a_plan(1006), plan_errors={}, plan_metrics={},
                                experiment=None)
     assert "About <strong>1,006 days</strong> more" in html
+
+
+def test_the_results_progress_line_has_thousands_separators(app, client, auth, world, monkeypatch):
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="running")
+        build(world.agent_id, experiment_id, 40)
+    monkeypatch.setattr(results, "experiment_plan", lambda *args: a_plan(1006))
+    auth.login(world.emails["editor"])
+    html = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results").get_data(as_text=True)
+    progress = html.split('id="plan-progress"')[1].split("</div>")[0]
+    assert "of 1,000,000 visitors per arm</strong>, about 1,006 more days." in progress
