@@ -12,6 +12,7 @@ from webapp.extensions import db
 from webapp.models import Conversation, Experiment, Review, utcnow
 from webapp.services.runtime import service as runtime
 
+from .axe import describe, violations
 from .conftest import login
 
 
@@ -104,5 +105,7 @@ def test_save_without_a_rating_focuses_the_rating_choice(page, world, reviewable
     choice = page.locator("fieldset.rating-choice")
     expect(choice).to_be_focused()
     expect(choice).to_have_attribute("aria-describedby", "rating-error")
+    found = violations(page)  # the marked group is valid ARIA (axe-core)
+    assert found == [], describe(found)
     page.keyboard.press("Tab")  # the next stop is inside the group, on its first choice
     expect(page.locator("input[name=rating][value=good]")).to_be_focused()
