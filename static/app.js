@@ -23,6 +23,17 @@ document.addEventListener("htmx:responseError", function (event) {
 });
 
 // Results charts: each <canvas data-chart="series"> is drawn from the JSON next to it (Chart.js, vendored).
+// The day axis of every chart: its labels level, the ones that do not fit skipped, today's partial day on two lines
+// ("2026-12-02" over "(today, so far)"), so that no label is cut at a phone's width (a rotated long label ran off
+// the canvas); the tooltip keeps the whole label.
+var PARTIAL_SUFFIX = " (today, so far)";
+function dayAxis(labels, few) {
+  return { offset: few, ticks: { maxRotation: 0, autoSkip: true, autoSkipPadding: 12, callback: function (_, index) {
+    var label = labels[index];
+    return label.slice(-PARTIAL_SUFFIX.length) === PARTIAL_SUFFIX ? [label.slice(0, -PARTIAL_SUFFIX.length),
+                                                                     PARTIAL_SUFFIX.trim()] : label;
+  } } };
+}
 var CHART_COLOURS = ["#6b7280", "#4f46e5", "#059669", "#d97706", "#db2777", "#0891b2", "#7c3aed", "#65a30d", "#dc2626", "#0f766e"];
 function drawResultCharts(root) {
   if (typeof Chart === "undefined") { return; }
@@ -34,7 +45,7 @@ function drawResultCharts(root) {
   // Today is still filling (daily.partial_day): its label says so, its point is hollow and the line into it dashed.
   var last = daily.days.length - 1;
   var partial = daily.partial_day && daily.days[last] === daily.partial_day;
-  var labels = daily.days.map(function (day, i) { return partial && i === last ? day + " (today, so far)" : day; });
+  var labels = daily.days.map(function (day, i) { return partial && i === last ? day + PARTIAL_SUFFIX : day; });
   root.querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
     var series = canvas.getAttribute("data-chart");
     if (series === "cumulative_lift") { drawLiftChart(canvas, daily, labels, few); return; }
@@ -60,7 +71,7 @@ function drawResultCharts(root) {
                  plugins: { legend: { position: "bottom" }, tooltip: percent ? { callbacks: { label: function (item) {
                    return item.dataset.label + ": " + (100 * item.parsed.y).toFixed(1) + "%";
                  } } } : {} },
-                 scales: { x: { offset: few }, y: { beginAtZero: true, ticks: percent ? { callback: function (value) {
+                 scales: { x: dayAxis(labels, few), y: { beginAtZero: true, ticks: percent ? { callback: function (value) {
                    return +(100 * value).toFixed(1) + "%";
                  } } : (series === "cumulative_visitors" ? { precision: 0 } : {}) } } }
     });
@@ -94,7 +105,7 @@ function drawLiftChart(canvas, daily, labels, few) {
                             return !data.datasets[item.datasetIndex].interval; } } },
                           tooltip: { callbacks: { label: function (item) {
                             return item.dataset.label + ": " + percentTick(item.parsed.y); } } } },
-               scales: { x: { offset: few },
+               scales: { x: dayAxis(labels, few),
                          y: { ticks: { callback: percentTick },
                               grid: { color: function (ctx) { return ctx.tick.value === 0 ? "#6b7280" : "#e5e7eb"; } } } } }
   });

@@ -59,3 +59,30 @@ def test_the_results_open_with_the_call_and_the_plan(app, page, world, shot):
     shot(page, "2-bayesian-one-off")
     page.set_viewport_size({"width": 390, "height": 844})
     shot(page, "3-phone")
+
+
+def test_typing_quickly_into_the_calculator_logs_no_console_error(app, page, world):
+    """Each pause in typing asks for a new plan while the last is still on its way (the network slowed to make sure):
+    the superseded one gives way without an error in the console, and the plan ends on what was typed last."""
+    console = []
+    page.on("console", lambda message: console.append((message.type, message.text)))
+    page.on("pageerror", lambda error: console.append(("pageerror", str(error))))
+    login(page, "owner@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments/new")
+    plan = page.locator("#plan")
+    expect(plan).to_contain_text("No baseline for the lead capture rate")
+    page.fill("input[name=baseline_rate_percent]", "10")
+    expect(plan.locator("[data-plan=visitors_needed]")).to_be_visible()
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 1200, "downloadThroughput": -1,
+                                                  "uploadThroughput": -1})
+    for field, value in [("mde_percent", "12"), ("power", "0.85"), ("mde_percent", "15"), ("power", "0.9"),
+                         ("mde_percent", "20")]:
+        page.fill(f"input[name={field}]", value)
+        page.wait_for_timeout(500)  # past the 400 ms pause: a request starts while the one before is in flight
+    expect(plan).to_contain_text("±20%", timeout=15_000)
+    expect(plan).to_contain_text("90% power")
+    page.wait_for_load_state("networkidle")
+    errors = [(kind, text) for kind, text in console if kind in ("error", "pageerror")]
+    assert errors == []

@@ -126,3 +126,50 @@ def test_agent_tabs_scroll_within_their_bar(phone, world, ordinary_data, shot):
     tabs.locator("a:text('Overview')").click()
     phone.wait_for_url(f"**/agents/{world.agent_id}")
     shot(phone, "overview")
+
+
+def test_the_outcome_column_wraps_between_words_on_a_laptop(app, browser, live_server, world, shot):
+    """"Shipped Treatment" at 1366 px: the arm's name keeps its letters on one line (it once broke as "Treatme/nt")."""
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="stopped", name="CTA test", kind="cta")
+        experiment = db.session.get(Experiment, experiment_id)
+        experiment.outcome_result, experiment.outcome_variant_key = "shipped", "treatment"
+        for i in range(4):  # the other columns at their widest: long names and times in every row
+            factories.experiment(world.agent_id, status="stopped", name=f"Aria vs Sam: warmer persona {i}")
+        db.session.commit()
+        db.session.remove()
+    context = browser.new_context(base_url=live_server, viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    login(page, "owner@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments")
+    outcome = page.locator(f"#experiment-{experiment_id} .outcome-cell strong")
+    expect(outcome).to_have_text("Shipped Treatment")
+    # Each word's text on one line: a range over a word broken across lines has one client rect per line.
+    lines = outcome.evaluate("""el => el.textContent.split(' ').map((word, i, words) => {
+        const range = document.createRange(), start = words.slice(0, i).join(' ').length + (i ? 1 : 0);
+        range.setStart(el.firstChild, start); range.setEnd(el.firstChild, start + word.length);
+        return range.getClientRects().length; })""")
+    shot(page, "list")
+    fits = page.locator("#experiments").evaluate("t => t.parentElement.scrollWidth <= t.parentElement.clientWidth + 1")
+    context.close()
+    assert lines == [1, 1] and fits
+
+
+def test_the_workspace_activity_reads_on_a_phone(phone, auth, world, ordinary_data, shot):
+    """At 390 px each event is a card (its time, then who, what and the details): nothing hidden sideways."""
+    auth.login(world.emails["owner"])
+    assert auth.post("/w/acme/members", {"email": "newbie@example.com", "role": "editor"}).status_code == 201
+    login(phone, "owner@acme.test")
+    phone.goto("/w/acme/members")
+    table = phone.locator("#workspace-activity .table-scroll")
+    assert table.evaluate("t => t.scrollWidth <= t.clientWidth + 1")
+    row = phone.locator("#workspace-activity tbody tr").first
+    for label in ("Who", "What", "Details"):
+        cell = row.locator(f"td[data-label={label}]")
+        if cell.evaluate("c => c.textContent.trim() !== ''"):
+            expect(cell).to_be_visible()
+            box = cell.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], label
+    phone.locator("#workspace-activity").scroll_into_view_if_needed()
+    shot(phone, "activity")
+    assert_no_horizontal_scroll(phone, tolerance=1)

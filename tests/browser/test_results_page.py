@@ -11,7 +11,7 @@ from webapp.extensions import db
 from webapp.models import Experiment
 from webapp.services.runtime import service as runtime
 
-from .conftest import login
+from .conftest import SCREENSHOTS, login
 from .test_layout import assert_no_horizontal_scroll
 
 WIDTHS = {"laptop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
@@ -208,3 +208,33 @@ def test_the_demo_opens_on_a_decision_sentence_above_the_fold(app, sized_page, s
     page.screenshot(path=str(shot(page, f"demo-{page.width_name}").with_name(f"demo-fold-{page.width_name}.png")))
     box = decision.bounding_box()
     assert box["y"] < page.viewport_size["height"], box  # above the fold, without scrolling
+
+
+def test_no_day_label_of_the_lift_chart_is_cut_off(app, sized_page, world, significant):
+    """Every shown x-axis label, today's "(today, so far)" too, lies inside its canvas at a phone's width and a
+    laptop's (a rotated long last label once ran off the bottom at 390 px)."""
+    page = sized_page
+    with app.app_context():  # a conversation today: the last day is the partial one, with the longest label
+        runtime.record_message(world.workspace_id, world.agent_id,
+                               {"conversation_id": "today", "visitor_id": "new-today", "role": "visitor"})
+        db.session.remove()
+    login(page, "owner@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments/{significant}/results")
+    chart = page.locator("canvas[data-chart=cumulative_lift][data-drawn=true]")
+    expect(chart).to_have_count(1)
+    outside = chart.evaluate("""canvas => {
+        const chart = canvas._chart, scale = chart.scales.x, ctx = chart.ctx, out = [];
+        if (!String(chart.data.labels[chart.data.labels.length - 1]).endsWith("(today, so far)")) { return ["no partial day"]; }
+        scale.getLabelItems().forEach(item => {
+          ctx.save(); ctx.font = item.font.string;
+          const lines = [].concat(item.label), width = Math.max(...lines.map(l => ctx.measureText(l).width));
+          ctx.restore();
+          const [x, y] = item.options.translation, rotated = item.options.rotation !== 0;
+          const left = item.options.textAlign === "left" ? x : item.options.textAlign === "right" ? x - width : x - width / 2;
+          const bottom = y + lines.length * item.font.lineHeight;
+          if (rotated || left < 0 || left + width > chart.width + 1 || bottom > chart.height + 1) {
+            out.push([lines.join(" "), left, left + width, bottom, chart.width, chart.height, rotated]); }
+        });
+        return out; }""")
+    chart.screenshot(path=str(SCREENSHOTS / f"lift-chart-{page.width_name}.png"))
+    assert outside == []

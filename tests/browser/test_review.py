@@ -12,6 +12,7 @@ from webapp.extensions import db
 from webapp.models import Conversation, Experiment, Review, utcnow
 from webapp.services.runtime import service as runtime
 
+from .axe import describe, violations
 from .conftest import login
 
 
@@ -93,3 +94,18 @@ def test_the_conversations_tab_and_a_transcript(app, page, world, shot, reviewab
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Conversation)) == 6
         assert db.session.get(Experiment, reviewable) is not None
         db.session.remove()
+
+
+def test_save_without_a_rating_focuses_the_rating_choice(page, world, reviewable):
+    """The error comes back on the radio group and the focus lands there (as on the experiment form), not on the card."""
+    login(page, "editor@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments/{reviewable}/review")
+    page.click("button:has-text('Save and next')")
+    expect(page.locator("p.error[data-field=rating]")).to_have_text("Choose Good or Bad.")
+    choice = page.locator("fieldset.rating-choice")
+    expect(choice).to_be_focused()
+    expect(choice).to_have_attribute("aria-describedby", "rating-error")
+    found = violations(page)  # the marked group is valid ARIA (axe-core)
+    assert found == [], describe(found)
+    page.keyboard.press("Tab")  # the next stop is inside the group, on its first choice
+    expect(page.locator("input[name=rating][value=good]")).to_be_focused()

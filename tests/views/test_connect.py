@@ -52,8 +52,8 @@ def test_the_last_message_received_shows_once_the_runtime_reports_one(client, au
                               "sent_at": "2026-11-30T10:15:00Z"})
     assert reply.status_code == 201
     text = client.get(f"/agents/{world.agent_id}/connect").get_data(as_text=True)
-    assert re.search(r'id="last-message"><time datetime="2026-11-30T10:15:00\+00:00"[^>]*>2026-11-30 10:15[^<]*</time>( UTC)?, '
-                     r'in conversation <code>first-conv</code> \(1 conversation in all\)', text)
+    assert re.search(r'id="last-message"><time datetime="2026-11-30T10:15:00\+00:00"[^>]*>2026-11-30 10:15[^<]*</time>, '
+                     r'in conversation <bdi><code>first-conv</code></bdi> \(1 conversation in all\)', text)
 
 
 def test_the_api_keys_page_and_the_empty_conversations_tab_link_to_it(client, auth, world):

@@ -410,3 +410,12 @@ def test_a_goal_or_feedback_primary_metric_leads_the_page_its_lift_chart_and_the
         shown = client.get(url)
         assert shown.status_code == 200
         assert re.search(r"[+−-]\d[\d.,]*% " + re.escape(label.lower()) + closing, shown.get_data(as_text=True))
+
+
+def test_the_results_card_shows_the_decision_before_the_review_link(client, auth, world, experiment_id):
+    """SPEC §11: the decision sentences and the plan (the #results slot) open the card; the review link follows."""
+    auth.login("owner@acme.test")
+    html = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}").get_data(as_text=True)
+    card = html.split("<h2>Results</h2>")[1].split('<section class="card" id="variants">')[0]
+    slot_end = card.index("</section>", card.index('id="results"'))
+    assert slot_end < card.index('class="review-link"')

@@ -138,3 +138,8 @@ def test_secondary_metrics_are_never_adjusted_and_bayesian_ignores_the_correctio
 def test_two_arms_are_no_family():
     r = results("fixed", BIG_WIN, correction="holm")
     assert r.metric(r.variants[1], "lead_capture_rate")["p_value_adjusted"] is None
+
+
+def test_the_days_to_go_have_thousands_separators():
+    decision = call(results("sequential", NOTHING, reached=False, days=1006))
+    assert "about 1,006 more days (600 more visitors) to the planned sample" in decision.reason

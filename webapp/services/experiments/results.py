@@ -325,7 +325,7 @@ class Results:
         if plan.days_remaining is None:
             return f"{visitors} to the planned sample (no traffic yet to say how many days)"
         days = plan.days_remaining
-        return f"about {days} more day{'' if days == 1 else 's'} ({visitors}) to the planned sample"
+        return f"about {days:,} more day{'' if days == 1 else 's'} ({visitors}) to the planned sample"
 
     @cached_property
     def decisions(self) -> dict[int, Decision]:
