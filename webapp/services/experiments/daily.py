@@ -160,9 +160,10 @@ def cumulative_lift(variants: list, running_of: dict[int, list[VariantTotals]], 
         lift, low, high = [], [], []
         for c, t in zip(control, running_of[v.id]):
             comparison = stats.compare(c.stat(metric), t.stat(metric), analysis=analysis)
-            for out, value in ((lift, comparison and comparison.lift), (low, comparison and comparison.ci_low),
-                               (high, comparison and comparison.ci_high)):
-                out.append(None if comparison is None else round(stats.shown_lift(value), 6))
+            values = (None, None, None) if comparison is None else (
+                round(stats.shown_lift(x), 6) for x in (comparison.lift, comparison.ci_low, comparison.ci_high))
+            for out, value in zip((lift, low, high), values):
+                out.append(value)
         arms.append({"key": v.key, "name": v.name, "lift": lift, "ci_low": low, "ci_high": high})
     return {"metric": metric, "label": metric_meta(metric)["label"], "engine": analysis.engine, "alpha": analysis.alpha,
             "has_data": any(x is not None for arm in arms for x in arm["lift"]), "variants": arms}
