@@ -15,6 +15,7 @@ from psycopg import errors as pg_errors
 
 from tests import factories
 from tests.conftest import csrf_token
+from tests.databases import own_database
 from tests.servers import ROOT, free_port
 from webapp import create_app, database
 from webapp.config import TestConfig
@@ -169,3 +170,20 @@ def test_the_openapi_document_lists_the_503_of_every_endpoint(client):
     operations = [operation for path in paths.values() for operation in path.values()]
     assert operations and all("503" in operation["responses"] for operation in operations
                               if "401" in operation["responses"])  # every endpoint that reads the database
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("args", COMMANDS[2:], ids=lambda args: args[0])
+def test_a_database_without_tables_asks_for_the_upgrade_in_one_line(engine, args, tmp_path_factory):
+    """Reachable but never migrated: `flask demo` printed a `no such table` traceback."""
+    url, drop = own_database(engine, tmp_path_factory, "unmigrated")
+    try:
+        app = create_app(type("Unmigrated", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": url}))
+        done = app.test_cli_runner().invoke(args=args)
+        with app.app_context():
+            db.engine.dispose()
+    finally:
+        drop()
+    assert (done.exit_code, done.exception.__class__) == (1, SystemExit), done.output
+    assert done.output.startswith(f"Error: the database {database.shown_url(url)} has no tables yet ("), done.output
+    assert done.output.endswith("Run `flask db upgrade` first.\n") and len(done.output.splitlines()) == 1

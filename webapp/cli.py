@@ -350,7 +350,8 @@ def simulate(agent_id: int, visitors: int, days: float, effects: tuple[str, ...]
 
 
 def _database_errors_in_one_line(command: click.Command) -> None:
-    """A database that cannot be reached ends the command with one `Error:` line, not a traceback."""
+    """A database that cannot be reached, or has no tables yet, ends the command with one `Error:` line, not a
+    traceback."""
     if isinstance(command, click.Group):
         for subcommand in command.commands.values():
             _database_errors_in_one_line(subcommand)
@@ -364,9 +365,12 @@ def _database_errors_in_one_line(command: click.Command) -> None:
         try:
             return callback(*args, **kwargs)
         except Exception as error:
+            url = database.shown_url(current_app.config["SQLALCHEMY_DATABASE_URI"])
+            if database.unmigrated(error):
+                raise click.ClickException(f"the database {url} has no tables yet ({database.describe(error)}). "
+                                           "Run `flask db upgrade` first.") from None
             if not database.unreachable(error):
                 raise
-            url = database.shown_url(current_app.config["SQLALCHEMY_DATABASE_URI"])
             raise click.ClickException(f"the database cannot be reached ({database.describe(error)}). Check "
                                        f"DATABASE_URL ({url}), and that the database is up and reachable.") from None
 

@@ -42,6 +42,15 @@ def unreachable(error: BaseException | None) -> bool:
     return False
 
 
+def unmigrated(error: BaseException | None) -> bool:
+    """True when `error` says a table is missing: the database is reachable but `flask db upgrade` has not run."""
+    if isinstance(error, sa.exc.DBAPIError):
+        error = error.orig
+    if isinstance(error, psycopg.errors.UndefinedTable):
+        return True
+    return isinstance(error, sqlite3.OperationalError) and str(error).startswith("no such table")
+
+
 def describe(error: BaseException) -> str:
     """The driver's first line about a database error (it names host and port, never a password)."""
     if isinstance(error, sa.exc.DBAPIError) and error.orig is not None:

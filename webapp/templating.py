@@ -1,5 +1,5 @@
 """Jinja helpers every template may use: `json_value`, `can(action)`, `user_workspaces()`, `is_agent_persona`,
-`outcome_label`."""
+`outcome_label`, and the `thousands` filter."""
 from __future__ import annotations
 
 import json
@@ -18,11 +18,17 @@ def json_value(value, indent: int | None = None) -> str:
     return json.dumps(value, ensure_ascii=False, indent=indent, separators=separators, default=str)
 
 
+def thousands(value) -> str:
+    """A count with thousands separators, as every count on a page is written: 12,345."""
+    return "{:,}".format(value)
+
+
 def register_template_helpers(app: Flask) -> None:
     from webapp import authz
     from webapp.services.experiments import outcomes
 
     app.add_template_filter(json_value)
+    app.add_template_filter(thousands)
     app.add_template_global(outcomes.is_agent_persona, "is_agent_persona")
     app.add_template_global(outcomes.label, "outcome_label")
 
