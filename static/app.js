@@ -377,13 +377,50 @@ document.addEventListener("click", function (event) {
   navigator.clipboard.writeText(source.textContent.trim()).then(function () { say("Copied."); }, select);
 });
 
-// A form with data-confirm asks first, and the workspace switcher (select[data-navigate]) goes to the chosen page:
-// here rather than in onsubmit/onchange attributes, which the Content-Security-Policy (script-src 'self') refuses.
+// A form with data-confirm asks first, in the page (as Stop, Delete and Promote do, never the browser's
+// confirm()): the form gives way to its question in a role=alertdialog box, with the form's own button to go on and
+// Cancel (or Escape) to bring the form back. Here rather than in onsubmit attributes, which the Content-Security-Policy refuses.
+var confirmations = 0;
 document.addEventListener("submit", function (event) {
   var form = event.target;
   var question = form.getAttribute ? form.getAttribute("data-confirm") : null;
-  if (question && !window.confirm(question)) { event.preventDefault(); }
+  if (!question) { return; }
+  if (form.getAttribute("data-confirmed") === "true") { form.removeAttribute("data-confirmed"); return; }
+  event.preventDefault();
+  var open = form.nextElementSibling;
+  var submit = form.querySelector("button[type=submit], button:not([type])");
+  var box = document.createElement("div");
+  var text = document.createElement("p");
+  var go = document.createElement("button");
+  var cancel = document.createElement("button");
+  confirmations += 1;
+  box.className = "confirm inline-confirm";
+  box.setAttribute("role", "alertdialog");
+  text.id = "inline-confirm-" + confirmations;
+  box.setAttribute("aria-labelledby", text.id);
+  text.textContent = question;
+  go.type = cancel.type = "button";
+  go.className = submit ? submit.className : "";
+  go.textContent = submit ? submit.textContent.trim() : "Confirm";
+  cancel.textContent = "Cancel";
+  function close() { box.remove(); form.hidden = false; if (submit) { submit.focus(); } }
+  go.addEventListener("click", function () {
+    form.setAttribute("data-confirmed", "true");
+    go.disabled = cancel.disabled = true;
+    if (form.requestSubmit) { form.requestSubmit(); } else { form.submit(); }
+  });
+  cancel.addEventListener("click", close);
+  box.addEventListener("keydown", function (key) { if (key.key === "Escape") { close(); } });
+  box.appendChild(text);
+  box.appendChild(go);
+  box.appendChild(document.createTextNode(" "));
+  box.appendChild(cancel);
+  form.insertAdjacentElement("afterend", box);
+  form.hidden = true;
+  go.focus();
 });
+
+// The workspace switcher (select[data-navigate]) goes to the chosen page.
 document.addEventListener("change", function (event) {
   var select = event.target;
   if (select.matches && select.matches("select[data-navigate]") && select.value) { window.location = select.value; }

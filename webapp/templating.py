@@ -1,5 +1,5 @@
 """Jinja helpers every template may use: `json_value`, `can(action)`, `user_workspaces()`, `is_agent_persona`,
-`outcome_label`, and the `thousands` filter."""
+`outcome_label`, and the `thousands` and `isolated` filters."""
 from __future__ import annotations
 
 import json
@@ -23,12 +23,20 @@ def thousands(value) -> str:
     return "{:,}".format(value)
 
 
+def isolated(value) -> str:
+    """A runtime id where <bdi> cannot go (a page's <title>): between Unicode's FIRST STRONG ISOLATE and POP
+    DIRECTIONAL ISOLATE, so an id in a right-to-left script, or with bidi controls of its own, cannot reorder the
+    words around it."""
+    return f"\u2068{value}\u2069"
+
+
 def register_template_helpers(app: Flask) -> None:
     from webapp import authz
     from webapp.services.experiments import outcomes
 
     app.add_template_filter(json_value)
     app.add_template_filter(thousands)
+    app.add_template_filter(isolated)
     app.add_template_global(outcomes.is_agent_persona, "is_agent_persona")
     app.add_template_global(outcomes.label, "outcome_label")
 

@@ -29,21 +29,35 @@ def test_pages_run_under_the_content_security_policy(app, page, world, shot):
     expect(page.locator("#new-key")).to_be_visible()
     page.goto("/w/acme/api-keys")
     widget = page.locator("#api-keys-component tr", has_text="widget")
-    questions = []
-    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    widget.locator("button:has-text('Revoke')").click()  # asks in the page, not with the browser's confirm()
+    question = widget.locator("[role=alertdialog]")
+    expect(question).to_contain_text("Revoke this key? Runtimes using it will get 401.")
+    expect(question.locator("button:has-text('Revoke')")).to_be_focused()
+    expect(widget.locator("form")).to_be_hidden()  # the question takes the form's place
+    shot(page, "revoke-confirm")
+    question.locator("button:has-text('Cancel')").click()
+    expect(question).to_have_count(0)
+    expect(widget.locator("button:has-text('Revoke')")).to_be_focused()
+    expect(widget.locator(".badge-running")).to_have_text("active")  # cancelled: nothing revoked
     widget.locator("button:has-text('Revoke')").click()
-    expect(widget.locator(".badge-running")).to_have_text("active")  # dismissed: nothing revoked
-    assert questions == ["Revoke this key? Runtimes using it will get 401."]
-    page.once("dialog", lambda dialog: dialog.accept())
-    widget.locator("button:has-text('Revoke')").click()
+    question.locator("button:has-text('Revoke')").click()
     expect(widget.locator(".badge-stopped")).to_have_text("revoked")
 
     page.goto("/w/acme/members")
-    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
     editor = page.locator("tr:has(button:has-text('Remove'))", has_text="editor@acme.test")
     editor.locator("button:has-text('Remove')").click()
-    expect(editor).to_have_count(1)  # dismissed: still a member
-    assert questions[-1] == "Remove editor@acme.test from this workspace?"
+    question = editor.locator("[role=alertdialog]")
+    expect(question).to_contain_text("Remove editor@acme.test from this workspace?")
+    page.keyboard.press("Escape")
+    expect(question).to_have_count(0)
+    expect(editor).to_have_count(1)  # cancelled: still a member
+    editor.locator("button:has-text('Remove')").click()
+    question.locator("button:has-text('Remove')").click()
+    expect(page.locator("#flashes")).to_contain_text("Member removed.")
+    expect(editor).to_have_count(0)
+    assert dialogs == []
 
     page.select_option("select[aria-label='Switch workspace']", label="Other (editor)")
     page.wait_for_url("**/w/other/agents")

@@ -57,6 +57,7 @@ def test_every_role_reads_the_transcript(client, auth, world, chat, role):
     roles = re.findall(r'<span class="message-role">(\w+)</span>', html)
     assert roles == ["Visitor", "Agent", "Visitor"]
     assert "<bdi><code>c-1</code></bdi>" in html and "<bdi><code>v-1</code></bdi>" in html
+    assert "<title>Conversation \u2068c-1\u2069 · " in html  # isolated where <bdi> cannot go
     assert '<time datetime="2026-11-20T09:00:00+00:00"' in html and '<time datetime="2026-11-20T09:00:30+00:00"' in html
     stamp = html[html.index('id="transcript-stamp"'):html.index('id="transcript-persona"')]
     variant_name = chat["variant"]["name"]
