@@ -152,6 +152,15 @@ def test_an_existing_account_logs_in_as_the_invited_email_to_accept(app, client,
         assert authz.role_in(world.outsider_id, world.workspace_id).name == "editor"
 
 
+def test_the_link_is_shown_once_and_the_members_page_never_shows_it_again(app, client, auth, world):
+    auth.login(world.emails["owner"])
+    link, token = link_of(invite(auth, "new@acme.test"))
+    page = client.get("/w/acme/members").get_data(as_text=True)
+    assert "new@acme.test" in page  # in the pending list
+    assert token not in page and 'id="invitation-link"' not in page and 'id="new-invitation"' not in page
+    assert token not in repr(everything(app))  # only its hash is kept: it cannot be shown again
+
+
 def test_the_link_works_once(app, client, auth, world):
     auth.login(world.emails["owner"])
     url, _ = link_of(invite(auth, "once@example.test"))

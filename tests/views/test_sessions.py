@@ -89,11 +89,26 @@ def test_a_password_change_ends_the_other_logins_and_keeps_this_one(app, world):
     assert answer.status_code == 302 and answer.headers["Location"] == "/account"
     page = here.get("/account").get_data(as_text=True)
     assert "Password changed. 1 other session logged out." in page
-    assert logged_in(here)
-    assert logged_in(copied)  # a copy of THIS session's cookie is this session: log out ends it (above)
+    assert logged_in(here)  # under a new login: the change ended this one too
+    assert not logged_in(copied)  # so a copy of this browser's cookie, taken before the change, is refused
     assert not logged_in(elsewhere) and not logged_in(remembered)
-    assert len(records(app)) == 1
+    [record] = records(app)
+    assert record.remember is False
     assert AuthActions(app.test_client()).login("owner@acme.test", NEW_PASSWORD).status_code == 302
+
+
+def test_a_kept_logged_in_browser_that_changes_the_password_stays_kept_and_its_old_cookies_are_refused(app, world):
+    client = login(app, "owner@acme.test", remember=True)
+    copied, remembered = copy_of(app, client), copy_of(app, client, "remember_token")
+    old_cookie = client.get_cookie("remember_token").value
+    answer = AuthActions(client).post("/account/password", {
+        "current_password": factories.PASSWORD, "new_password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    assert answer.status_code == 302
+    assert not logged_in(copied) and not logged_in(remembered)
+    assert logged_in(client) and client.get_cookie("remember_token").value != old_cookie
+    assert logged_in(copy_of(app, client, "remember_token"))  # the new remember-me cookie logs this browser in
+    [record] = records(app)
+    assert record.remember is True
 
 
 def test_a_password_reset_by_the_cli_ends_every_login(app, runner, world):

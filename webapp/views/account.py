@@ -9,6 +9,7 @@ from wtforms import PasswordField
 from webapp.services.workspace import login_throttle, password_change, sessions as user_sessions
 from webapp.services.errors import ValidationError
 from webapp.views import render
+from webapp.views.auth import start_session
 from webapp.views.workspace import apply_errors
 
 bp = Blueprint("account", __name__)
@@ -36,8 +37,9 @@ def index():
 def change_password():
     form = PasswordForm()
     try:
-        ended = password_change.change_password(current_user.id, form.current_password.data, form.new_password.data,
-                                                form.confirm.data, current_user.session_token, request.remote_addr)
+        changed = password_change.change_password(current_user.id, form.current_password.data,
+                                                  form.new_password.data, form.confirm.data,
+                                                  current_user.session_token, request.remote_addr)
     except login_throttle.Throttled as throttled:
         form.current_password.errors = [throttled.message]
         response = _page(form, 429)
@@ -46,6 +48,10 @@ def change_password():
     except ValidationError as error:
         apply_errors(form, error)
         return _page(form, 422)
+    # Every login ended, this one too: this browser goes on under a new login (kept logged in if it was), so a copy
+    # of its cookies taken before the change is refused like the others'.
+    start_session(current_user._get_current_object(), remember=changed.remember)
+    ended = changed.others_ended
     flash("Password changed." + (f" {_logged_out(ended)}" if ended else ""), "success")
     return redirect(url_for("account.index"))
 

@@ -2,16 +2,24 @@
 new one that passes the policy."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from webapp.extensions import db
 from webapp.models import User
 from webapp.services.errors import NotFound, ValidationError
 from webapp.services.workspace import login_throttle, passwords, sessions
 
 
+class Changed(NamedTuple):
+    others_ended: int  # the account's other logins, ended
+    remember: bool  # whether the login that made the change was kept logged in (its successor is too)
+
+
 def change_password(user_id: int, current_password: str, new_password: str, confirm: str,
-                    keep_token: str | None, address: str | None) -> int:
-    """Set the user's new password; every other login of the account ends (that of `keep_token` stays); returns
-    how many ended.
+                    this_token: str | None, address: str | None) -> Changed:
+    """Set the user's new password and end every login of the account, that of `this_token` (the login making the
+    change) included: the caller starts a new login for this browser (views.auth.start_session), so a copy of
+    this login's cookies taken before the change stops working too, as those of the others do.
 
     The current password is required. It is checked as a login would be (login_throttle.check_password, from the
     client's `address`): a wrong one counts as a failed login of the account's email, and while that email or the
@@ -33,6 +41,8 @@ def change_password(user_id: int, current_password: str, new_password: str, conf
     if errors:
         raise ValidationError(errors)
     user.set_password(new_password)
-    ended = sessions.end_others(user.id, keep_token, commit=False)
+    remember = sessions.remembered(this_token)
+    others_ended = sessions.end_others(user.id, this_token, commit=False)
+    sessions.end(this_token, commit=False)
     db.session.commit()
-    return ended
+    return Changed(others_ended, remember)

@@ -2,7 +2,7 @@
 
 The signed session cookie and the remember-me cookie carry the login's random token (flask-login stores what
 User.get_id() returns); only its SHA-256 is stored. A request whose token has no row is anonymous: logging out,
-"log out other sessions" and a password change delete rows, and copies of their cookies stop working at once."""
+"log out other sessions" and a password change (which gives the browser that made it a new login) delete rows, and copies of their cookies stop working at once."""
 from __future__ import annotations
 
 import secrets
@@ -56,11 +56,19 @@ def user_for(token: str | None) -> User | None:
     return user
 
 
-def end(token: str | None) -> None:
-    """End one login (logging out). Commits."""
+def end(token: str | None, commit: bool = True) -> None:
+    """End one login (logging out)."""
     if token:
         db.session.execute(sa.delete(UserSession).where(UserSession.token_hash == hash_token(token)))
-        db.session.commit()
+        if commit:
+            db.session.commit()
+
+
+def remembered(token: str | None) -> bool:
+    """Whether the login of `token` was kept logged in ("Keep me logged in")."""
+    if not token:
+        return False
+    return bool(db.session.scalar(sa.select(UserSession.remember).where(UserSession.token_hash == hash_token(token))))
 
 
 def end_others(user_id: int, keep_token: str | None, commit: bool = True) -> int:
