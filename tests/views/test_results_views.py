@@ -382,7 +382,8 @@ def test_reviews_and_reviewers_per_arm_on_the_page_and_in_both_exports(app, clie
     html = client.get(base, headers={"HX-Request": "true"}).get_data(as_text=True)
     section = html[html.index('id="blinded-review-results"'):].split("</section>")[0]
     assert "5 reviews by 3 reviewers" in section
-    row = r'<tr data-variant="(\w+)">\s*<td class="wrap">[^<]*</td>\s*<td class="num">(\d+)</td><td class="num">(\d+)</td>'
+    row = (r'<tr data-variant="(\w+)">\s*<td class="wrap">[^<]*</td>\s*'
+           r'<td class="num">(\d+)</td><td class="num">(\d+)</td>')  # Reviews, Reviewers
     shown = {key: (reviews, reviewers) for key, reviews, reviewers in re.findall(row, section)}
     assert shown == {"control": ("3", "2"), "treatment": ("2", "1")}
     body = client.get(base + ".json").get_json()
@@ -392,7 +393,8 @@ def test_reviews_and_reviewers_per_arm_on_the_page_and_in_both_exports(app, clie
     rows = list(csv.DictReader(io.StringIO(client.get(base + ".csv").get_data(as_text=True))))
     review = {r["variant_key"]: (r["unit"], r["units"], r["numerator"], r["denominator"], r["reviewers"], r["visitors"])
               for r in rows if r["metric"] == "review_good_rate"}
-    assert review == {"control": ("review", "3", "2", "3", "2", "20"), "treatment": ("review", "2", "1", "2", "1", "20")}
+    assert review == {"control": ("review", "3", "2", "3", "2", "20"),
+                      "treatment": ("review", "2", "1", "2", "1", "20")}
     assert {r["reviewers"] for r in rows if r["metric"] != "review_good_rate"} == {""}
     assert {r["unit"] for r in rows if r["metric"] != "review_good_rate"} == {"visitor"}
 
