@@ -342,8 +342,10 @@ class Message(db.Model):
         sa.UniqueConstraint("conversation_id", "client_message_id"),
         sa.CheckConstraint(_in("role", MESSAGE_ROLES), name="role"),
     )
-    # No other index: messages are written on every runtime call and read only by (conversation_id,
-    # client_message_id) — the unique key's index, whose conversation_id prefix also serves the cascade.
+    # No other index: messages are written on every runtime call and found by (conversation_id,
+    # client_message_id) — the unique key's index, whose conversation_id prefix also serves the cascade and the
+    # transcript and review pages (which sort one conversation's messages by sent_at: a (conversation_id, sent_at,
+    # id) index was measured and left out, benchmarks/README.md "Transcripts of very long conversations").
     # Results read the conversations' counters, never messages.
 
     id: Mapped[int] = mapped_column(primary_key=True)

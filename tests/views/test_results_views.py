@@ -362,6 +362,43 @@ def test_the_results_page_shows_feedback_the_blinded_review_and_links_each_arm(a
     assert link in html
 
 
+def test_reviews_and_reviewers_per_arm_on_the_page_and_in_both_exports(app, client, auth, world):
+    """Two reviewers on the control (three reviews), one on the treatment: the Blinded review table's Reviews and
+    Reviewers columns, JSON `variants[].reviews` / `reviewers` and `review`, and the CSV's review rows say so."""
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="running")
+        experiment, _ = traffic(world, experiment_id, visitors=40, seed=2)
+        for variant, reviewers in zip(experiment.variants, ([world.editor_id, world.owner_id], [world.admin_id])):
+            first, second = db.session.scalars(sa.select(Conversation).where(Conversation.variant_id == variant.id)
+                                               .order_by(Conversation.id).limit(2))
+            for reviewer, conversation, rating in [(reviewers[0], first, "good"), (reviewers[-1], second, "bad"),
+                                                   *([(reviewers[1], first, "good")] if len(reviewers) > 1 else [])]:
+                db.session.add(Review(conversation_id=conversation.id, reviewer_id=reviewer, rating=rating, note="",
+                                      experiment_id=experiment_id, variant_id=variant.id, variant_key=variant.key))
+        db.session.commit()
+        db.session.remove()
+    auth.login(world.emails["editor"])
+    base = f"/agents/{world.agent_id}/experiments/{experiment_id}/results"
+    html = client.get(base, headers={"HX-Request": "true"}).get_data(as_text=True)
+    section = html[html.index('id="blinded-review-results"'):].split("</section>")[0]
+    assert "5 reviews by 3 reviewers" in section
+    row = (r'<tr data-variant="(\w+)">\s*<td class="wrap">[^<]*</td>\s*'
+           r'<td class="num">(\d+)</td><td class="num">(\d+)</td>')  # Reviews, Reviewers
+    shown = {key: (reviews, reviewers) for key, reviews, reviewers in re.findall(row, section)}
+    assert shown == {"control": ("3", "2"), "treatment": ("2", "1")}
+    body = client.get(base + ".json").get_json()
+    assert body["review"] == {"reviews": 5, "reviewers": 3}
+    assert [(v["key"], v["reviews"], v["reviews_good"], v["reviewers"]) for v in body["variants"]] == [
+        ("control", 3, 2, 2), ("treatment", 2, 1, 1)]
+    rows = list(csv.DictReader(io.StringIO(client.get(base + ".csv").get_data(as_text=True))))
+    review = {r["variant_key"]: (r["unit"], r["units"], r["numerator"], r["denominator"], r["reviewers"], r["visitors"])
+              for r in rows if r["metric"] == "review_good_rate"}
+    assert review == {"control": ("review", "3", "2", "3", "2", "20"),
+                      "treatment": ("review", "2", "1", "2", "1", "20")}
+    assert {r["reviewers"] for r in rows if r["metric"] != "review_good_rate"} == {""}
+    assert {r["unit"] for r in rows if r["metric"] != "review_good_rate"} == {"visitor"}
+
+
 def test_goals_section_lists_each_goal_with_its_counts(app, client, auth, world, experiment_id):
     from tests.services.experiments.test_goals import add_events
 

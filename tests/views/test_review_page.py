@@ -49,20 +49,47 @@ def url(world, experiment_id):
     return f"/agents/{world.agent_id}/experiments/{experiment_id}/review"
 
 
+def assert_blinded(html):
+    """The transcript shown, masked, and nothing that names its arm: no variant key or name, persona, tone,
+    system prompt, weight (37/63) or share."""
+    assert "Hi, I&#39;m Assistant! Assistant is glad to help. Assistant says hi too." in html
+    lowered = html.lower()
+    for secret in KEYS + NAMES + PERSONAS + ["tone-quillon", "tone-basilio"]:
+        assert secret.lower() not in lowered, secret
+    assert "the assistant of" not in html and not re.search(r"\b(37|63)(\.0)?\s?%", html)
+    assert 'value="37"' not in html and 'value="63"' not in html
+
+
 def test_the_page_names_no_variant_key_name_or_persona(client, auth, world, blinded):
     auth.login(world.emails["editor"])
     for _ in range(4):  # a few draws, from both arms
         response = client.get(url(world, blinded))
         assert response.status_code == 200
         html = response.get_data(as_text=True)
-        assert "Hi, I&#39;m Assistant! Assistant is glad to help. Assistant says hi too." in html
-        lowered = html.lower()
-        for secret in KEYS + NAMES + PERSONAS + ["tone-quillon", "tone-basilio"]:
-            assert secret.lower() not in lowered, secret
-        # Nor the system prompt, the weights (37/63) or their shares.
-        assert "the assistant of" not in html and not re.search(r"\b(37|63)(\.0)?\s?%", html)
-        assert 'value="37"' not in html and 'value="63"' not in html
+        assert_blinded(html)
         assert "You have rated 0 conversations" in html
+
+
+def test_the_next_card_and_the_422_card_name_no_variant_key_name_or_persona(client, auth, world, blinded):
+    """The HTMX answers of the POST carry a transcript too: the next card after each rating (until every
+    conversation has been rated, so both arms' are seen) and the card a bad rating comes back with."""
+    auth.login(world.emails["editor"])
+    conversation_id = re.search(r'name="conversation_id" value="(\d+)"',
+                                client.get(url(world, blinded)).get_data(as_text=True)).group(1)
+    for rated in range(1, 6):  # six conversations: five answers leave one card to draw
+        bad = auth.post(url(world, blinded), {"conversation_id": conversation_id, "rating": "great"},
+                        headers={"HX-Request": "true"})
+        assert bad.status_code == 422 and 'data-field="rating"' in bad.get_data(as_text=True)
+        assert_blinded(bad.get_data(as_text=True))
+        response = auth.post(url(world, blinded), {"conversation_id": conversation_id, "rating": "good"},
+                             headers={"HX-Request": "true"})
+        card = response.get_data(as_text=True)
+        assert response.status_code == 200 and f"You have rated {rated} conversation" in card
+        assert_blinded(card)
+        conversation_id = re.search(r'name="conversation_id" value="(\d+)"', card).group(1)
+    full = auth.post(url(world, blinded), {"conversation_id": conversation_id, "rating": ""})  # a whole page
+    assert full.status_code == 422
+    assert_blinded(full.get_data(as_text=True))
 
 
 @pytest.mark.parametrize("role", ["owner", "admin", "editor"])

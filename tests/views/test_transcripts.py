@@ -117,6 +117,24 @@ def test_long_conversations_are_paged_500_messages_a_page(app, client, auth, wor
     assert "<bdi>m1199</bdi>" in last and "<bdi>m1199</bdi>" not in first
 
 
+def test_the_facts_say_when_it_started_and_its_last_message(app, client, auth, world):
+    """Started is the earliest message and Last message the latest, by sent_at, whatever order they arrived in
+    (a late message sent before the others moves Started back)."""
+    with app.app_context():
+        send(world, "c-facts", "v-facts", text="second", at=T0 + timedelta(minutes=10))
+        send(world, "c-facts", "v-facts", role="agent", text="first, delivered late", at=T0)
+        send(world, "c-facts", "v-facts", text="last", at=T0 + timedelta(hours=2, minutes=5))
+        conversation_id = db.session.scalar(sa.select(Conversation.id).where(Conversation.external_id == "c-facts"))
+        db.session.remove()
+    auth.login(world.emails["editor"])
+    html = client.get(url(world, conversation_id)).get_data(as_text=True)
+    facts = html[html.index('id="transcript-facts"'):html.index("</dl>")]
+    fact = r'<dt>(Started|Last message)</dt><dd><time datetime="([^"]+)"[^>]*>([^<]+)</time></dd>'
+    shown = {term: (iso, text) for term, iso, text in re.findall(fact, facts)}
+    assert shown == {"Started": ("2026-11-20T09:00:00+00:00", "2026-11-20 09:00 UTC"),
+                     "Last message": ("2026-11-20T11:05:00+00:00", "2026-11-20 11:05 UTC")}
+
+
 def tab(client, world, query=""):
     response = client.get(f"/agents/{world.agent_id}/conversations{query}")
     assert response.status_code == 200, response.get_data(as_text=True)[:500]

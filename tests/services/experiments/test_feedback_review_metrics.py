@@ -190,3 +190,45 @@ def test_review_good_rate_is_compared_with_the_experiments_engine(ctx, world, en
     got = out.metric(treatment, "review_good_rate")
     assert got["ci"] == pytest.approx([expected.ci_low, expected.ci_high])
     assert got["chance_to_win"] == (pytest.approx(expected.chance_to_win) if engine == "bayesian" else None)
+
+
+def test_the_csv_says_each_metrics_unit_and_counts_and_the_reviews_and_reviewers(ctx, world):
+    """`visitors` stays the arm's visitors on every row; `unit`/`units` say what the statistics count (the review
+    on review_good_rate's rows), `numerator`/`denominator` the counts of the value, `reviewers` the arm's distinct
+    reviewers on the review rows only (issue 15: the rate with the counts of reviews and reviewers)."""
+    experiment_id = factories.experiment(world.agent_id, status="running")
+    experiment, per_visitor = traffic(world, experiment_id, visitors=60, seed=4)
+    control, treatment = experiment.variants
+    conversations = {v.id: list(db.session.scalars(sa.select(Conversation).where(Conversation.variant_id == v.id)
+                                                   .order_by(Conversation.id))) for v in experiment.variants}
+    reviews = [(control, 0, world.owner_id, "good"), (control, 0, world.editor_id, "bad"),
+               (control, 1, world.editor_id, "good"), (treatment, 0, world.admin_id, "good")]
+    for variant, i, reviewer, rating in reviews:
+        c = conversations[variant.id][i]
+        db.session.add(Review(conversation_id=c.id, reviewer_id=reviewer, experiment_id=experiment_id,
+                              variant_id=variant.id, variant_key=variant.key, rating=rating, note=""))
+    db.session.commit()
+    computed = results.compute(experiment)
+    header, *rows = computed.csv_rows()
+    assert header[:22] == results.Results.CSV_HEADER[:22]  # the earlier columns keep their places
+    assert header[-9:-4] == ["unit", "units", "numerator", "denominator", "reviewers"]  # before the outcome's
+    cells = {(r["variant_key"], r["metric"]): r for r in (dict(zip(header, row)) for row in rows)}
+    for variant in (control, treatment):
+        visitors = len(per_visitor[variant.id])
+        review = cells[(variant.key, "review_good_rate")]
+        assert review["visitors"] == visitors == 30
+        expected = (3, 2, 3, 2) if variant is control else (1, 1, 1, 1)  # reviews, good, reviews, reviewers
+        assert (review["unit"], review["units"], review["numerator"], review["denominator"],
+                review["reviewers"]) == ("review", *expected)
+        assert review["value"] == pytest.approx(expected[1] / expected[0])
+        feedback = cells[(variant.key, "positive_feedback_rate")]
+        up, rated = sum(u for u, _ in per_visitor[variant.id]), sum(r for _, r in per_visitor[variant.id])
+        assert (feedback["unit"], feedback["units"], feedback["numerator"], feedback["denominator"],
+                feedback["reviewers"]) == ("visitor", visitors, up, rated, None)
+        assert feedback["value"] == pytest.approx(up / rated)
+        lead = cells[(variant.key, "lead_capture_rate")]
+        assert (lead["units"], lead["numerator"], lead["denominator"]) == (visitors, 0, visitors)
+        messages = cells[(variant.key, "messages_per_conversation")]
+        total = len(conversations[variant.id])  # one visitor message each
+        assert (messages["units"], messages["numerator"], messages["denominator"]) == (visitors, total, total)
+        assert cells[(variant.key, "session_length")]["numerator"] == pytest.approx(10.0 * total)

@@ -152,15 +152,22 @@ class VariantTotals:
             return stats.ProportionStat(self.reviews, self.reviews_good)
         return stats.ProportionStat(self.n, self.converted)
 
-    def value(self, metric: str) -> float | None:
+    def counts(self, metric: str) -> tuple[float, int]:
+        """The metric's value as two counts, (numerator, denominator): visitors with a lead (or the goal's event) /
+        visitors, conversations rated up / conversations rated, reviews rated good / reviews, visitor messages (or
+        session seconds) / conversations."""
         if metric == "lead_capture_rate" or goal_name(metric):
-            return self.reached(metric) / self.n if self.n else None
+            return self.reached(metric), self.n
         if metric == "positive_feedback_rate":
-            return self.feedback_up / self.feedback_rated if self.feedback_rated else None
+            return int(self.feedback_up), int(self.feedback_rated)
         if metric == "review_good_rate":
-            return self.reviews_good / self.reviews if self.reviews else None
-        denominator = self.conversations
-        numerator = self.messages if metric == "messages_per_conversation" else self.seconds
+            return self.reviews_good, self.reviews
+        if metric == "messages_per_conversation":
+            return int(self.messages), int(self.conversations)
+        return self.seconds, int(self.conversations)
+
+    def value(self, metric: str) -> float | None:
+        numerator, denominator = self.counts(metric)
         return numerator / denominator if denominator else None
 
 

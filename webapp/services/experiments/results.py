@@ -373,22 +373,29 @@ class Results:
 
     CSV_HEADER = ["experiment_id", "variant_key", "variant_name", "is_control", "visitors", "metric", "value",
                   "lift", "ci_low", "ci_high", "p_value", "reason", "engine", "alpha", "alternative", "is_primary",
-                  "p_value_adjusted", "chance_to_win", "risk_control", "risk_variant", "decision", "decision_reason"]
+                  "p_value_adjusted", "chance_to_win", "risk_control", "risk_variant", "decision", "decision_reason",
+                  "unit", "units", "numerator", "denominator", "reviewers"]
 
     def csv_rows(self) -> list[list[Any]]:
-        """One row per variant × metric; the decision on the primary metric's rows of the treatment arms."""
+        """One row per variant × metric; the decision on the primary metric's rows of the treatment arms. `visitors`
+        is the arm's visitors on every row; `unit` and `units` say what the metric's statistics count (visitors, or
+        reviews for the blinded review) and how many, `numerator` / `denominator` the counts of its value, and
+        `reviewers` the arm's distinct reviewers on the blinded review's rows (empty elsewhere)."""
         rows = [list(self.CSV_HEADER)]
         decisions = self.decisions
         for v in self.variants:
+            totals = self.totals[v.id]
             for m in self.metrics:
                 r = self.metric(v, m)
                 ci, risk = r["ci"] or [None, None], r["risk"] or [None, None]
                 decision = decisions.get(v.id) if m == self.primary_metric else None
-                rows.append([self.experiment.id, v.key, v.name, v.position == 0, self.totals[v.id].n, m,
+                unit = self.metrics[m].get("unit_name", "visitor")
+                rows.append([self.experiment.id, v.key, v.name, v.position == 0, totals.n, m,
                              r["value"], r["lift"], ci[0], ci[1], r["p_value"], r["reason"], self.engine, self.alpha,
                              self.alternative, m == self.primary_metric, r["p_value_adjusted"], r["chance_to_win"],
                              risk[0], risk[1], decision.call if decision else None,
-                             decision.reason if decision else None])
+                             decision.reason if decision else None,
+                             unit, totals.stat(m).n, *totals.counts(m), totals.reviewers if unit == "review" else None])
         # The experiment's outcome (SPEC §10.7), the same on every row: the last columns.
         outcome = outcomes.as_json(self.experiment) or {}
         rows[0] += [f"outcome_{k}" for k in OUTCOME_FIELDS]
