@@ -114,6 +114,7 @@ def test_the_connect_page_renders_its_api_reference_under_the_csp(app, page, wor
     page.locator("#api-reference .opblock-summary", has_text="/agents/{agent_id}/events").click()
     expect(page.locator("#api-reference .opblock-body").first).to_be_visible()
     shot(page, "connect")
+    page.locator("#post-feedback").screenshot(path=str(SCREENSHOTS / "connect-feedback.png"))
     page.locator("#openapi").scroll_into_view_if_needed()
     page.screenshot(path=str(SCREENSHOTS / "connect-reference.png"))
     page.set_viewport_size({"width": 390, "height": 844})
