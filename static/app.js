@@ -236,7 +236,7 @@ document.addEventListener("input", function (event) {
     fitSliders(rows, experimentWeights(rows));
   } else if (target.matches("[data-persona-name], [data-persona-tone]")) {
     personaToConfig(row);
-  } else if (target.matches("input[data-config-field]")) {
+  } else if (target.matches("input[data-config-field], textarea[data-config-field]")) {
     typedFieldToConfig(row, target);
   } else if (target.matches("[data-config]")) {
     configToPersona(row);

@@ -1,3 +1,6 @@
+import random
+import re
+
 import pytest
 import sqlalchemy as sa
 
@@ -5,7 +8,7 @@ from webapp.extensions import db
 from webapp.models import (Agent, ApiKey, AuditEvent, Conversation, Experiment, ExperimentAssignment, Membership,
                            User, Workspace)
 from webapp import cli
-from webapp.services.experiments import results
+from webapp.services.experiments import results, review
 from webapp.services import simulation
 from webapp.services.runtime import service as runtime
 from tests import factories
@@ -147,6 +150,16 @@ def test_demo_is_idempotent(runner, app):
         feedback = metrics["positive_feedback_rate"]
         assert feedback["value"] > exported["variants"][0]["metrics"]["positive_feedback_rate"]["value"]
         assert "positive_feedback_rate" in results.compute(experiment).ordered_metrics
+        # the blinded review has something to show an editor: a conversation whose agent names itself, masked
+        editor = db.session.scalar(sa.select(User).filter_by(email="editor@demo.local"))
+        shown = review.next_review(editor.id, experiment.agent_id, experiment.id, random.Random(0))
+        assert shown.conversation_id is not None
+        agent_text = " ".join(m.text for m in shown.messages if m.role == "agent")
+        assert re.search(rf"\b{review.MASK}\b", agent_text)
+        personas = {v.config["persona"]["name"] for v in experiment.variants} | {experiment.agent.persona_name}
+        assert personas == {"Sam", "Aria"}
+        text = " ".join(m.text for m in shown.messages)
+        assert not [name for name in personas if re.search(rf"\b{name}\b", text, re.IGNORECASE)]
 
 
 def test_demo_audit_trail_tells_the_same_story_as_its_dates(runner, app):

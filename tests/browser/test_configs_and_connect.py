@@ -1,5 +1,5 @@
-"""SPEC §13 in Chromium: a CTA variant's fields fill its config JSON as they are typed (and the JSON fills them); the
-Connect page renders its API reference (vendored Swagger UI) with no Content-Security-Policy violation."""
+"""SPEC §13 in Chromium: a CTA or trigger variant's fields fill its config JSON as they are typed (and the JSON fills
+them); the Connect page renders its API reference (vendored Swagger UI) with no Content-Security-Policy violation."""
 import json
 import re
 
@@ -63,6 +63,40 @@ def test_trigger_fields_store_numbers(app, page, world):
         "trigger": {"on": "delay", "seconds": 20}}
 
 
+def test_trigger_fields_follow_the_config_json(app, page, world, shot):
+    """The JSON → fields direction: typed JSON sets the trigger's fields (a two-line opening message kept whole, as
+    the config allows it), a key taken out of the JSON blanks its field, and the draft stores the JSON as typed."""
+    login(page, "owner@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments/new?kind=trigger")
+    page.fill("input[name=name]", "Scroll opener")
+    config = page.locator("textarea[name='variants-1-config']")
+    fields = {key: page.locator(f"[name='variants-1-trigger_{key}']")
+              for key in ("on", "seconds", "percent", "opening_message")}
+    config.fill('{"trigger": {"on": "delay", "seconds": 45}}')
+    expect(fields["on"]).to_have_value("delay")
+    expect(fields["seconds"]).to_have_value("45")
+    typed = {"trigger": {"on": "scroll", "percent": 40, "opening_message": "Hi!\nNeed help?"}}
+    config.fill(json.dumps(typed))
+    expect(fields["on"]).to_have_value("scroll")
+    expect(fields["percent"]).to_have_value("40")
+    expect(fields["seconds"]).to_have_value("")  # no longer in the JSON
+    expect(fields["opening_message"]).to_have_value("Hi!\nNeed help?")
+    config.fill('{"trigger": {"on": "hover"}}')  # not one of the choices: the select keeps its value
+    expect(fields["on"]).to_have_value("scroll")
+    expect(fields["percent"]).to_have_value("")
+    config.fill(json.dumps(typed))
+    fields["opening_message"].fill("Hello\nthere")  # and back: the field's two lines reach the JSON
+    assert json.loads(config.input_value())["trigger"]["opening_message"] == "Hello\nthere"
+    config.fill(json.dumps(typed))
+    shot(page, "trigger-fields")
+    page.click("text=Create draft")
+    page.wait_for_url(re.compile(r"/experiments/\d+$"))
+    with app.app_context():
+        stored = db.session.query(Variant).filter_by(key="treatment").one().config
+        db.session.remove()
+    assert stored == typed
+
+
 def test_the_connect_page_renders_its_api_reference_under_the_csp(app, page, world, shot):
     violations = csp_violations(page)
     failed = []
@@ -80,6 +114,7 @@ def test_the_connect_page_renders_its_api_reference_under_the_csp(app, page, wor
     page.locator("#api-reference .opblock-summary", has_text="/agents/{agent_id}/events").click()
     expect(page.locator("#api-reference .opblock-body").first).to_be_visible()
     shot(page, "connect")
+    page.locator("#post-feedback").screenshot(path=str(SCREENSHOTS / "connect-feedback.png"))
     page.locator("#openapi").scroll_into_view_if_needed()
     page.screenshot(path=str(SCREENSHOTS / "connect-reference.png"))
     page.set_viewport_size({"width": 390, "height": 844})

@@ -218,3 +218,68 @@ def test_a_bad_feedback_effect_names_its_flag(ctx, world):
     with pytest.raises(ValidationError) as error:
         simulation.prepare_bulk(world.agent_id, 5, feedback_effects=["nobody=2"])
     assert "feedback_effect" in error.value.fields
+
+
+def assert_feedback_follows_the_planned_factors(factors: dict[str, float]) -> None:
+    """Every conversation's feedback is the one its visitor's plan draws with the factor of the visitor's arm (the
+    draws depend on the visitor id and the conversation's place only), and the up rates are ordered as the factors."""
+    conversations = db.session.execute(sa.select(Conversation.visitor_id, Conversation.external_id,
+                                                 Conversation.variant_key, Feedback.rating)
+                                       .outerjoin(Feedback, Feedback.conversation_id == Conversation.id)).all()
+    by_visitor: dict[str, list] = {}
+    for row in conversations:
+        by_visitor.setdefault(row.visitor_id, []).append(row)
+    up, rated = {key: 0 for key in factors}, {key: 0 for key in factors}
+    for visitor_id, rows in by_visitor.items():
+        rows.sort(key=lambda row: int(row.external_id.rsplit("-c", 1)[1]))
+        key = rows[0].variant_key
+        plan = simulation.PlannedVisitor(visitor_id, [None] * len(rows), lead_draw=1.0, lead_conversation=0)
+        assert [row.rating for row in rows] == plan.feedback(factors[key]), visitor_id
+        up[key] += sum(row.rating == "up" for row in rows)
+        rated[key] += sum(row.rating is not None for row in rows)
+    assert all(rated.values())
+    assert up["treatment"] == rated["treatment"]  # BASE_UP_RATE × 1.7 is above 1: every rating is up
+    assert up["control"] / rated["control"] < 0.2  # × 0.1: 6 % up
+
+
+FEEDBACK_EFFECTS = {"treatment": 1.7, "control": 0.1}
+FEEDBACK_FLAGS = [arg for key, factor in FEEDBACK_EFFECTS.items() for arg in ("--feedback-effect", f"{key}={factor}")]
+
+
+def test_cli_simulate_passes_the_feedback_effect_to_the_bulk_run(runner, app, world):
+    with app.app_context():
+        factories.experiment(world.agent_id, status="running")
+    result = runner.invoke(args=["simulate", "--agent", str(world.agent_id), "--visitors", "300", "--seed", "5",
+                                 *FEEDBACK_FLAGS])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert f"{count(Feedback)} feedback." in result.output
+        assert_feedback_follows_the_planned_factors(FEEDBACK_EFFECTS)
+
+
+def test_cli_simulate_over_http_sends_goal_events_and_feedback_with_their_effects(runner, app, world, live_server):
+    """--via-http: the goal events the command reports are the rows, one per visitor at most, each with the event_id
+    the command sent and the stamp of its conversation; --goal-effect 20 makes every treatment visitor reach the
+    goal (5 % × 20 is above 1); --feedback-effect reaches the ratings."""
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="running")
+    result = runner.invoke(args=["simulate", "--agent", str(world.agent_id), "--visitors", "40", "--days", "3",
+                                 "--seed", "11", "--via-http", live_server, "--api-key", world.api_key,
+                                 "--concurrency", "4", "--goal-effect", "treatment=20", *FEEDBACK_FLAGS])
+    assert result.exit_code == 0, result.output
+    reported = int(result.output.split("leads, ")[1].split(" goal events")[0])
+    with app.app_context():
+        events = db.session.execute(sa.select(GoalEvent, Conversation).join(
+            Conversation, Conversation.id == GoalEvent.conversation_id)).all()
+        assert len(events) == reported > 0
+        for event, conversation in events:
+            assert event.name == "booked_demo" and event.event_id == f"{conversation.external_id}-booked_demo"
+            assert (event.experiment_id, event.variant_id, event.visitor_id) == (
+                experiment_id, conversation.variant_id, conversation.visitor_id)
+        reached = [conversation.visitor_id for _, conversation in events]
+        assert len(set(reached)) == len(reached)
+        treated = set(db.session.scalars(sa.select(ExperimentAssignment.visitor_id)
+                                         .where(ExperimentAssignment.variant_key == "treatment")))
+        assert treated and treated <= set(reached)
+        assert f"{count(Feedback)} feedback over HTTP" in result.output
+        assert_feedback_follows_the_planned_factors(FEEDBACK_EFFECTS)

@@ -154,3 +154,43 @@ def test_the_calculator_of_another_agents_experiment_is_404(app, client, auth, w
     other = make(app, world.other_agent_id, status="running")
     auth.login(world.emails["owner"])
     assert auth.post(f"{base(world)}/{other}/plan", {"mde_percent": "5"}).status_code == 404
+
+
+def report_goal(client, world, name: str) -> None:
+    """The agent's runtime reports a visitor message, then the goal `name` in that conversation."""
+    api, headers = f"/api/v1/agents/{world.agent_id}", {"Authorization": f"Bearer {world.api_key}"}
+    assert client.post(f"{api}/messages", headers=headers, json={
+        "visitor_id": "v1", "conversation_id": "c1", "role": "visitor", "text": "Can I book a demo?"}).status_code == 201
+    assert client.post(f"{api}/events", headers=headers, json={
+        "visitor_id": "v1", "conversation_id": "c1", "name": name}).status_code == 201
+
+
+GOAL_OPTION = re.compile(r'<select id="primary_metric"[^>]*>.*?<option value="goal:booked_demo" ?>'
+                         r'“booked_demo” goal rate</option>.*?</select>', re.S)
+
+
+def test_the_primary_metric_offers_a_goal_once_the_agent_has_one_and_saves_it(app, client, auth, world):
+    """SPEC §13: goal:<name> is selectable as the primary metric once the agent's runtime has reported the event,
+    on the edit form and the new one (before the experiment's own first event), the calculator names it, and
+    posting it saves it."""
+    experiment_id = make(app, world.agent_id, status="running")
+    auth.login(world.emails["owner"])
+    edit = f"{base(world)}/{experiment_id}/edit"
+    assert "goal:" not in client.get(edit).get_data(as_text=True)
+    report_goal(client, world, "booked_demo")
+    assert GOAL_OPTION.search(client.get(edit).get_data(as_text=True))
+    assert GOAL_OPTION.search(client.get(base(world) + "/new").get_data(as_text=True))
+    for calculator in (f"{base(world)}/{experiment_id}/plan", base(world) + "/plan"):  # the plan names it as chosen
+        plan = auth.post(calculator, {**form(), "primary_metric": "goal:booked_demo"}, headers=HX)
+        assert plan.status_code == 200 and "“booked_demo” goal rate" in plan.get_data(as_text=True)
+    response = auth.post(edit, {"name": "Exp", "hypothesis": "", "engine": "sequential", "mde_percent": "10",
+                                "power": "0.80", "alpha": "0.05", "correction": "none", "prior": "flat",
+                                "sequential_tuning": "5000", "primary_metric": "goal:booked_demo"})
+    assert response.status_code == 302
+    assert settings_of(app, experiment_id)[5] == "goal:booked_demo"
+    assert '<option value="goal:booked_demo" selected>' in client.get(edit).get_data(as_text=True)
+    response = auth.post(base(world) + "/new", {**form(), "primary_metric": "goal:booked_demo"})
+    assert response.status_code == 302
+    with app.app_context():
+        assert db.session.query(Experiment).order_by(Experiment.id.desc()).first().primary_metric == "goal:booked_demo"
+        db.session.remove()

@@ -134,7 +134,7 @@ def _form_context(data: dict[str, Any], experiment: Experiment | None = None,
 
 def _analysis_context(experiment: Experiment | None, settings: analysis.Settings) -> dict[str, Any]:
     """What the Analysis section and the plan fragment show: the choices, labels and whether they are editable."""
-    return {"settings": settings, "metric_choices": metrics.primary_metric_choices(experiment),
+    return {"settings": settings, "metric_choices": metrics.primary_metric_choices(experiment, g.agent.id),
             "plan_metrics": metrics.experiment_metrics(experiment), "engine_choices": analysis.ENGINE_LABELS,
             "correction_choices": analysis.CORRECTION_LABELS,
             "analysis_editable": authz.allows(g.get("role"), "change_analysis")}

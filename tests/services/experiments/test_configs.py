@@ -85,6 +85,23 @@ def test_trigger_limits_and_form_numbers(ctx, world):
     assert exp.variants[1].config == {"trigger": {"on": "delay", "seconds": 30}}  # a number, as the JSON holds it
 
 
+def test_the_exact_limits_are_accepted_in_the_json_and_the_fields(ctx, world):
+    """SPEC §13's upper limits are inclusive: a 60-character label, a 2,000-character URL, a 500-character prompt
+    or opening message (characters, not bytes: "é" is one), 600 seconds, 100 percent — as form fields (the first
+    treatment) and as JSON (the second)."""
+    url = "https://acme.test/" + "x" * (configs.CTA_URL_MAX - len("https://acme.test/"))
+    cta = {"label": "é" * configs.CTA_LABEL_MAX, "url": url, "prompt": "ü" * configs.CTA_PROMPT_MAX}
+    assert (len(cta["label"]), len(url), len(cta["prompt"])) == (60, 2000, 500)
+    exp = create(world, "cta", "", {"cta": cta}, cta_label=cta["label"], cta_url=url, cta_prompt=cta["prompt"])
+    assert exp.variants[1].config == exp.variants[2].config == {"cta": cta}
+    opening = "ø" * configs.OPENING_MESSAGE_MAX
+    exp = create(world, "trigger", "", {"trigger": {"on": "scroll", "percent": 100, "opening_message": opening}},
+                 trigger_on="delay", trigger_seconds="600", trigger_opening_message=opening)
+    assert [v.config for v in exp.variants[1:]] == [
+        {"trigger": {"on": "delay", "seconds": 600, "opening_message": opening}},
+        {"trigger": {"on": "scroll", "percent": 100, "opening_message": opening}}]
+
+
 @pytest.mark.parametrize("trigger,fields,field,message", [
     ({}, {}, "config", "Trigger “on” is required"),
     ({"on": "hover"}, {}, "config", "must be one of load, delay, scroll, exit_intent (got “hover”)"),

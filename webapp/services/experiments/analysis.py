@@ -123,11 +123,13 @@ def clean(data: dict[str, Any], current: Settings = DEFAULTS, experiment: Any | 
     return settings
 
 
-def validate(data: dict[str, Any], current: Settings, experiment: Any | None, errors: dict[str, str]) -> Settings:
-    """As `clean`, recording field errors in `errors` (so a caller can report them with its own)."""
+def validate(data: dict[str, Any], current: Settings, experiment: Any | None, errors: dict[str, str],
+             agent_id: int | None = None) -> Settings:
+    """As `clean`, recording field errors in `errors` (so a caller can report them with its own); `agent_id` is a
+    new experiment's agent (its goals are primary-metric choices)."""
     values = current.as_dict()
     if "primary_metric" in data:
-        allowed = dict(primary_metric_choices(experiment))
+        allowed = dict(primary_metric_choices(experiment, agent_id))
         value = data["primary_metric"]
         if value not in allowed and value != current.primary_metric:
             errors["primary_metric"] = f"Primary metric must be one of: {', '.join(allowed)}."

@@ -363,14 +363,14 @@ def _clean_kind(value: Any, errors: dict[str, str]) -> str:
     return value
 
 
-def validate(data: dict[str, Any]) -> dict[str, Any]:
-    """Check a whole new experiment (name, kind, hypothesis, variants, analysis settings over the defaults);
-    ValidationError on any bad field."""
+def validate(data: dict[str, Any], agent_id: int | None = None) -> dict[str, Any]:
+    """Check a whole new experiment (name, kind, hypothesis, variants, analysis settings over the defaults) of
+    `agent_id`; ValidationError on any bad field."""
     errors: dict[str, str] = {}
     name, hypothesis = _clean_text(data, None, errors)
     kind = _clean_kind(data.get("kind"), errors)
     variants = _clean_variants(kind, data.get("variants"), errors)
-    settings = analysis.validate(data, analysis.DEFAULTS, None, errors)
+    settings = analysis.validate(data, analysis.DEFAULTS, None, errors, agent_id)
     if errors:
         raise ValidationError(errors)
     return {"name": name, "hypothesis": hypothesis, "kind": kind, "variants": variants, "analysis": settings}
@@ -392,7 +392,7 @@ def _set_arms(experiment: Experiment, variants: list[dict[str, Any]]) -> None:
 def create_experiment(actor_id: int, agent_id: int, data: dict[str, Any]) -> Experiment:
     """Create a draft experiment with its variants."""
     agent, _ = agent_for(actor_id, agent_id, "manage_experiments")
-    clean = validate(data)
+    clean = validate(data, agent_id)
     experiment = Experiment(agent_id=agent_id, name=clean["name"], hypothesis=clean["hypothesis"],
                             kind=clean["kind"], status="draft", created_by_id=actor_id)
     analysis.apply(experiment, clean["analysis"])

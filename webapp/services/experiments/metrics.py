@@ -94,14 +94,23 @@ def experiment_metrics(experiment: Any | None = None) -> dict[str, dict[str, Any
     return metrics
 
 
-def primary_metric_choices(experiment: Any | None = None) -> dict[str, str]:
-    """The metrics `experiment` may take as its primary metric: key → label — its own, and every goal its agent's
-    runtime has reported (so that a goal can be the primary metric before the experiment's first such event)."""
+def primary_metric_choices(experiment: Any | None = None, agent_id: int | None = None) -> dict[str, str]:
+    """The metrics `experiment` (None: a new one of `agent_id`) may take as its primary metric: key → label — its
+    own, and every goal its agent's runtime has reported (so that a goal can be the primary metric before the
+    experiment's first such event, or of an experiment not created yet)."""
     metrics = {**experiment_metrics(experiment), **FEEDBACK_METRICS}
-    if experiment is not None and getattr(experiment, "agent_id", None) is not None:
-        for name in agent_goals(experiment.agent_id):
+    agent_id = getattr(experiment, "agent_id", None) if experiment is not None else agent_id
+    if agent_id is not None:
+        for name in agent_goals(agent_id):
             metrics.setdefault(GOAL_PREFIX + name, goal_metric(name))
     return {key: meta["label"] for key, meta in metrics.items() if meta.get("section") is None}
+
+
+def metrics_with(experiment: Any | None, metric: str | None) -> dict[str, dict[str, Any]]:
+    """The metrics of `experiment` with `metric` among them: a primary metric being chosen (a goal only the agent
+    has seen yet, on a new or edited experiment) has its label and kind in the plan's reasons too."""
+    found = experiment_metrics(experiment)
+    return found if not metric or metric in found else {**found, metric: metric_meta(metric)}
 
 
 @dataclass

@@ -23,7 +23,7 @@ from webapp.services.experiments import analysis, daily, outcomes, plan as plans
 from webapp.services.experiments.experiments import experiment_for, typed_weight
 from webapp.services.workspace.agents import agent_for
 from webapp.services.experiments.metrics import (METRICS, VariantTotals, experiment_metrics, feedback_per_visitor,
-                                                 feedback_sums, goal_name, metric_meta, set_feedback)
+                                                 feedback_sums, goal_name, metric_meta, metrics_with, set_feedback)
 OUTCOME_FIELDS = ("result", "variant_key", "note", "recorded_at")  # CSV columns outcome_<field>
 
 
@@ -599,7 +599,7 @@ def experiment_plan(experiment: Experiment | None, settings: analysis.Settings, 
     """The plan of an experiment (None: a new one of `agent_id`) under `settings` (SPEC §10.4)."""
     agent_id = experiment.agent_id if experiment is not None else agent_id
     metric = settings.primary_metric
-    meta = experiment_metrics(experiment).get(metric, {"label": metric, "kind": ""})
+    meta = metrics_with(experiment, metric)[metric]
     started = experiment.started_at if experiment is not None and experiment.started_at else None
     history_until = started or now
     history_since = history_until - timedelta(days=plans.HISTORY_DAYS)
@@ -633,7 +633,7 @@ def plan_preview(actor_id: int, agent_id: int, experiment_id: int | None, data: 
         experiment = experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
         current = analysis.settings_of(experiment)
     errors: dict[str, str] = {}
-    settings = analysis.validate(data, current, experiment, errors)
+    settings = analysis.validate(data, current, experiment, errors, agent_id)
     if errors:
         return experiment, None, errors
     weights = [v.weight for v in experiment.variants] if experiment is not None else []
