@@ -202,7 +202,10 @@ def set_feedback(totals: VariantTotals, sums: Any) -> None:
 
 
 def goal_reachers(experiment_id: int) -> sa.Subquery:
-    """Each (variant, visitor, event name) with at least one such event in a stamped conversation."""
+    """Each (variant, visitor, event name) with at least one such event in a stamped conversation: the rows the
+    daily cohorts join. The totals (results.goal_visitors) count the same set as COUNT(DISTINCT visitor_id) per
+    name and variant instead of counting this subquery's rows: one pass over the covering index, where the
+    subquery adds a temporary B-tree (measured on SQLite, 300,000 events: 44–76 ms against 143–203 ms)."""
     return (sa.select(GoalEvent.variant_id.label("variant_id"), GoalEvent.visitor_id.label("visitor_id"),
                       GoalEvent.name.label("name"))
             .where(GoalEvent.experiment_id == experiment_id, GoalEvent.variant_id.is_not(None))
