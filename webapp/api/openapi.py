@@ -19,6 +19,22 @@ def _opaque(description: str) -> dict[str, Any]:
             "description": description}
 
 
+ABSENT_IF_NULL = "null is the same as absent"
+
+
+def _optional(schema: dict[str, Any], absent: str, description: str | None = None) -> dict[str, Any]:
+    """An optional request field that the server also takes as null (many clients serialise None so): `schema` with
+    null added, described as `description` (else the schema's own), then what `absent` means and that null is the
+    same. A $ref'd schema is wrapped in anyOf; the others get "null" in their type (a string's pattern and lengths
+    apply to strings only)."""
+    description = description or schema.get("description")
+    said = f"{absent[0].upper()}{absent[1:]}; {ABSENT_IF_NULL}."
+    said = f"{description.rstrip('.')}. {said}" if description else said
+    if "$ref" in schema:
+        return {"anyOf": [schema, {"type": "null"}], "description": said}
+    return {**schema, "type": [schema["type"], "null"], "description": said}
+
+
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -137,10 +153,13 @@ SCHEMAS: dict[str, Any] = {
             "visitor_id": _opaque("The runtime's id of the visitor"),
             "conversation_id": _opaque("The runtime's id of the conversation, unique per agent"),
             "role": {"type": "string", "enum": ["visitor", "agent"]},
-            "text": {"type": "string"},
-            "sent_at": TIMESTAMP,
-            "message_id": _opaque("Idempotency key within the conversation: a replay (same role and text) "
-                                  "answers 200 with the first response; reused for another message, 409"),
+            "text": _optional({"type": "string", "pattern": NO_NUL,
+                               "description": "The message as the visitor or agent wrote it, without NUL (U+0000)"},
+                              'absent: ""'),
+            "sent_at": _optional(TIMESTAMP, "absent: now", "When the message was sent"),
+            "message_id": _optional(_opaque("Idempotency key within the conversation: a replay (same role and text) "
+                                            "answers 200 with the first response; reused for another message, 409"),
+                                    "absent: the server generates one"),
         },
     },
     "MessageResponse": {
@@ -160,13 +179,17 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "visitor_id": _opaque("The visitor of the conversation"),
             "conversation_id": _opaque("An existing conversation of this visitor"),
-            "fields": {"type": "object", "propertyNames": {"pattern": NO_NUL}, "additionalProperties": _ref("JsonValue"),
-                       "description": "The captured fields, free-form JSON without NUL (U+0000) in keys or strings; "
-                                      f"objects and arrays nested at most {MAX_JSON_DEPTH} levels (this one is the "
-                                      "first)"},
-            "captured_at": TIMESTAMP,
-            "idempotency_key": _opaque("Idempotency key of the lead within the conversation: a retry (same "
-                                      "fields) answers 200 with the first lead; reused for other fields, 409"),
+            "fields": _optional({"type": "object", "propertyNames": {"pattern": NO_NUL},
+                                 "additionalProperties": _ref("JsonValue"),
+                                 "description": "The captured fields, free-form JSON without NUL (U+0000) in keys "
+                                                f"or strings; objects and arrays nested at most {MAX_JSON_DEPTH} "
+                                                "levels (this one is the first)"},
+                                "absent: {}"),
+            "captured_at": _optional(TIMESTAMP, "absent: now", "When the lead was captured"),
+            "idempotency_key": _optional(_opaque("Idempotency key of the lead within the conversation: a retry "
+                                                 "(same fields) answers 200 with the first lead; reused for other "
+                                                 "fields, 409"),
+                                         "absent: no idempotency, each request is a new lead"),
         },
     },
     "EventRequest": {
@@ -179,9 +202,10 @@ SCHEMAS: dict[str, Any] = {
             "name": {"type": "string", "pattern": "^[a-z0-9_.-]{1,60}$", "minLength": 1, "maxLength": 60,
                      "description": "The goal: 1–60 characters of a–z, 0–9, '_', '.', '-'; each name is a metric "
                                     "goal:<name> of the experiment"},
-            "occurred_at": TIMESTAMP,
-            "event_id": _opaque("Idempotency key of the event within the conversation: a retry (same name) answers "
-                                "200 with the first event; reused for another name, 409"),
+            "occurred_at": _optional(TIMESTAMP, "absent: now", "When the visitor reached the goal"),
+            "event_id": _optional(_opaque("Idempotency key of the event within the conversation: a retry (same "
+                                          "name) answers 200 with the first event; reused for another name, 409"),
+                                  "absent: the server generates one"),
         },
     },
     "EventResponse": {
@@ -200,11 +224,13 @@ SCHEMAS: dict[str, Any] = {
     },
     "FeedbackRequest": {
         "type": "object", "required": ["visitor_id", "rating"],
+        "example": {"visitor_id": "visitor-42", "rating": "up", "comment": "Quick and clear, thanks"},
         "properties": {
             "visitor_id": _opaque("The visitor of the conversation"),
             "rating": {"type": "string", "enum": ["up", "down"]},
-            "comment": {"type": "string", "maxLength": 2000, "description": "Optional, at most 2,000 characters"},
-            "given_at": TIMESTAMP,
+            "comment": _optional({"type": "string", "maxLength": 2000, "pattern": NO_NUL,
+                                  "description": "At most 2,000 characters, without NUL (U+0000)"}, 'absent: ""'),
+            "given_at": _optional(TIMESTAMP, "absent: now", "When the visitor gave it"),
         },
     },
     "FeedbackResponse": {
@@ -240,11 +266,36 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
+PATH_ID_EXAMPLES = {"conversation_id": "conv-1", "visitor_id": "visitor-42"}  # those of the request bodies' examples
+
+
+_SAME_AGENT = {"agent_id": "$request.path.agent_id"}
+_THE_CONVERSATION = {"visitor_id": "$request.body#/visitor_id", "conversation_id": "$response.body#/conversation_id"}
+# What a message's answer leads to: the calls about the conversation it created (or continued) and its visitor.
+CONVERSATION_LINKS = {
+    "leadInTheConversation": {"operationId": "postLead", "parameters": _SAME_AGENT,
+                              "requestBody": _THE_CONVERSATION,
+                              "description": "A lead of this conversation: its visitor_id and conversation_id"},
+    "goalInTheConversation": {"operationId": "postEvent", "parameters": _SAME_AGENT,
+                              "requestBody": _THE_CONVERSATION,
+                              "description": "A goal event of this conversation: its visitor_id and conversation_id"},
+    "feedbackOnTheConversation": {"operationId": "postFeedback",
+                                  "parameters": {**_SAME_AGENT, "conversation_id": "$response.body#/conversation_id"},
+                                  "requestBody": {"visitor_id": "$request.body#/visitor_id"},
+                                  "description": "The visitor's feedback on this conversation"},
+    "personaOfTheConversation": {"operationId": "getConversationPersona",
+                                 "parameters": {**_SAME_AGENT, "conversation_id": "$response.body#/conversation_id"}},
+    "assignmentOfTheVisitor": {"operationId": "getVisitorAssignment",
+                               "parameters": {**_SAME_AGENT, "visitor_id": "$request.body#/visitor_id"}},
+}
+
+
 def _path_id(id_name: str) -> dict[str, Any]:
     """A runtime id in the path."""
     id_schema = _opaque(f"The runtime's {id_name.replace('_', ' ')}, percent-encoded UTF-8 (it may start with or "
                         "hold '/')")
-    return {"name": id_name, "in": "path", "required": True, "schema": id_schema}
+    return {"name": id_name, "in": "path", "required": True, "schema": id_schema,
+            "example": PATH_ID_EXAMPLES[id_name]}
 
 
 def _not_utf8(id_name: str, also: str = "") -> dict[str, Any]:
@@ -276,8 +327,9 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "Report a message; visitor messages are assigned a variant (idempotent on message_id)",
                 "parameters": [AGENT_ID],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("MessageRequest")}}},
-                "responses": {"201": _json(_ref("MessageResponse"), "Recorded"),
-                              "200": _json(_ref("MessageResponse"), "A replay of message_id: the first response"),
+                "responses": {"201": {**_json(_ref("MessageResponse"), "Recorded"), "links": CONVERSATION_LINKS},
+                              "200": {**_json(_ref("MessageResponse"), "A replay of message_id: the first response"),
+                                      "links": CONVERSATION_LINKS},
                               **_errors("400", "401", "404", "409", "413", "422")},
             }},
             "/agents/{agent_id}/leads": {"post": {
