@@ -213,9 +213,17 @@ def test_a_revoked_link_stops_working_and_the_revocation_is_audited(app, client,
 
 def test_inviting_again_replaces_the_pending_link(app, client, auth, world):
     auth.login(world.emails["owner"])
-    first, _ = link_of(invite(auth, "twice@example.test"))
-    second, _ = link_of(invite(auth, "twice@example.test", "admin"))
-    assert client.get(first).status_code == 410 and client.get(second).status_code == 200
+    answer = invite(auth, "twice@example.test")
+    assert 'id="invitation-replaced"' not in answer.get_data(as_text=True)
+    first, _ = link_of(answer)
+    answer = invite(auth, "twice@example.test", "admin")
+    second, _ = link_of(answer)
+    assert ("It replaces the earlier invitation of twice@example.test: that link no longer works."
+            in answer.get_data(as_text=True))  # the owner is told the link they may have sent is dead
+    old_page = client.get(first)
+    assert old_page.status_code == 410 and "was replaced by a newer one" in old_page.get_data(as_text=True)
+    assert "withdrawn" not in old_page.get_data(as_text=True)
+    assert client.get(second).status_code == 200
     assert len(rows(app, Invitation, Invitation.revoked_at.is_(None))) == 1
 
 

@@ -85,6 +85,24 @@ def test_record_outcome_after_a_stop(app, client, owner, world):
     assert owner.post(url(world, exp_id, "outcome"), {"outcome": "bad"}, headers=HX).status_code == 422
 
 
+@pytest.mark.parametrize("headers", [HX, {}], ids=["htmx", "page"])
+@pytest.mark.parametrize("status, action, message", [
+    ("running", "outcome", "Only a stopped experiment has an outcome; “Exp” is running."),
+    ("draft", "outcome", "Only a stopped experiment has an outcome; “Exp” is draft."),
+    ("stopped", "stop", "Only a running experiment can be stopped; “Exp” is stopped."),
+])
+@pytest.mark.parametrize("outcome", ["kept_control", "bad", "shipped:nope"])
+def test_an_outcome_posted_in_the_wrong_status_says_why(app, client, owner, world, headers, status,
+                                                                  action, message, outcome):
+    """A stale or crafted form: was a 422 with the status panel and no error text for a bad outcome (the
+    confirmation its errors belong to cannot open in that status)."""
+    exp_id = make(app, world.agent_id, status=status, name="Exp")
+    response = owner.post(url(world, exp_id, action), {"outcome": outcome}, headers=headers,
+                          follow_redirects=not headers)  # a page's POST: back to the page, the message flashed
+    assert response.status_code == (409 if headers else 200) and message in response.get_data(as_text=True)
+    assert outcome_of(app, exp_id) == (status, None, None, None)
+
+
 def test_an_editor_cannot_record_an_outcome(app, client, auth, world):
     exp_id = make(app, world.agent_id, status="stopped")
     auth.login(world.emails["editor"])

@@ -204,7 +204,7 @@ def test_the_tab_pages_50_with_the_total(app, client, auth, world):
     third = tab(client, world, "?page=3")
     assert len(rows(third)) == 20 and "<bdi><code>bulk-0</code></bdi>" in third
     filtered = tab(client, world, "?visitor=v7&page=1")
-    assert len(rows(filtered)) == 1 and "1 conversation match this filter" in filtered
+    assert len(rows(filtered)) == 1 and "1 conversation matches this filter" in filtered
 
 
 @pytest.mark.parametrize("page", ["0", "-1", "abc", "1.5", "", "%2B2", "%D9%A3"])
@@ -237,3 +237,13 @@ def test_a_bidi_control_in_an_id_stays_inside_its_bdi(app, client, auth, world):
     auth.login(world.emails["editor"])
     html = tab(client, world)
     assert "<bdi><code>abc\u202edef</code></bdi>" in html and "<bdi><code>v\u202e1</code></bdi>" in html
+
+
+def test_an_id_filter_with_a_stray_space_says_so(app, client, auth, world, chat):
+    """Ids match exactly (a runtime id may hold spaces), so a pasted " c-1" finds nothing: the page says why."""
+    auth.login(world.emails["editor"])
+    html = client.get(f"/agents/{world.agent_id}/conversations?conversation=%20c-1").get_data(as_text=True)
+    assert "No conversations match this filter." in html
+    assert "The conversation id <bdi><code> c-1</code></bdi> starts with a space" in html
+    html = client.get(f"/agents/{world.agent_id}/conversations?visitor=v-9").get_data(as_text=True)
+    assert "No conversations match this filter." in html and "with a space" not in html

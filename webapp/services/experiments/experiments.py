@@ -510,9 +510,12 @@ def stop_experiment(actor_id: int, agent_id: int, experiment_id: int, outcome: A
     With `outcome` (`shipped:<key>`, `kept_control`, `inconclusive`) and an optional `note` it records what was
     decided (SPEC §10.6); without, none. A bad outcome or note is a ValidationError and nothing changes."""
     experiment = experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
+    stoppable = "Only a running experiment can be stopped; “{}” is {}."
+    if experiment.status != "running":  # before the outcome's errors: a confirmation it cannot show
+        raise Conflict(stoppable.format(experiment.name, experiment.status))
     decided = outcomes.parse(experiment, outcome, note)
     if not _hold(experiment, ("running",)):
-        raise Conflict(f"Only a running experiment can be stopped; “{experiment.name}” is {experiment.status}.")
+        raise Conflict(stoppable.format(experiment.name, experiment.status))
     now = utcnow()
     experiment.status, experiment.stopped_at = "stopped", now
     if decided is not None:
@@ -526,9 +529,12 @@ def stop_experiment(actor_id: int, agent_id: int, experiment_id: int, outcome: A
 def record_outcome(actor_id: int, agent_id: int, experiment_id: int, outcome: Any, note: Any = None) -> Experiment:
     """Record (or replace, or with a blank `outcome` clear) the outcome of a stopped experiment (SPEC §10.6)."""
     experiment = experiment_for(actor_id, agent_id, experiment_id, "manage_experiments")
+    recordable = "Only a stopped experiment has an outcome; “{}” is {}."
+    if experiment.status != "stopped":  # before the outcome's errors: the page shows no outcome form to put them on
+        raise Conflict(recordable.format(experiment.name, experiment.status))
     decided = outcomes.parse(experiment, outcome, note)
     if not _hold(experiment, ("stopped",)):
-        raise Conflict(f"Only a stopped experiment has an outcome; “{experiment.name}” is {experiment.status}.")
+        raise Conflict(recordable.format(experiment.name, experiment.status))
     before = outcomes.of(experiment)
     if outcomes.audit_details(before) == outcomes.audit_details(decided):
         return experiment  # the same outcome and note again: nothing to record

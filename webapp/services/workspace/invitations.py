@@ -39,6 +39,7 @@ class NewInvitation:
     link: str
     emailed: bool  # handed to the SMTP server of SMTP_URL
     email_error: str | None  # why it was not, when SMTP_URL is set
+    replaced: bool = False  # a pending invitation of the same email was revoked for it: its link no longer works
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,10 @@ def invite(actor_id: int, workspace_id: int, email: str, role: str, link_for: Ca
                                                                    User.email == email)):
         raise ValidationError({"email": f"{email} is already a member of this workspace."})
     now = utcnow()
+    replaced = False
     for earlier in db.session.scalars(_pending(workspace_id, now).where(Invitation.email == email)):
         earlier.revoked_at = now
+        replaced = True
         audit.record(workspace_id, actor_id, "member.invitation_revoked", "invitation", earlier.id,
                      {"email": email, "role": earlier.role, "replaced": True})
     token = secrets.token_urlsafe(32)
@@ -86,7 +89,7 @@ def invite(actor_id: int, workspace_id: int, email: str, role: str, link_for: Ca
     db.session.commit()
     link = link_for(token)
     emailed, email_error = _email(invitation, link)
-    return NewInvitation(invitation, link, emailed, email_error)
+    return NewInvitation(invitation, link, emailed, email_error, replaced)
 
 
 def _email(invitation: Invitation, link: str) -> tuple[bool, str | None]:
@@ -137,6 +140,14 @@ def revoke(actor_id: int, workspace_id: int, invitation_id: int) -> Invitation:
     return invitation
 
 
+def _replaced(invitation: Invitation) -> bool:
+    """Whether a revoked invitation was replaced by inviting its email again (invite() revokes it in the same
+    instant it creates the new one) rather than withdrawn."""
+    return db.session.scalar(sa.select(sa.exists().where(
+        Invitation.workspace_id == invitation.workspace_id, Invitation.email == invitation.email,
+        Invitation.id > invitation.id, Invitation.created_at == invitation.revoked_at))) or False
+
+
 def usable(token: str) -> Invitation:
     """The invitation of a link's token: NotFound for no such link, Gone for one expired, used or revoked."""
     invitation = None
@@ -149,6 +160,9 @@ def usable(token: str) -> Invitation:
         raise Gone(f"This invitation to {workspace} has been used already: an invitation link works once. If it was "
                    "yours, log in; otherwise ask the workspace's owner for a new invitation.")
     if invitation.revoked_at is not None:
+        if _replaced(invitation):
+            raise Gone(f"This invitation to {workspace} was replaced by a newer one to the same email: use the link "
+                       "of the latest invitation, or ask the workspace's owner for it.")
         raise Gone(f"This invitation to {workspace} was withdrawn by the workspace's owner. Ask them for a new one "
                    "if you still need access.")
     if invitation.expires_at <= utcnow():
