@@ -206,7 +206,7 @@ function configToTypedFields(row) {
   var config = configObject(row.querySelector("[data-config]"));
   if (!config) { return; }
   row.querySelectorAll("[data-config-field]").forEach(function (input) {
-    if (input.closest("[hidden]")) { return; }  // another kind: keep what was typed for a switch back
+    if (input.closest(".row-grid[hidden]")) { return; }  // another kind: keep what was typed for a switch back
     var path = input.getAttribute("data-config-field").split(".");
     var block = config[path[0]];
     var value = block && typeof block === "object" && block[path[1]] !== undefined && block[path[1]] !== null ?
@@ -216,12 +216,40 @@ function configToTypedFields(row) {
     })) { return; }  // not one of the choices: the JSON keeps it and the server names it
     input.value = value;
   });
+  showTriggerFields(row, false);
+}
+
+// A trigger's seconds go with a delay and its percent with scrolling (SPEC §13): a field for another `on` is hidden
+// and disabled (not posted), unless it shows an error. Choosing another `on` (drop) also takes the hidden fields'
+// keys out of the JSON, and puts a shown field's kept value back in, so a switch back to scrolling restores it.
+function showTriggerFields(row, drop) {
+  var on = row.querySelector("select[data-config-field='trigger.on']");
+  if (!on) { return; }
+  row.querySelectorAll("[data-trigger-only]").forEach(function (box) {
+    var input = box.querySelector("[data-config-field]");
+    var applies = box.getAttribute("data-trigger-only") === on.value || box.classList.contains("has-error");
+    var wasHidden = box.hidden;
+    box.hidden = !applies;
+    input.disabled = !applies;
+    if (!drop) { return; }
+    if (!applies) {
+      var config = configObject(row.querySelector("[data-config]"));
+      var key = input.getAttribute("data-config-field").split(".");
+      if (config && config[key[0]] && typeof config[key[0]] === "object" && key[1] in config[key[0]]) {
+        delete config[key[0]][key[1]];
+        row.querySelector("[data-config]").value = JSON.stringify(config);
+      }
+    } else if (wasHidden && input.value.trim()) {
+      typedFieldToConfig(row, input);
+    }
+  });
 }
 
 document.addEventListener("change", function (event) {
   var target = event.target;
   if (target.matches && target.matches("select[data-config-field]")) {
     typedFieldToConfig(target.closest(".variant-row"), target);
+    showTriggerFields(target.closest(".variant-row"), true);
   }
 });
 

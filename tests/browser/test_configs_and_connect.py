@@ -63,6 +63,46 @@ def test_trigger_fields_store_numbers(app, page, world):
         "trigger": {"on": "delay", "seconds": 20}}
 
 
+def test_trigger_fields_show_only_what_goes_with_the_chosen_on(app, page, world, shot):
+    """Seconds go with a delay, percent with scrolling (SPEC §13): choosing page load after scrolling at 40 %
+    hides the percent and takes it out of the JSON, so the draft saves; a switch back to scrolling restores it."""
+    login(page, "owner@acme.test")
+    page.goto(f"/agents/{world.agent_id}/experiments/new?kind=trigger")
+    page.fill("input[name=name]", "Load opener")
+    config = page.locator("textarea[name='variants-1-config']")
+    on = page.locator("select[name='variants-1-trigger_on']")
+    seconds = page.locator("input[name='variants-1-trigger_seconds']")
+    percent = page.locator("input[name='variants-1-trigger_percent']")
+    expect(seconds).to_be_hidden()  # nothing chosen yet: neither number applies
+    expect(percent).to_be_hidden()
+    on.select_option("scroll")
+    expect(percent).to_be_visible()
+    expect(seconds).to_be_hidden()
+    percent.fill("40")
+    assert json.loads(config.input_value()) == {"trigger": {"on": "scroll", "percent": 40}}
+    on.select_option("load")
+    expect(percent).to_be_hidden()
+    assert json.loads(config.input_value()) == {"trigger": {"on": "load"}}
+    shot(page, "trigger-load-hides-percent")
+    on.select_option("scroll")
+    expect(percent).to_have_value("40")
+    assert json.loads(config.input_value()) == {"trigger": {"on": "scroll", "percent": 40}}
+    on.select_option("delay")
+    expect(seconds).to_be_visible()
+    expect(percent).to_be_hidden()
+    config.fill('{"trigger": {"on": "scroll", "percent": 25}}')  # the JSON's `on` shows its field too
+    expect(percent).to_be_visible()
+    expect(percent).to_have_value("25")
+    expect(seconds).to_be_hidden()
+    on.select_option("load")
+    page.click("text=Create draft")
+    page.wait_for_url(re.compile(r"/experiments/\d+$"))
+    with app.app_context():
+        stored = db.session.query(Variant).filter_by(key="treatment").one().config
+        db.session.remove()
+    assert stored == {"trigger": {"on": "load"}}
+
+
 def test_trigger_fields_follow_the_config_json(app, page, world, shot):
     """The JSON → fields direction: typed JSON sets the trigger's fields (a two-line opening message kept whole, as
     the config allows it), a key taken out of the JSON blanks its field, and the draft stores the JSON as typed."""
