@@ -5,10 +5,11 @@ import math
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import sqlalchemy as sa
 
 from tests import factories
 from webapp.extensions import db
-from webapp.models import Conversation, Experiment, ExperimentAssignment, Lead, Message, utcnow
+from webapp.models import Conversation, Experiment, ExperimentAssignment, GoalEvent, Lead, Message, utcnow
 from webapp.services.experiments import analysis, experiments, plan as plans, results
 
 NOW = datetime(2026, 12, 2, 15, 30, tzinfo=timezone.utc)
@@ -77,6 +78,26 @@ def test_the_history_of_a_ratio_metric_counts_messages_of_unstamped_conversation
     assert plan.baseline.source == "agent_history"
     assert plan.baseline.mean == pytest.approx((25 * 2 + 25 * 3) / 50)  # every other conversation has 3
     assert plan.baseline.variance > 0
+
+
+def test_the_history_of_a_goal_counts_the_visitors_who_reached_it(ctx, world):
+    """A goal as the primary metric had no baseline until the control had events of its own."""
+    history(world, 50, 0, NOW - timedelta(days=2))
+    conversations = db.session.scalars(sa.select(Conversation).where(Conversation.agent_id == world.agent_id)
+                                       .order_by(Conversation.id)).all()
+    for i, conversation in enumerate(conversations[:10]):  # 10 of 50 visitors; the first one twice
+        for k in range(2 if i == 0 else 1):
+            db.session.add(GoalEvent(agent_id=world.agent_id, conversation_id=conversation.id,
+                                     visitor_id=conversation.visitor_id, name="booked_demo",
+                                     occurred_at=conversation.started_at, event_id=f"e-{i}-{k}"))
+    db.session.add(GoalEvent(agent_id=world.agent_id, conversation_id=conversations[20].id,
+                             visitor_id=conversations[20].visitor_id, name="signed_up",
+                             occurred_at=conversations[20].started_at, event_id="other"))
+    db.session.commit()
+    plan = plan_of(factories.experiment(world.agent_id, primary_metric="goal:booked_demo"))
+    assert plan.baseline.source == "agent_history"
+    assert plan.baseline.mean == pytest.approx(10 / 50) and plan.visitors_per_arm is not None
+    assert plan_of(factories.experiment(world.agent_id, primary_metric="goal:never_seen")).baseline is None
 
 
 def test_a_typed_rate_is_the_baseline_of_a_lead_capture_rate_without_data(ctx, world):

@@ -525,9 +525,10 @@ def _moments(per_visitor: sa.Subquery) -> list[Any]:
             sa.func.sum(sa.case((lead_rows > 0, 1), else_=0)), sa.func.sum(lead_rows)]
 
 
-def agent_history_totals(agent_id: int, since: datetime, until: datetime) -> VariantTotals:
+def agent_history_totals(agent_id: int, since: datetime, until: datetime, goal: str | None = None) -> VariantTotals:
     """The agent's visitors with a conversation started in [since, until), aggregated per visitor as SPEC §7 does
-    over all those conversations, stamped or not (the plan's `agent_history` baseline).
+    over all those conversations, stamped or not (the plan's `agent_history` baseline); with `goal`, also how many
+    of them reached that goal in one of those conversations (a `goal:<name>` metric's baseline).
 
     The conversations' counters count stamped activity only, so visitor messages and leads are counted from their
     tables here, per conversation, in SQL."""
@@ -548,7 +549,14 @@ def agent_history_totals(agent_id: int, since: datetime, until: datetime) -> Var
         .subquery("per_visitor"))
     n, *sums, lead_count = db.session.execute(
         sa.select(sa.func.count(), *_moments(per_visitor)).select_from(per_visitor)).one()
-    return VariantTotals(int(n or 0), *(float(x or 0) for x in sums), leads=int(lead_count or 0))
+    totals = VariantTotals(int(n or 0), *(float(x or 0) for x in sums), leads=int(lead_count or 0))
+    if goal:
+        totals.goals[goal] = int(db.session.scalar(
+            sa.select(sa.func.count(sa.distinct(GoalEvent.visitor_id)))
+            .join(Conversation, Conversation.id == GoalEvent.conversation_id)
+            .where(GoalEvent.agent_id == agent_id, GoalEvent.name == goal, Conversation.started_at >= since,
+                   Conversation.started_at < until)) or 0)
+    return totals
 
 
 def compute(experiment: Experiment, with_daily: bool = False, engine: str | None = None,
@@ -605,7 +613,7 @@ def experiment_plan(experiment: Experiment | None, settings: analysis.Settings, 
     history_since = history_until - timedelta(days=plans.HISTORY_DAYS)
 
     def history() -> stats.Stat:
-        return agent_history_totals(agent_id, history_since, history_until).stat(metric)
+        return agent_history_totals(agent_id, history_since, history_until, goal_name(metric)).stat(metric)
 
     baseline = plans.choose_baseline(metric, meta["kind"], control.stat(metric) if control else None, history,
                                      settings.baseline_rate)
