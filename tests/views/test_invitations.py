@@ -224,6 +224,8 @@ def test_inviting_again_replaces_the_pending_link(app, client, auth, world):
     assert old_page.status_code == 410 and "was replaced by a newer one" in old_page.get_data(as_text=True)
     assert "withdrawn" not in old_page.get_data(as_text=True)
     assert client.get(second).status_code == 200
+    activity = client.get("/w/acme/members").get_data(as_text=True).split('id="workspace-activity"')[1]
+    assert "replaced by a new invitation of the same email" in activity and "replaced:" not in activity
     assert len(rows(app, Invitation, Invitation.revoked_at.is_(None))) == 1
 
 
