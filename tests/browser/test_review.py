@@ -49,6 +49,10 @@ def test_an_editor_reviews_three_conversations_and_the_count_moves(app, page, wo
     count = page.locator("#review-count")
     expect(count).to_have_text("You have rated 0 conversations of this experiment.")
     shot(page, f"{width}-start")
+    good, bad = (page.locator(f".rating-choice label:has(input[value={v}])").bounding_box() for v in ("good", "bad"))
+    note = page.locator("#review-note").bounding_box()
+    assert abs(good["y"] - bad["y"]) < 2 and bad["x"] > good["x"] + good["width"] - 1  # side by side
+    assert good["height"] >= 40 and note["y"] > good["y"] + good["height"]  # large targets, the note below them
     seen = set()
     for n in range(1, 4):
         agent_text = page.locator(".message-agent .message-text").first.inner_text()

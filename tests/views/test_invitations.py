@@ -98,6 +98,10 @@ def test_a_new_person_chooses_a_password_and_lands_in_the_workspace(app, client,
         ("member.invited", {"email": "new.person@example.test", "role": "admin"}),
         ("member.invitation_accepted", {"email": "new.person@example.test", "role": "admin"})]
     assert audit_actions(app)[1][0] == "new.person@example.test"
+    client.post("/logout", data={"csrf_token": csrf_token(client)})
+    auth.login(world.emails["owner"])
+    members = client.get("/w/acme/members").get_data(as_text=True)
+    assert 'new.person@example.test<br><span class="muted member-name">New Person</span>' in members  # the name shows
 
 
 @pytest.mark.parametrize("password,confirm,field,reason", [
@@ -224,6 +228,8 @@ def test_inviting_again_replaces_the_pending_link(app, client, auth, world):
     assert old_page.status_code == 410 and "was replaced by a newer one" in old_page.get_data(as_text=True)
     assert "withdrawn" not in old_page.get_data(as_text=True)
     assert client.get(second).status_code == 200
+    activity = client.get("/w/acme/members").get_data(as_text=True).split('id="workspace-activity"')[1]
+    assert "replaced by a new invitation of the same email" in activity and "replaced:" not in activity
     assert len(rows(app, Invitation, Invitation.revoked_at.is_(None))) == 1
 
 

@@ -360,6 +360,20 @@ def test_the_results_page_shows_feedback_the_blinded_review_and_links_each_arm(a
     link = (f'href="/agents/{world.agent_id}/conversations?experiment={experiment_id}&amp;variant=treatment"'
             f'>Read Treatment’s {conversations["treatment"]:,} conversations</a>')
     assert link in html
+    visitors = html[html.index('data-variant="control"', html.index('<h3 class="metric-title">Visitors</h3>')):]
+    visitors = visitors[:visitors.index("</td>")]
+    assert "Control" in visitors and 'class="badge">control' not in visitors  # not "Control [control]"
+
+
+def test_a_control_keyed_otherwise_carries_the_control_badge(app, client, auth, world):
+    with app.app_context():
+        experiment_id = factories.experiment(world.agent_id, status="running", keys=["sam", "aria"])
+        db.session.remove()
+    auth.login(world.emails["editor"])
+    html = client.get(f"/agents/{world.agent_id}/experiments/{experiment_id}/results",
+                      headers={"HX-Request": "true"}).get_data(as_text=True)
+    row = html[html.rindex('data-variant="sam"'):]
+    assert '<span class="badge">control</span>' in row[:row.index("</td>")]
 
 
 def test_reviews_and_reviewers_per_arm_on_the_page_and_in_both_exports(app, client, auth, world):
