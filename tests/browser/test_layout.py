@@ -173,3 +173,22 @@ def test_the_workspace_activity_reads_on_a_phone(phone, auth, world, ordinary_da
     phone.locator("#workspace-activity").scroll_into_view_if_needed()
     shot(phone, "activity")
     assert_no_horizontal_scroll(phone, tolerance=1)
+
+
+def test_members_and_pending_invitations_read_on_a_phone(phone, auth, world, ordinary_data, shot):
+    """At 390 px each member and each pending invitation is a card: its Remove / Revoke button on screen, not behind a
+    sideways scroll (as they were), and an email on a line of its own, not broken mid-word."""
+    auth.login(world.emails["owner"])
+    assert auth.post("/w/acme/members", {"email": "newbie@example.com", "role": "editor"}).status_code == 201
+    login(phone, "owner@acme.test")
+    phone.goto("/w/acme/members")
+    for table in ("#members", "#pending-invitations table"):
+        assert phone.locator(table).evaluate("t => t.parentElement.scrollWidth <= t.parentElement.clientWidth + 1")
+    for button in phone.locator("#members button:text('Remove'), #pending-invitations button:text('Revoke')").all():
+        button.scroll_into_view_if_needed()
+        box = button.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    email = phone.locator("#members tr[data-email='editor@acme.test'] td.arm-name")
+    assert email.evaluate("c => c.getClientRects().length && c.getBoundingClientRect().height < 40")  # one line
+    shot(phone, "members")
+    assert_no_horizontal_scroll(phone, tolerance=1)
