@@ -31,6 +31,10 @@ def security_headers(response):
     for name, value in SECURITY_HEADERS.items():
         if name.lower() not in present:
             headers.add(name, value)
+    if "cache-control" not in present and response.mimetype == "text/html":
+        # A page is never stored: Back shows the page as it is now (not a copy from before a Stop or a role
+        # change), and a link or key shown once cannot come back from the browser's cache.
+        headers.add("Cache-Control", "no-store")
     return response
 
 

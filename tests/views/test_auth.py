@@ -83,7 +83,13 @@ def test_pages_and_the_api_send_the_security_headers(client, auth, world):
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["Referrer-Policy"] == "same-origin"
     auth.login("owner@acme.test")
-    html = client.get("/w/acme/members").get_data(as_text=True)
+    page = client.get("/w/acme/members")
+    html = page.get_data(as_text=True)
+    # Pages are never stored: Back after a Stop showed the experiment as it was before (the browser's copy), and a
+    # link shown once could come back from the cache.
+    assert page.headers["Cache-Control"] == "no-store"
+    assert client.get("/w/acme/agents", headers={"HX-Request": "true"}).headers["Cache-Control"] == "no-store"
+    assert "no-store" not in client.get("/static/app.css").headers.get("Cache-Control", "")
     for handler in ("onsubmit=", "onchange=", "onclick=", "<script>"):  # inline script the policy would refuse
         assert handler not in html
 
