@@ -407,7 +407,8 @@ document.addEventListener("click", function (event) {
 
 // A form with data-confirm asks first, in the page (as Stop, Delete and Promote do, never the browser's
 // confirm()): the form gives way to its question in a role=alertdialog box, with the form's own button to go on and
-// Cancel (or Escape) to bring the form back. Here rather than in onsubmit attributes, which the Content-Security-Policy refuses.
+// Cancel (or Escape) to bring the form back. Here rather than in onsubmit attributes, which the
+// Content-Security-Policy refuses.
 var confirmations = 0;
 document.addEventListener("submit", function (event) {
   var form = event.target;

@@ -33,8 +33,9 @@ def isolated(value) -> str:
 
 # (pattern, name), first match wins: Edge and Opera say "Chrome" too, Chrome says "Safari", so they come first.
 BROWSERS = ((r"\bEdg(?:e|A|iOS)?/", "Edge"), (r"\b(?:OPR|Opera)/", "Opera"), (r"\bFirefox/|\bFxiOS/", "Firefox"),
-            (r"\bSamsungBrowser/", "Samsung Internet"), (r"\bChromium/", "Chromium"), (r"\b(?:Chrome|CriOS)/", "Chrome"),
-            (r"\bVersion/[\d.]+.*\bSafari/", "Safari"), (r"\bcurl/", "curl"), (r"python-requests|python-urllib", "Python"))
+            (r"\bSamsungBrowser/", "Samsung Internet"), (r"\bChromium/", "Chromium"),
+            (r"\b(?:Chrome|CriOS)/", "Chrome"), (r"\bVersion/[\d.]+.*\bSafari/", "Safari"), (r"\bcurl/", "curl"),
+            (r"python-requests|python-urllib", "Python"))
 SYSTEMS = ((r"\b(?:iPhone|iPad|iPod)\b", "iOS"), (r"\bAndroid\b", "Android"), (r"\bCrOS\b", "ChromeOS"),
            (r"\bWindows\b", "Windows"), (r"\bMac OS X\b|\bMacintosh\b", "macOS"), (r"\bLinux\b", "Linux"))
 

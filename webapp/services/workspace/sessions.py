@@ -2,7 +2,8 @@
 
 The signed session cookie and the remember-me cookie carry the login's random token (flask-login stores what
 User.get_id() returns); only its SHA-256 is stored. A request whose token has no row is anonymous: logging out,
-"log out other sessions" and a password change (which gives the browser that made it a new login) delete rows, and copies of their cookies stop working at once."""
+"log out other sessions" and a password change (which gives the browser that made it a new login) delete rows,
+and copies of their cookies stop working at once."""
 from __future__ import annotations
 
 import secrets
